@@ -1,0 +1,1 @@
+"""tether: a self-hostable connection manager for consumer health data."""

@@ -1,0 +1,1 @@
+"""Tenants, API keys, members and member tokens: the workflow's prerequisite."""

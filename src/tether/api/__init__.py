@@ -1,0 +1,1 @@
+"""HTTP adapters: REST under /v1, OAuth endpoints, health checks. Thin over the services."""

@@ -1,0 +1,91 @@
+"""RFC 9457 problem details: the one place where errors become HTTP responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from tether.errors import PROBLEM_BASE, ProblemError
+from tether.logging import get_logger
+
+PROBLEM_JSON = "application/problem+json"
+log = get_logger("tether.api")
+
+_HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 401: "unauthenticated"}
+
+
+def problem_response(
+    request: Request, doc: dict[str, Any], headers: dict[str, str] | None = None
+) -> JSONResponse:
+    doc.setdefault("instance", request.url.path)
+    request_id = getattr(request.state, "request_id", None)
+    if request_id:
+        doc["requestId"] = request_id
+    return JSONResponse(doc, status_code=doc["status"], media_type=PROBLEM_JSON, headers=headers)
+
+
+def _problem_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    headers = {"WWW-Authenticate": 'Bearer realm="tether"'} if exc.status == 401 else None
+    retry_after = exc.extensions.get("retryAfter")
+    if retry_after is not None:
+        headers = {**(headers or {}), "Retry-After": str(retry_after)}
+    return problem_response(request, exc.to_problem(), headers)
+
+
+def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"location": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
+        for err in exc.errors()
+    ]
+    detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors) or "invalid input"
+    return problem_response(
+        request,
+        {
+            "type": PROBLEM_BASE + "validation-error",
+            "title": "Invalid request",
+            "status": 422,
+            "detail": detail,
+            "errors": errors,
+        },
+    )
+
+
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
+    return problem_response(
+        request,
+        {
+            "type": PROBLEM_BASE + slug,
+            "title": slug.replace("-", " ").capitalize(),
+            "status": exc.status_code,
+            "detail": str(exc.detail),
+        },
+        dict(exc.headers) if exc.headers else None,
+    )
+
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", path=request.url.path, exc_info=exc)
+    return problem_response(
+        request,
+        {
+            "type": PROBLEM_BASE + "internal",
+            "title": "Internal error",
+            "status": 500,
+            "detail": "an unexpected error occurred; the request id identifies it in the logs",
+        },
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _problem_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

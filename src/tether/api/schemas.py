@@ -1,0 +1,105 @@
+"""Wire shapes of the REST API (camelCase, as DESIGN.md names the fields)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from tether.domain import Category, SourceType
+from tether.store.models import DataSource, Member
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class MemberCreate(Wire):
+    external_id: str = Field(min_length=1, max_length=200, description="the tenant's own id")
+
+
+class MemberOut(Wire):
+    id: str
+    external_id: str
+    created: datetime
+    disabled: bool
+
+    @classmethod
+    def of(cls, member: Member) -> MemberOut:
+        return cls(
+            id=member.id,
+            external_id=member.external_id,
+            created=member.created_at,
+            disabled=member.disabled_at is not None,
+        )
+
+
+class MemberList(Wire):
+    items: list[MemberOut]
+    next_after: str | None
+
+
+class MemberTokenOut(Wire):
+    token: str
+    token_type: str = "Bearer"
+    expires_at: datetime
+
+
+class AddressOut(Wire):
+    line: str | None
+    city: str | None
+    state: str | None
+    zip: str | None
+
+
+class DataSourceOut(Wire):
+    id: str
+    name: str
+    category: Category
+    type: SourceType
+    aliases: list[str]
+    address: AddressOut
+    lat: float | None
+    lon: float | None
+    retired: bool
+    distance_miles: float | None = None
+
+    @classmethod
+    def of(cls, source: DataSource, distance: float | None = None) -> DataSourceOut:
+        return cls(
+            id=source.id,
+            name=source.name,
+            category=Category(source.category),
+            type=SourceType(source.type),
+            aliases=list(source.aliases),
+            address=AddressOut(
+                line=source.address, city=source.city, state=source.state, zip=source.zip
+            ),
+            lat=source.lat,
+            lon=source.lon,
+            retired=source.retired,
+            distance_miles=distance,
+        )
+
+
+class DataSourcePage(Wire):
+    items: list[DataSourceOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (application/problem+json)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = Field(default=None, alias="requestId")
+    code: str | None = None
+    errors: list[dict[str, Any]] | None = None

@@ -1,0 +1,90 @@
+"""``tether tenants|keys|members``: account administration for operators."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tether.accounts import service as accounts
+from tether.cli.app import app, emit, runtime_from
+
+tenants = typer.Typer(help="Tenants (the health apps using this tether).", no_args_is_help=True)
+keys = typer.Typer(help="Tenant API keys and the token vault's keys.", no_args_is_help=True)
+members = typer.Typer(help="Members of a tenant.", no_args_is_help=True)
+app.add_typer(tenants, name="tenants")
+app.add_typer(keys, name="keys")
+app.add_typer(members, name="members")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+@tenants.command("create")
+def create_tenant(
+    ctx: typer.Context,
+    name: str,
+    return_url: Annotated[
+        list[str] | None, typer.Option(help="allow-listed return URL (repeatable)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a tenant and its first API key (shown once)."""
+    runtime = runtime_from(ctx)
+    with runtime.db.write() as session:
+        tenant = accounts.create_tenant(session, name=name, return_urls=return_url or [])
+        key, plaintext = accounts.create_api_key(
+            session, tenant_id=tenant.id, pepper=runtime.secret_key, name="initial"
+        )
+    emit({"tenant_id": tenant.id, "key_id": key.id, "api_key": plaintext}, as_json)
+
+
+@keys.command("create")
+def create_key(
+    ctx: typer.Context, tenant_id: str, name: str = "", as_json: JsonOpt = False
+) -> None:
+    """Create another API key for a tenant (shown once)."""
+    runtime = runtime_from(ctx)
+    with runtime.db.write() as session:
+        key, plaintext = accounts.create_api_key(
+            session, tenant_id=tenant_id, pepper=runtime.secret_key, name=name
+        )
+    emit({"key_id": key.id, "api_key": plaintext}, as_json)
+
+
+@keys.command("revoke")
+def revoke_key(ctx: typer.Context, key_id: str, as_json: JsonOpt = False) -> None:
+    """Revoke an API key: it stops working at once."""
+    runtime = runtime_from(ctx)
+    with runtime.db.write() as session:
+        key = accounts.revoke_api_key(session, key_id=key_id)
+    emit({"key_id": key.id, "revoked_at": key.revoked_at}, as_json)
+
+
+@members.command("create")
+def create_member(
+    ctx: typer.Context, tenant_id: str, external_id: str, as_json: JsonOpt = False
+) -> None:
+    """Create a member (idempotent on the external id)."""
+    runtime = runtime_from(ctx)
+    with runtime.db.write() as session:
+        member, created = accounts.ensure_member(
+            session, tenant_id=tenant_id, external_id=external_id
+        )
+    emit({"member_id": member.id, "created": created}, as_json)
+
+
+@members.command("token")
+def member_token(
+    ctx: typer.Context, tenant_id: str, member_id: str, as_json: JsonOpt = False
+) -> None:
+    """Issue a short-lived member token."""
+    runtime = runtime_from(ctx)
+    with runtime.db.read() as session:
+        issued = accounts.issue_member_token(
+            session,
+            member_id=member_id,
+            tenant_id=tenant_id,
+            secret_key=runtime.secret_key,
+            ttl=runtime.settings.member_token_ttl,
+        )
+    emit({"token": issued.token, "expires_at": issued.expires_at}, as_json)

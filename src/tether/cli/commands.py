@@ -1,0 +1,5 @@
+"""Command registration: importing this module attaches every command group to ``app``."""
+
+from tether.cli import accounts, directory, server
+
+__all__ = ["accounts", "directory", "server"]

@@ -1,0 +1,72 @@
+"""``tether demo``: a self-configuring local instance with a seeded tenant and member."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tether.accounts import service as accounts
+from tether.runtime import Runtime
+from tether.store.models import Tenant
+
+DEMO_FILE = "demo.json"
+DEMO_TENANT = "Demo Health App"
+DEMO_MEMBER = "demo-member"
+
+
+@dataclass(frozen=True)
+class DemoCredentials:
+    tenant_id: str
+    api_key: str
+    member_id: str
+    member_token: str
+    base_url: str
+
+
+def seed(runtime: Runtime) -> DemoCredentials:
+    """Create the demo tenant, API key and member once; mint a fresh member token each run.
+
+    Everything is written to ``demo.json`` in the data directory (mode 0600) so scripts and
+    the docs can use it.
+    """
+    settings = runtime.settings
+    path = settings.data_dir / DEMO_FILE
+    stored = json.loads(path.read_text()) if path.exists() else None
+    with runtime.db.write() as session:
+        if stored is None or session.get(Tenant, stored["tenant_id"]) is None:
+            tenant = accounts.create_tenant(
+                session, name=DEMO_TENANT, return_urls=[f"{settings.public_base_url}/app"]
+            )
+            _key, api_key = accounts.create_api_key(
+                session, tenant_id=tenant.id, pepper=runtime.secret_key, name="demo"
+            )
+            stored = {"tenant_id": tenant.id, "api_key": api_key}
+        member, _ = accounts.ensure_member(
+            session, tenant_id=stored["tenant_id"], external_id=DEMO_MEMBER
+        )
+        issued = accounts.issue_member_token(
+            session,
+            member_id=member.id,
+            tenant_id=stored["tenant_id"],
+            secret_key=runtime.secret_key,
+            ttl=settings.member_token_ttl,
+        )
+    creds = DemoCredentials(
+        tenant_id=stored["tenant_id"],
+        api_key=stored["api_key"],
+        member_id=member.id,
+        member_token=issued.token,
+        base_url=settings.public_base_url,
+    )
+    _write_private(path, creds)
+    return creds
+
+
+def _write_private(path: Path, creds: DemoCredentials) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(creds.__dict__, handle, indent=2)
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""The data-source directory: an operator-controlled file, imported into the store, searched."""

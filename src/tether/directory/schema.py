@@ -1,0 +1,119 @@
+"""The directory file's format, validated with errors that name the bad entry.
+
+A file (YAML or JSON) is either a list of entries or ``{"sources": [...]}``. See
+``docs/directory.md`` for every field. ``{sandbox}`` in a URL stands for this tether's sandbox
+mount (``<public base URL>/sandbox``) and is resolved when the URL is used, so the same file
+works whatever host and port tether runs on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tether.domain import Category, SourceType
+from tether.errors import InvalidRequest
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
+BUNDLED_DIRECTORY = Path(__file__).parent / "default_sources.yaml"
+
+DEFAULT_SCOPES = "launch/patient openid fhirUser offline_access patient/*.read"
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    line: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip: str | None = Field(default=None, pattern=r"^\d{5}(-\d{4})?$")
+
+
+class Location(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class OAuthClient(BaseModel):
+    """How tether authenticates to the source's authorization server."""
+
+    model_config = ConfigDict(extra="forbid")
+    client_id: str = Field(min_length=1)
+    client_secret: str | None = None
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = (
+        "client_secret_basic"
+    )
+    scopes: str = DEFAULT_SCOPES
+
+
+class SourceEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=SLUG_PATTERN)
+    name: str = Field(min_length=1, max_length=300)
+    category: Category = Category.OAUTH
+    type: SourceType
+    aliases: list[str] = Field(default_factory=list)
+    address: Address | None = None
+    location: Location | None = None
+    fhir_base_url: str | None = None
+    oauth: OAuthClient | None = None
+    basic_auth: Literal["password_grant", "http_basic"] | None = None
+    resource_types: list[str] | None = None
+    sync_interval: int = Field(default=86400, ge=60)
+    retired: bool = False
+
+    @field_validator("fhir_base_url")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://", "{sandbox}")):
+            raise ValueError("must be an absolute http(s) URL or start with {sandbox}")
+        return value.rstrip("/") if value else value
+
+
+def parse_entries(raw: Any) -> Iterator[SourceEntry]:
+    """Validate raw entries one by one; the first bad one raises, naming itself."""
+    items = raw.get("sources") if isinstance(raw, dict) else raw
+    if not isinstance(items, list):
+        raise InvalidRequest("a directory file is a list of sources or {sources: [...]}")
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        label = f"entry {index + 1}"
+        if isinstance(item, dict) and "id" in item:
+            label += f" (id {item['id']!r})"
+        try:
+            entry = SourceEntry.model_validate(item)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'entry'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise InvalidRequest(f"{label}: {problems}") from None
+        if entry.id in seen:
+            raise InvalidRequest(f"{label}: duplicate id {entry.id!r}")
+        seen.add(entry.id)
+        if (
+            entry.category == Category.OAUTH
+            and not entry.retired
+            and (entry.oauth is None or entry.fhir_base_url is None)
+        ):
+            raise InvalidRequest(f"{label}: an OAUTH source needs fhir_base_url and oauth")
+        yield entry
+
+
+def load_file(path: Path) -> list[SourceEntry]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidRequest(f"cannot read directory file {path}: {exc.strerror}") from exc
+    try:
+        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        kind = path.suffix.lstrip(".") or "YAML"
+        raise InvalidRequest(f"{path} is not valid {kind}: {exc}") from exc
+    return list(parse_entries(raw))

@@ -1,0 +1,41 @@
+"""Domain vocabulary: the enumerations of DESIGN.md, shared by every layer."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Category(StrEnum):
+    OAUTH = "OAUTH"
+    BASIC = "BASIC"
+    IDENTITY = "IDENTITY"
+
+
+class SourceType(StrEnum):
+    CLINICAL = "CLINICAL"
+    INSURANCE = "INSURANCE"
+    LAB = "LAB"
+    PHARMACY = "PHARMACY"
+    PRACTITIONER = "PRACTITIONER"
+
+
+class Status(StrEnum):
+    """The authorization's state."""
+
+    CONNECTED = "CONNECTED"
+    DISCONNECTED = "DISCONNECTED"
+    EXPIRED = "EXPIRED"
+    ERROR = "ERROR"
+    DELETED = "DELETED"
+    ACCESS_ENDED = "ACCESS_ENDED"
+
+
+class SyncStatus(StrEnum):
+    """The data pipeline's state."""
+
+    PENDING = "PENDING"
+    RETRIEVING = "RETRIEVING"
+    RETRIEVED = "RETRIEVED"
+    ERROR = "ERROR"
+    DELETING = "DELETING"
+    DATA_DELETED = "DATA_DELETED"

@@ -1,0 +1,71 @@
+"""The runtime: settings plus the long-lived objects built from them, passed to every adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import httpx
+
+from tether.settings import Settings
+from tether.store.db import Database
+from tether.store.models import utcnow
+from tether.vault import Vault
+
+DEFAULT_HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+class Service(Protocol):
+    """Something that runs beside the HTTP app, such as the embedded worker."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    vault: Vault
+    clock: Callable[[], datetime] = utcnow
+    # All outbound HTTP goes through this factory, so tests can inject a transport.
+    transport: httpx.BaseTransport | None = None
+    # Started with the HTTP app and stopped with it (the embedded worker, for one).
+    services: list[Service] = field(default_factory=list)
+
+    @property
+    def secret_key(self) -> str:
+        assert self.settings.secret_key is not None  # checked by build_runtime
+        return self.settings.secret_key.get_secret_value()
+
+    def start(self) -> None:
+        for service in self.services:
+            service.start()
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+
+    def http_client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(
+            transport=self.transport,
+            timeout=kwargs.pop("timeout", DEFAULT_HTTP_TIMEOUT),  # type: ignore[arg-type]
+            follow_redirects=False,
+            headers={"User-Agent": "tether/0.1"},
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
+    """Check the secrets, open the database (migrating it if asked) and the vault."""
+    settings.require_secrets()
+    db = Database(settings.resolved_database_url)
+    if migrate:
+        from tether.store.migrate import upgrade
+
+        upgrade(db.engine)
+    vault = Vault([k.get_secret_value() for k in settings.vault_keys])
+    return Runtime(settings=settings, db=db, vault=vault)

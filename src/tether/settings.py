@@ -1,0 +1,147 @@
+"""One typed settings object, built at start-up and passed down.
+
+Nothing else in tether reads the environment. Values come from an optional dotenv-style
+config file (``KEY=value`` lines, ``--config`` on the CLI), ``TETHER_*`` environment variables,
+and explicit keyword arguments (the CLI's flags), in that order of increasing precedence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tether.errors import ConfigurationError
+
+DEFAULT_DATA_DIR = Path(".tether")
+DEFAULT_MEMBER_TOKEN_TTL = 900
+DEFAULT_LAUNCH_TTL = 600
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+KEYS_FILE = "keys.json"
+
+
+class Settings(BaseSettings):
+    """tether's configuration. Secrets are ``SecretStr`` so they print masked."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TETHER_",
+        extra="ignore",
+    )
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file tether.db in data_dir"
+    )
+    queue_url: str | None = Field(
+        default=None,
+        description="huey queue: redis://… or sqlite path; default: SQLite in data_dir",
+    )
+    public_base_url: str = DEFAULT_PUBLIC_BASE_URL
+    secret_key: SecretStr | None = Field(
+        default=None, description="signs member tokens and hashes API keys"
+    )
+    vault_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="token-encryption keys, newest first (base64url, 32 bytes each)",
+    )
+    directory_file: Path | None = Field(
+        default=None, description="data-source directory (YAML or JSON); default: bundled"
+    )
+    member_token_ttl: int = Field(default=DEFAULT_MEMBER_TOKEN_TTL, ge=30, le=86400)
+    launch_ttl: int = Field(default=DEFAULT_LAUNCH_TTL, ge=30, le=3600)
+    sandbox_enabled: bool = True
+    sandbox_admin_secret: SecretStr | None = None
+    log_level: str = "INFO"
+    log_json: bool = True
+    demo: bool = False
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("public_base_url must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("vault_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tether.db').resolve()}"
+
+    @property
+    def resolved_queue_url(self) -> str:
+        if self.queue_url:
+            return self.queue_url
+        return f"sqlite:///{(self.data_dir / 'queue.db').resolve()}"
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"{self.public_base_url}/sandbox"
+
+    @property
+    def callback_url(self) -> str:
+        return f"{self.public_base_url}/oauth/callback"
+
+    def require_secrets(self) -> None:
+        """Fail start-up clearly when a production key is missing."""
+        missing = []
+        if self.secret_key is None:
+            missing.append("TETHER_SECRET_KEY")
+        if not self.vault_keys:
+            missing.append("TETHER_VAULT_KEYS")
+        if missing:
+            raise ConfigurationError(
+                "missing required secrets: "
+                + ", ".join(missing)
+                + " (run `tether demo` for a self-configuring local instance)"
+            )
+
+    def with_demo_keys(self) -> Settings:
+        """Return settings whose missing keys are filled from data_dir/keys.json.
+
+        The file is created on first use with fresh random keys and mode 0600.
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / KEYS_FILE
+        if path.exists():
+            stored = json.loads(path.read_text())
+        else:
+            from tether.vault import generate_key
+
+            stored = {
+                "secret_key": secrets.token_urlsafe(32),
+                "vault_keys": [generate_key()],
+                "sandbox_admin_secret": secrets.token_urlsafe(16),
+            }
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(stored, handle)
+        update: dict[str, Any] = {}
+        if self.secret_key is None:
+            update["secret_key"] = SecretStr(stored["secret_key"])
+        if not self.vault_keys:
+            update["vault_keys"] = [SecretStr(k) for k in stored["vault_keys"]]
+        if self.sandbox_admin_secret is None:
+            update["sandbox_admin_secret"] = SecretStr(stored["sandbox_admin_secret"])
+        return self.model_copy(update=update)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from a config file, the environment and explicit overrides."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    if config_file is not None and not config_file.exists():
+        raise ConfigurationError(f"config file not found: {config_file}")
+    return Settings(_env_file=config_file, **clean)

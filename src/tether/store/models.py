@@ -1,0 +1,221 @@
+"""SQLAlchemy 2 models. Migrations in ``tether/store/migrations`` must match these exactly
+(a test compares them on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    return_urls: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class Member(Base):
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("tenant_id", "external_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    external_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+
+
+class DataSource(Base):
+    __tablename__ = "data_sources"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    sort_name: Mapped[str] = mapped_column(String(300), index=True)
+    category: Mapped[str] = mapped_column(String(20))
+    type: Mapped[str] = mapped_column(String(20), index=True)
+    aliases: Mapped[list[Any]] = mapped_column(default=list)
+    address: Mapped[str | None] = mapped_column(String(300))
+    city: Mapped[str | None] = mapped_column(String(100))
+    state: Mapped[str | None] = mapped_column(String(20))
+    zip: Mapped[str | None] = mapped_column(String(10), index=True)
+    lat: Mapped[float | None] = mapped_column(Float, index=True)
+    lon: Mapped[float | None] = mapped_column(Float)
+    fhir_base_url: Mapped[str | None] = mapped_column(String(500))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    retired: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DataSourceTerm(Base):
+    """One searchable word of a source's name or aliases (prefix search via the index)."""
+
+    __tablename__ = "data_source_terms"
+
+    # Byte-wise ("C") collation on PostgreSQL so that prefix ranges are index range scans.
+    term: Mapped[str] = mapped_column(
+        String(100).with_variant(String(100, collation="C"), "postgresql"), primary_key=True
+    )
+    source_id: Mapped[str] = mapped_column(
+        ForeignKey("data_sources.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Connection(Base):
+    __tablename__ = "connections"
+    __table_args__ = (
+        UniqueConstraint("member_id", "data_source_id"),
+        Index("ix_connections_due", "status", "next_sync_at"),
+        Index("ix_connections_sync_status", "sync_status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
+    data_source_id: Mapped[str] = mapped_column(ForeignKey("data_sources.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    sync_status: Mapped[str] = mapped_column(String(20))
+    sync_errors: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_synced_at: Mapped[datetime | None]
+    grant_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    # Secrets: vault ciphertexts bound to this row (never plaintext).
+    access_token: Mapped[str | None] = mapped_column(Text)
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    credentials: Mapped[str | None] = mapped_column(Text)
+    token_expires_at: Mapped[datetime | None]
+    scope: Mapped[str | None] = mapped_column(Text)
+    patient_id: Mapped[str | None] = mapped_column(String(200))
+    resource_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    sync_cursor: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    next_sync_at: Mapped[datetime | None]
+    sync_heartbeat_at: Mapped[datetime | None]
+    refresh_lease_until: Mapped[datetime | None]
+
+
+class OAuthAttempt(Base):
+    """One getOauthUrl: its launch link, then its state while the member is at the source.
+
+    Only SHA-256 hashes of the launch token and the state are stored; the PKCE verifier is
+    a vault ciphertext bound to the row.
+    """
+
+    __tablename__ = "oauth_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    launch_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    state_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
+    data_source_id: Mapped[str] = mapped_column(ForeignKey("data_sources.id"))
+    return_url: Mapped[str | None] = mapped_column(Text)
+    code_verifier: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    launched_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+
+
+class FhirResource(Base):
+    __tablename__ = "fhir_resources"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "resource_type", "resource_id"),
+        Index("ix_fhir_resources_member_type", "member_id", "resource_type", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"), index=True)
+    resource_type: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(64))
+    last_updated: Mapped[str | None] = mapped_column(String(40))
+    grant_epoch: Mapped[int] = mapped_column(Integer)
+    data: Mapped[str] = mapped_column(Text)
+
+
+class AuditEvent(Base):
+    """Who did what to which connection, when. Never tokens, never health data."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_tenant", "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    member_id: Mapped[str | None] = mapped_column(String(40))
+    data_source_id: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(60))
+    actor: Mapped[str] = mapped_column(String(100))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str | None] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

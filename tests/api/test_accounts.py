@@ -1,0 +1,173 @@
+"""Accounts: members, member tokens and API keys, with tenant and member isolation."""
+
+import sqlite3
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import jwt
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import MemberCtx, TenantCtx
+from tether.accounts import service as accounts
+from tether.runtime import Runtime
+from tether.store.models import ApiKey, Member, utcnow
+
+
+def test_create_member_is_idempotent_on_external_id(client, tenant: TenantCtx) -> None:
+    first = client.post("/v1/members", json={"externalId": "user-42"}, headers=tenant.headers)
+    assert first.status_code == 201
+    again = client.post("/v1/members", json={"externalId": "user-42"}, headers=tenant.headers)
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert first.json()["externalId"] == "user-42"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"externalId": ""}, {"externalId": "has spaces"}, {"externalId": 5}, {"other": "x"}],
+)
+def test_bad_member_input_is_a_problem_and_writes_nothing(
+    client, tenant: TenantCtx, runtime: Runtime, body: dict
+) -> None:
+    response = client.post("/v1/members", json=body, headers=tenant.headers)
+    assert response.status_code in (400, 422)
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == response.status_code
+    assert problem["type"].startswith("urn:tether:problem:")
+    assert problem["detail"]
+    with runtime.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Member)) == 0
+
+
+def test_member_token_authenticates_member_calls(client, member: MemberCtx) -> None:
+    response = client.get("/v1/data-sources", headers=member.headers)
+    assert response.status_code == 200
+
+
+def test_member_token_cannot_do_tenant_work(client, member: MemberCtx) -> None:
+    response = client.post("/v1/members", json={"externalId": "x"}, headers=member.headers)
+    assert response.status_code == 403
+    assert response.json()["type"] == "urn:tether:problem:forbidden"
+
+
+def _forge(claims: dict, key: str = "wrong-key") -> str:
+    return jwt.encode(claims, key, algorithm="HS256")
+
+
+def test_tampered_expired_and_wrong_audience_tokens_are_rejected(
+    client, member: MemberCtx, runtime: Runtime
+) -> None:
+    header, payload, signature = member.token.split(".")
+    tampered = f"{header}.{payload}.{signature[:-3]}abc"
+    now = int(time.time())
+    signing = accounts._signing_key(runtime.secret_key)
+    base = {"iss": "tether", "sub": member.member_id, "tid": member.tenant.tenant_id, "iat": now}
+    expired = _forge({**base, "aud": "tether:member", "exp": now - 10}, signing)
+    wrong_aud = _forge({**base, "aud": "someone-else", "exp": now + 600}, signing)
+    wrong_key = _forge({**base, "aud": "tether:member", "exp": now + 600})
+    none_alg = jwt.encode({**base, "aud": "tether:member", "exp": now + 600}, None, "none")
+    for token in (tampered, expired, wrong_aud, wrong_key, none_alg, "garbage"):
+        response = client.get("/v1/data-sources", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401, token
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert response.json()["type"] == "urn:tether:problem:unauthenticated"
+
+
+def test_issued_token_expires(runtime: Runtime, member: MemberCtx) -> None:
+    with runtime.db.read() as session:
+        issued = accounts.issue_member_token(
+            session,
+            member_id=member.member_id,
+            tenant_id=member.tenant.tenant_id,
+            secret_key=runtime.secret_key,
+            ttl=60,
+            now=utcnow() - timedelta(minutes=5),
+        )
+        with pytest.raises(accounts.AuthenticationRequired, match="expired"):
+            accounts.authenticate_member_token(
+                session, token=issued.token, secret_key=runtime.secret_key
+            )
+
+
+def test_disabled_member_token_stops_working(client, runtime: Runtime, member: MemberCtx) -> None:
+    with runtime.db.write() as session:
+        accounts.disable_member(
+            session, member_id=member.member_id, tenant_id=member.tenant.tenant_id
+        )
+    assert client.get("/v1/data-sources", headers=member.headers).status_code == 401
+
+
+def test_api_keys_are_stored_hashed_and_revocable(
+    client, runtime: Runtime, tenant: TenantCtx
+) -> None:
+    secret = tenant.api_key.split("_", 2)[2]
+    with runtime.db.read() as session:
+        hashes = session.scalars(select(ApiKey.secret_hash)).all()
+    assert hashes and all(secret not in h for h in hashes)
+    if runtime.db.sqlite:
+        path = runtime.settings.resolved_database_url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as raw:
+            raw.execute("PRAGMA wal_checkpoint(FULL)")
+        for suffix in ("", "-wal"):
+            file = Path(path + suffix)
+            if file.exists():
+                assert secret.encode() not in file.read_bytes()
+    assert client.get("/v1/members", headers=tenant.headers).status_code == 200
+    with runtime.db.write() as session:
+        accounts.revoke_api_key(session, key_id=tenant.api_key.split("_")[1])
+    revoked = client.get("/v1/members", headers=tenant.headers)
+    assert revoked.status_code == 401
+    assert "revoked" in revoked.json()["detail"]
+
+
+def test_wrong_api_key_secret_is_rejected(client, tenant: TenantCtx) -> None:
+    prefix, key_id, _ = tenant.api_key.split("_", 2)
+    forged = f"{prefix}_{key_id}_not-the-secret"
+    response = client.get("/v1/members", headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
+
+
+def test_tenants_see_only_their_own_members(
+    client, tenant: TenantCtx, other_tenant: TenantCtx, member: MemberCtx
+) -> None:
+    # The other tenant cannot read, list or mint tokens for the first tenant's member.
+    assert (
+        client.get(f"/v1/members/{member.member_id}", headers=other_tenant.headers).status_code
+        == 404
+    )
+    minted = client.post(f"/v1/members/{member.member_id}/tokens", headers=other_tenant.headers)
+    assert minted.status_code == 404
+    listed = client.get("/v1/members", headers=other_tenant.headers).json()
+    assert listed["items"] == []
+    # Creating the same external id in the other tenant makes a different member.
+    mine = client.post("/v1/members", json={"externalId": "alice"}, headers=other_tenant.headers)
+    assert mine.status_code == 201
+    assert mine.json()["id"] != member.member_id
+    # The owner can.
+    own = client.post(f"/v1/members/{member.member_id}/tokens", headers=tenant.headers)
+    assert own.status_code == 201
+    assert (
+        client.get(
+            "/v1/data-sources", headers={"Authorization": f"Bearer {own.json()['token']}"}
+        ).status_code
+        == 200
+    )
+
+
+def test_members_list_pages(client, tenant: TenantCtx) -> None:
+    ids = {
+        client.post("/v1/members", json={"externalId": f"m{i}"}, headers=tenant.headers).json()[
+            "id"
+        ]
+        for i in range(5)
+    }
+    first = client.get("/v1/members?limit=3", headers=tenant.headers).json()
+    assert len(first["items"]) == 3 and first["nextAfter"]
+    rest = client.get(
+        f"/v1/members?limit=3&after={first['nextAfter']}", headers=tenant.headers
+    ).json()
+    assert {m["id"] for m in first["items"] + rest["items"]} == ids
+    assert rest["nextAfter"] is None

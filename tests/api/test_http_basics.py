@@ -1,0 +1,34 @@
+"""Every response carries a request id; every error is a problem document."""
+
+
+def test_unknown_route_is_a_problem(client) -> None:
+    response = client.get("/v1/nope")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["requestId"] == response.headers["x-request-id"]
+
+
+def test_request_id_is_echoed_when_sane(client) -> None:
+    assert (
+        client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]
+        == "abc-123"
+    )
+    generated = client.get("/healthz", headers={"X-Request-ID": "bad id!"}).headers["x-request-id"]
+    assert generated != "bad id!" and len(generated) >= 12
+
+
+def test_health_and_readiness(client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json()["database"] == "up"
+
+
+def test_openapi_documents_the_operations(client) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "/v1/data-sources" in spec["paths"]
+    assert "/v1/members/{member_id}/tokens" in spec["paths"]
+
+
+def test_missing_credentials_are_a_401_problem(client) -> None:
+    response = client.get("/v1/data-sources")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"

@@ -1,0 +1,204 @@
+"""Shared fixtures: every test that takes ``db_url`` runs on SQLite and on PostgreSQL.
+
+PostgreSQL and Redis are the throwaway servers that ``scripts/with-services`` starts (``make
+test`` does). Without them, tests that need them are skipped locally; under
+``TETHER_TEST_REQUIRE_SERVICES=1`` (``make test`` and CI) a missing service is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from tether.accounts import service as accounts
+from tether.runtime import Runtime, build_runtime
+from tether.settings import Settings
+from tether.store.db import make_engine
+from tether.store.migrate import upgrade
+from tether.store.models import Base
+from tether.testing.live_server import LiveServer, free_port
+from tether.vault import generate_key
+
+POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL")
+REDIS_URL = os.environ.get("TETHER_TEST_REDIS_URL")
+REQUIRE_SERVICES = os.environ.get("TETHER_TEST_REQUIRE_SERVICES") == "1"
+
+
+def need_service(url: str | None, name: str) -> str:
+    if url:
+        return url
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{name} is required (TETHER_TEST_REQUIRE_SERVICES=1) but not configured")
+    pytest.skip(f"{name} not running; use `make test`")
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "tether.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    admin_url = need_service(POSTGRES_URL, "PostgreSQL")
+    name = f"tether_test_{_worker()}"
+    admin = create_engine(
+        make_url(admin_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def truncate_all(url: str) -> None:
+    engine = make_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    """A migrated, empty database: a fresh SQLite file, or the worker's PostgreSQL database."""
+    if request.param == "sqlite":
+        target = tmp_path / "tether.db"
+        shutil.copy(sqlite_template, target)
+        yield f"sqlite:///{target}"
+        return
+    url = request.getfixturevalue("postgres_database")
+    yield url
+    truncate_all(url)
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    port = free_port()
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        queue_url=f"sqlite:///{tmp_path / 'queue.db'}",
+        public_base_url=f"http://127.0.0.1:{port}",
+        secret_key=SecretStr("test-secret-key-" + "x" * 16),
+        vault_keys=[SecretStr(generate_key())],
+        sandbox_admin_secret=SecretStr("sandbox-admin"),
+        log_json=True,
+    )
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    rt = build_runtime(settings, migrate=False)
+    yield rt
+    rt.db.dispose()
+
+
+@pytest.fixture
+def server(runtime: Runtime) -> Iterator[LiveServer]:
+    """tether over real HTTP on loopback, at ``settings.public_base_url``."""
+    from tether.api.app import create_app
+    from tether.directory.files import ensure_directory
+
+    ensure_directory(runtime)
+    port = int(runtime.settings.public_base_url.rsplit(":", 1)[1])
+    live = LiveServer(create_app(runtime), port=port)
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def client(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        yield http
+
+
+@dataclass
+class TenantCtx:
+    tenant_id: str
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+@dataclass
+class MemberCtx:
+    tenant: TenantCtx
+    member_id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def make_tenant(runtime: Runtime, name: str = "Acme Health") -> TenantCtx:
+    with runtime.db.write() as session:
+        tenant = accounts.create_tenant(
+            session, name=name, return_urls=["https://app.example.test/connected"]
+        )
+        _, key = accounts.create_api_key(session, tenant_id=tenant.id, pepper=runtime.secret_key)
+    return TenantCtx(tenant.id, key)
+
+
+def make_member(runtime: Runtime, tenant: TenantCtx, external_id: str = "alice") -> MemberCtx:
+    with runtime.db.write() as session:
+        member, _ = accounts.ensure_member(
+            session, tenant_id=tenant.tenant_id, external_id=external_id
+        )
+        issued = accounts.issue_member_token(
+            session,
+            member_id=member.id,
+            tenant_id=tenant.tenant_id,
+            secret_key=runtime.secret_key,
+            ttl=600,
+        )
+    return MemberCtx(tenant, member.id, issued.token)
+
+
+@pytest.fixture
+def tenant(runtime: Runtime) -> TenantCtx:
+    return make_tenant(runtime)
+
+
+@pytest.fixture
+def member(runtime: Runtime, tenant: TenantCtx) -> MemberCtx:
+    return make_member(runtime, tenant)
+
+
+@pytest.fixture
+def other_tenant(runtime: Runtime) -> TenantCtx:
+    return make_tenant(runtime, "Other App")
+
+
+@pytest.fixture
+def other_member(runtime: Runtime, tenant: TenantCtx) -> MemberCtx:
+    return make_member(runtime, tenant, "bob")
