@@ -15,12 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tether.accounts import service as accounts
 from tether.runtime import Runtime, build_runtime
+from tether.sandbox import Sandbox
 from tether.settings import Settings
 from tether.store.db import make_engine
 from tether.store.migrate import upgrade
@@ -120,14 +122,26 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 
 
 @pytest.fixture
-def server(runtime: Runtime) -> Iterator[LiveServer]:
-    """tether over real HTTP on loopback, at ``settings.public_base_url``."""
+def app(runtime: Runtime) -> FastAPI:
     from tether.api.app import create_app
     from tether.directory.files import ensure_directory
 
     ensure_directory(runtime)
+    return create_app(runtime)
+
+
+@pytest.fixture
+def sandbox(app: FastAPI) -> Sandbox:
+    """The in-process controller of the sandbox mounted in ``app`` (knobs, counters)."""
+    controller: Sandbox = app.state.sandbox
+    return controller
+
+
+@pytest.fixture
+def server(app: FastAPI, runtime: Runtime) -> Iterator[LiveServer]:
+    """tether over real HTTP on loopback, at ``settings.public_base_url``."""
     port = int(runtime.settings.public_base_url.rsplit(":", 1)[1])
-    live = LiveServer(create_app(runtime), port=port)
+    live = LiveServer(app, port=port)
     live.start()
     yield live
     live.stop()

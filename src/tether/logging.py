@@ -132,6 +132,8 @@ def configure_logging(*, level: str = "INFO", json_output: bool = True) -> None:
     root.setLevel(level.upper())
     for noisy in ("uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Authlib logs issued tokens at DEBUG ("Issue token %r"); never let that through.
+    logging.getLogger("authlib").setLevel(max(logging.INFO, root.level))
 
 
 def get_logger(name: str) -> Any:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from tether.api import problems
 from tether.api.middleware import RequestContextMiddleware
 from tether.api.routes import data_sources, health, members
+from tether.ids import new_secret
 from tether.runtime import Runtime
 
 
@@ -35,5 +36,26 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(health.router)
     app.include_router(members.router)
     app.include_router(data_sources.router)
+    if runtime.settings.sandbox_enabled:
+        _mount_sandbox(app, runtime)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def _mount_sandbox(app: FastAPI, runtime: Runtime) -> None:
+    """Serve the bundled sandbox data sources at ``/sandbox`` on the same host and port."""
+    from tether.sandbox import SandboxConfig, create_sandbox_app
+
+    settings = runtime.settings
+    secret = settings.sandbox_admin_secret
+    sandbox_app = create_sandbox_app(
+        SandboxConfig(
+            public_url=settings.sandbox_url,
+            redirect_uris=[settings.callback_url],
+            # Without a configured secret the admin endpoints get an unguessable one.
+            admin_secret=secret.get_secret_value() if secret else new_secret(32),
+            state_path=settings.data_dir / "sandbox.sqlite",
+        )
+    )
+    app.mount("/sandbox", sandbox_app)
+    app.state.sandbox = sandbox_app.sandbox

@@ -1,0 +1,46 @@
+"""The login + consent page (plain HTML form, no JavaScript) and the error page."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.responses import HTMLResponse
+
+from tether.sandbox.data.catalog import PatientSummary
+from tether.sandbox.scopes import has_offline_access
+
+_env = Environment(
+    loader=PackageLoader("tether.sandbox", "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+#: Form fields that are the user's answer, not part of the OAuth request.
+ANSWER_FIELDS = ("patient", "decision")
+
+
+def consent_page(
+    *,
+    source_name: str,
+    action: str,
+    params: Sequence[tuple[str, str]],
+    patients: list[PatientSummary],
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    data = dict(params)
+    html = _env.get_template("consent.html").render(
+        source_name=source_name,
+        action=action,
+        params=params,
+        patients=patients,
+        client_id=data.get("client_id", ""),
+        scope=data.get("scope", ""),
+        offline=has_offline_access(data.get("scope")),
+        error=error,
+    )
+    return HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
+
+
+def error_page(error: str, description: str | None) -> HTMLResponse:
+    html = _env.get_template("error.html").render(error=error, description=description)
+    return HTMLResponse(html, 400)

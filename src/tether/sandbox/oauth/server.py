@@ -1,0 +1,139 @@
+"""One Authlib ``AuthorizationServer`` per sandbox source (RFC 6749, SMART App Launch 2.x).
+
+Token responses carry the SMART launch context ``patient`` next to ``access_token``,
+``token_type: Bearer``, ``expires_in`` and ``scope``; a ``refresh_token`` is issued only
+when ``offline_access`` was granted. Access-token lifetime comes from the source's
+``access_token_lifetime`` knob at the moment the token is issued.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from authlib.oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from starlette.responses import Response
+
+from tether.sandbox.config import SandboxConfig
+from tether.sandbox.knobs import Knobs
+from tether.sandbox.oauth.endpoints import (
+    SandboxIntrospectionEndpoint,
+    SandboxRevocationEndpoint,
+)
+from tether.sandbox.oauth.grants import (
+    AuthorizationCodeGrant,
+    RefreshTokenGrant,
+    S256CodeChallenge,
+    audience_extension,
+)
+from tether.sandbox.oauth.models import PatientGrant, SandboxClient
+from tether.sandbox.oauth.wrappers import to_response
+from tether.sandbox.scopes import has_offline_access
+from tether.sandbox.store import GrantStore, TokenRow, digest
+
+#: The absolute URL of the sandbox mount for the request being served.
+MOUNT_URL: ContextVar[str] = ContextVar("sandbox_mount_url")
+
+
+class SmartTokenGenerator(BearerTokenGenerator):
+    """RFC 6750 bearer tokens plus the SMART ``patient`` launch context."""
+
+    def generate(
+        self,
+        grant_type: str,
+        client: SandboxClient,
+        user: PatientGrant | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        include = include_refresh_token and has_offline_access(scope)
+        token: dict[str, Any] = super().generate(
+            grant_type, client, user, scope, expires_in, include
+        )
+        if user is not None:
+            token["patient"] = user.patient_id
+        return token
+
+
+class SourceAuthorizationServer(AuthorizationServer):
+    """The authorization server of one source; Authlib runs the protocol."""
+
+    def __init__(
+        self,
+        *,
+        source_id: str,
+        config: SandboxConfig,
+        store: GrantStore,
+        knobs: Callable[[], Knobs],
+    ) -> None:
+        super().__init__(scopes_supported=None)
+        self.source_id = source_id
+        self.store = store
+        self.code_lifetime = config.code_lifetime
+        self.refresh_lifetime = config.refresh_token_lifetime
+        self._clients = {
+            c.client_id: SandboxClient(c, config.redirect_uris_of(c)) for c in config.clients
+        }
+        self.register_token_generator(
+            "default",
+            SmartTokenGenerator(
+                access_token_generator=lambda **_: secrets.token_urlsafe(32),
+                refresh_token_generator=lambda **_: secrets.token_urlsafe(48),
+                expires_generator=lambda client, grant_type: knobs().access_token_lifetime,
+            ),
+        )
+        self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(), audience_extension])
+        self.register_grant(RefreshTokenGrant)
+        self.register_endpoint(SandboxRevocationEndpoint)
+        self.register_endpoint(SandboxIntrospectionEndpoint)
+
+    @property
+    def issuer(self) -> str:
+        return f"{MOUNT_URL.get().rstrip('/')}/{self.source_id}"
+
+    @property
+    def fhir_base_url(self) -> str:
+        return f"{self.issuer}/fhir"
+
+    # -- Authlib integration hooks ---------------------------------------------------
+    def query_client(self, client_id: str) -> SandboxClient | None:
+        return self._clients.get(client_id)
+
+    def save_token(self, token: dict[str, Any], request: Any) -> None:
+        now = time.time()
+        refresh = token.get("refresh_token")
+        previous = getattr(request, "refresh_token", None)
+        grant_id = previous.row.grant_id if previous is not None else secrets.token_hex(16)
+        self.store.save_token(
+            TokenRow(
+                access_digest=digest(token["access_token"]),
+                refresh_digest=digest(refresh) if refresh else None,
+                source=self.source_id,
+                client_id=request.client.client_id,
+                scope=token.get("scope", ""),
+                patient=request.user.patient_id,
+                issued_at=now,
+                access_expires_at=now + int(token.get("expires_in", 0)),
+                refresh_expires_at=now + self.refresh_lifetime if refresh else now,
+                access_revoked=False,
+                refresh_revoked=False,
+                grant_id=grant_id,
+            )
+        )
+
+    def create_oauth2_request(self, request: Any) -> Any:
+        return request  # already a SandboxOAuth2Request
+
+    def create_json_request(self, request: Any) -> Any:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> Response:
+        return to_response(status, body, headers)
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None

@@ -1,0 +1,97 @@
+"""Synthetic data: determinism, the large and volume patients, incremental sync."""
+
+from __future__ import annotations
+
+import time
+
+from tests.sandbox.conftest import CLINIC, Live, bearer, connect
+from tether.sandbox.config import SandboxConfig, default_sources
+from tether.sandbox.data.catalog import Catalog
+
+INSURER = "sandbox-insurer"
+
+
+def test_generation_is_deterministic_by_seed() -> None:
+    one, two = Catalog(SandboxConfig(seed=3)), Catalog(SandboxConfig(seed=3))
+    a = one.record(CLINIC, "clinic-1").page("Observation", _all(), 0, 5)
+    b = two.record(CLINIC, "clinic-1").page("Observation", _all(), 0, 5)
+    assert a == b
+    other = Catalog(SandboxConfig(seed=4)).record(CLINIC, "clinic-1")
+    assert other.page("Observation", _all(), 0, 5) != a
+
+
+def _all():  # type: ignore[no-untyped-def]
+    from tether.sandbox.data.records import ALL
+
+    return ALL
+
+
+def test_large_patient_has_20k_resources_quickly() -> None:
+    started = time.monotonic()
+    record = Catalog(SandboxConfig(seed=11)).record(CLINIC, "clinic-large")
+    assert record.total() >= 20_000
+    assert time.monotonic() - started < 10
+
+
+def test_every_source_serves_its_types(live: Live) -> None:
+    clinic_types = set(live.sandbox.catalog.record(CLINIC, "clinic-1").types())
+    assert {
+        "Patient",
+        "Condition",
+        "Observation",
+        "MedicationRequest",
+        "Immunization",
+        "Procedure",
+        "Encounter",
+        "DiagnosticReport",
+        "DocumentReference",
+        "Coverage",
+    } <= clinic_types
+    insurer = set(live.sandbox.catalog.record(INSURER, "insurer-1").types())
+    assert {"Coverage", "ExplanationOfBenefit"} <= insurer
+    assert [s.id for s in default_sources()] == [CLINIC, INSURER, "sandbox-lab"]
+
+
+def test_volume_patient_pages_lazily(live: Live) -> None:
+    token = connect(live, patient="clinic-volume")
+    page = live.http.get(f"{live.fhir()}/Observation?_count=1000", headers=bearer(token)).json()
+    assert page["total"] == 1_000_000
+    assert len(page["entry"]) == 1000
+    nxt = next(x["url"] for x in page["link"] if x["relation"] == "next")
+    second = live.http.get(nxt, headers=bearer(token)).json()
+    assert second["entry"][0]["resource"]["id"] == "clinic-volume-obs-1000"
+    since = second["entry"][0]["resource"]["meta"]["lastUpdated"]
+    later = live.http.get(
+        f"{live.fhir()}/Observation", headers=bearer(token), params={"_lastUpdated": f"gt{since}"}
+    ).json()
+    assert later["total"] == 1_000_000 - 1001
+
+
+def test_touch_and_add_feed_incremental_sync(live: Live) -> None:
+    token = connect(live, patient="clinic-2")
+    cut = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+    query = {"_lastUpdated": f"gt{cut}"}
+    empty = live.http.get(f"{live.fhir()}/Observation", params=query, headers=bearer(token))
+    assert empty.json()["total"] == 0
+    touched = live.sandbox.touch(CLINIC, "clinic-2", 3)
+    live.sandbox.add(
+        CLINIC,
+        "clinic-2",
+        [
+            {
+                "resourceType": "Observation",
+                "id": "added-1",
+                "status": "final",
+                "code": {"text": "Note"},
+                "subject": {"reference": "Patient/clinic-2"},
+            }
+        ],
+    )
+    changed = {
+        f"{e['resource']['resourceType']}/{e['resource']['id']}"
+        for rtype in {t.split("/")[0] for t in touched} | {"Observation"}
+        for e in live.http.get(
+            f"{live.fhir()}/{rtype}", params=query, headers=bearer(token)
+        ).json()["entry"]
+    }
+    assert changed == {*touched, "Observation/added-1"}
