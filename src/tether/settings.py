@@ -145,3 +145,19 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     if config_file is not None and not config_file.exists():
         raise ConfigurationError(f"config file not found: {config_file}")
     return Settings(_env_file=config_file, **clean)
+
+
+def add_demo_vault_key(settings: Settings) -> None:
+    """Prepend a fresh vault key to a demo instance's keys file (for ``keys rotate``)."""
+    from tether.vault import generate_key
+
+    path = settings.data_dir / KEYS_FILE
+    if not path.exists():
+        raise ConfigurationError(f"{path} does not exist: --generate is for demo instances")
+    stored = json.loads(path.read_text())
+    stored["vault_keys"] = [generate_key(), *stored["vault_keys"]]
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(stored, handle)
+    os.replace(tmp, path)

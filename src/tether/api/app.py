@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from tether.api import problems
 from tether.api.middleware import RequestContextMiddleware
-from tether.api.routes import data_sources, health, members
+from tether.api.routes import connections, data_sources, health, members, oauth
 from tether.ids import new_secret
 from tether.runtime import Runtime
 
@@ -36,6 +36,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(health.router)
     app.include_router(members.router)
     app.include_router(data_sources.router)
+    app.include_router(connections.router)
+    app.include_router(oauth.router)
     if runtime.settings.sandbox_enabled:
         _mount_sandbox(app, runtime)
     app.add_middleware(RequestContextMiddleware)

@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from tether.domain import Category, SourceType
-from tether.store.models import DataSource, Member
+from tether.domain import Category, SourceType, Status, SyncStatus
+from tether.store.models import Connection, DataSource, Member
 
 
 class Wire(BaseModel):
@@ -89,6 +89,61 @@ class DataSourcePage(Wire):
     total: int
     limit: int
     offset: int
+
+
+class Coding(Wire):
+    system: str | None = None
+    code: str | None = None
+    display: str | None = None
+
+
+class CodeableConcept(Wire):
+    text: str | None = None
+    coding: list[Coding] = Field(default_factory=list)
+
+
+class MemberConnectionOut(Wire):
+    """A MemberConnection (DESIGN.md), plus resource counts and the next scheduled sync."""
+
+    id: str
+    name: str
+    category: Category
+    type: SourceType
+    status: Status
+    sync_status: SyncStatus
+    sync_errors: list[CodeableConcept]
+    created: datetime
+    status_updated: datetime
+    last_synced: datetime | None
+    resource_counts: dict[str, int]
+    next_sync: datetime | None
+
+    @classmethod
+    def of(cls, conn: Connection, source: DataSource) -> MemberConnectionOut:
+        return cls(
+            id=source.id,
+            name=source.name,
+            category=Category(source.category),
+            type=SourceType(source.type),
+            status=Status(conn.status),
+            sync_status=SyncStatus(conn.sync_status),
+            sync_errors=[CodeableConcept.model_validate(e) for e in conn.sync_errors],
+            created=conn.created_at,
+            status_updated=conn.status_updated_at,
+            last_synced=conn.last_synced_at,
+            resource_counts={k: int(v) for k, v in (conn.resource_counts or {}).items()},
+            next_sync=conn.next_sync_at if conn.status == Status.CONNECTED else None,
+        )
+
+
+class OauthUrlIn(Wire):
+    return_url: str | None = Field(
+        default=None, max_length=2000, description="must be on the tenant's allow-list"
+    )
+
+
+class OauthUrlOut(Wire):
+    redirect_url: str
 
 
 class Problem(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from tether.accounts import service as accounts
-from tether.cli.app import app, emit, runtime_from
+from tether.cli.app import app, emit, options, runtime_from
 
 tenants = typer.Typer(help="Tenants (the health apps using this tether).", no_args_is_help=True)
 keys = typer.Typer(help="Tenant API keys and the token vault's keys.", no_args_is_help=True)
@@ -88,3 +88,28 @@ def member_token(
             ttl=runtime.settings.member_token_ttl,
         )
     emit({"token": issued.token, "expires_at": issued.expires_at}, as_json)
+
+
+@keys.command("rotate")
+def rotate_vault_keys(
+    ctx: typer.Context,
+    generate: Annotated[
+        bool,
+        typer.Option(help="demo instances: add a fresh key to <data dir>/keys.json first"),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-seal every stored secret with the newest vault key.
+
+    Put the new key first in TETHER_VAULT_KEYS (keep the old ones after it), run this, then
+    drop the old keys. Old keys keep reading until the rotation has finished.
+    """
+    from tether.sealed import rotate
+    from tether.settings import add_demo_vault_key
+
+    if generate:
+        add_demo_vault_key(options(ctx).settings())
+    runtime = runtime_from(ctx)
+    with runtime.db.write() as session:
+        count = rotate(session, runtime.vault)
+    emit({"resealed": count, "key_id": runtime.vault.current_key_id}, as_json)

@@ -21,6 +21,7 @@ from tether.directory.schema import SourceEntry
 from tether.directory.text import prefix_upper_bound, terms_for, words
 from tether.domain import SourceType
 from tether.errors import InvalidRequest, NotFound
+from tether.sealed import client_secret_binding
 from tether.store.models import DataSource, DataSourceTerm, utcnow
 from tether.vault import Vault
 
@@ -101,10 +102,6 @@ def _row(entry: SourceEntry, vault: Vault) -> dict[str, Any]:
         "retired": entry.retired,
         "updated_at": utcnow(),
     }
-
-
-def client_secret_binding(source_id: str) -> str:
-    return f"data_source:{source_id}:client_secret"
 
 
 def _insert(session: Session) -> Any:

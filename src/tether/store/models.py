@@ -180,10 +180,14 @@ class OAuthAttempt(Base):
     data_source_id: Mapped[str] = mapped_column(ForeignKey("data_sources.id"))
     return_url: Mapped[str | None] = mapped_column(Text)
     code_verifier: Mapped[str | None] = mapped_column(Text)
+    # Hash of the cookie set on the browser that opened the launch link: the callback must
+    # come back to that same browser.
+    browser_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     launched_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(40))
 
 
 class FhirResource(Base):

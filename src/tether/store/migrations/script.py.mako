@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import tether.store.models
+import tether.store.models  # noqa: F401 - custom column types
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

@@ -1,0 +1,103 @@
+"""The browser side of the OAuth flow: ``/oauth/launch/{token}`` and ``/oauth/callback``.
+
+These answer HTML (a browser is on the other end), never problem+json. Neither logs the query
+string; codes, state and the launch token appear nowhere but in the browser's address bar.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Cookie, Query
+from starlette.responses import RedirectResponse, Response
+
+from tether.api.deps import RuntimeDep
+from tether.api.pages import render
+from tether.connections import establish
+from tether.errors import ProblemError
+from tether.oauth.smart import SmartError
+
+router = APIRouter(prefix="/oauth", tags=["oauth"], include_in_schema=True)
+COOKIE = "tether_oauth"
+
+MESSAGES = {
+    "success": "Your account is connected. Your records will start arriving shortly.",
+    "access_denied": "You did not allow access, so nothing was connected.",
+    "source_unavailable": "The data source could not be reached. Please try again later.",
+    "invalid_token_response": "The data source answered in a way tether cannot use.",
+    "conflict": "This connection is being deleted. Try again once deletion has finished.",
+}
+
+
+@router.get("/launch/{token}", summary="Start the OAuth flow (the redirectUrl of getOauthUrl)")
+def launch(token: str, runtime: RuntimeDep) -> Response:
+    try:
+        started = establish.launch(runtime, token)
+    except ProblemError as exc:
+        return render(
+            "oauth_result.html",
+            status_code=exc.status,
+            ok=False,
+            title="This link cannot be used",
+            message=exc.detail + ". Go back to the app and start connecting again.",
+            payload=None,
+        )
+    except SmartError:
+        return render(
+            "oauth_result.html",
+            status_code=502,
+            ok=False,
+            title="The data source is unavailable",
+            message="tether could not reach the data source. Please try again later.",
+            payload=None,
+        )
+    response = RedirectResponse(started.authorize_url, status_code=302)
+    response.set_cookie(
+        COOKIE,
+        started.browser_cookie,
+        max_age=runtime.settings.launch_ttl,
+        path="/oauth",
+        httponly=True,
+        secure=runtime.settings.public_base_url.startswith("https://"),
+        samesite="lax",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@router.get("/callback", summary="Where the data source sends the member back")
+def callback(
+    runtime: RuntimeDep,
+    state: Annotated[str | None, Query(max_length=200)] = None,
+    code: Annotated[str | None, Query(max_length=4000)] = None,
+    error: Annotated[str | None, Query(max_length=200)] = None,
+    browser: Annotated[str | None, Cookie(alias=COOKIE)] = None,
+) -> Response:
+    try:
+        outcome = establish.complete(
+            runtime, state=state, code=code, error=error, browser_cookie=browser
+        )
+    except ProblemError as exc:
+        return render(
+            "oauth_result.html",
+            status_code=exc.status,
+            ok=False,
+            title="This sign-in cannot be completed",
+            message=exc.detail + ".",
+            payload=None,
+        )
+    target = outcome.redirect_url()
+    if target:
+        response: Response = RedirectResponse(target, status_code=302)
+    else:
+        response = render(
+            "oauth_result.html",
+            ok=outcome.ok,
+            title="Connected" if outcome.ok else "Not connected",
+            message=MESSAGES.get(outcome.status_code, "The connection could not be completed."),
+            payload={"statusCode": outcome.status_code, "connectionId": outcome.connection_id},
+        )
+    response.delete_cookie(COOKIE, path="/oauth")
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

@@ -1,0 +1,1 @@
+"""Member connections: the lifecycle, establishing (OAuth), viewing, refreshing tokens."""

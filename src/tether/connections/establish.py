@@ -1,0 +1,349 @@
+"""Establishing and re-establishing a connection: getOauthUrl, the launch link, the callback.
+
+1. :func:`get_oauth_url` (member-authenticated) records an *attempt* and returns a one-time
+   launch link ``/oauth/launch/<token>`` that expires within minutes. Only the token's SHA-256
+   is stored.
+2. :func:`launch` (the member's browser follows the link) claims the attempt once, discovers
+   the source's SMART configuration, creates ``state`` (stored hashed) and a PKCE verifier
+   (stored sealed), binds the attempt to this browser with a cookie, and answers the
+   authorize URL to redirect to.
+3. :func:`complete` (the source redirects the browser back) finds the attempt by the state's
+   hash, requires the same browser, claims the attempt once, exchanges the code, validates the
+   token response, seals the tokens and moves the connection to CONNECTED/PENDING in a new
+   grant epoch. Errors leave an existing connection as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from authlib.integrations.httpx_client import OAuth2Client
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tether.accounts.service import Principal
+from tether.connections import lifecycle
+from tether.connections.queries import connection_for
+from tether.connections.sources import client_settings, fhir_base_url, require_connectable
+from tether.connections.tokens import store_tokens
+from tether.domain import Status, SyncStatus
+from tether.errors import Conflict, Gone, InvalidRequest
+from tether.ids import new_secret, sha256_hex
+from tether.logging import get_logger
+from tether.oauth import smart
+from tether.runtime import DEFAULT_HTTP_TIMEOUT, Runtime
+from tether.sealed import attempt_binding
+from tether.store.models import Connection, DataSource, OAuthAttempt, Tenant
+
+log = get_logger("tether.connections")
+DISCOVERY = smart.DiscoveryCache()
+LAUNCH_PATH = "/oauth/launch/"
+
+
+# ---------------------------------------------------------------------------- getOauthUrl
+def _allowed_return_url(tenant: Tenant, return_url: str) -> bool:
+    want = urlsplit(return_url)
+    for allowed in tenant.return_urls:
+        have = urlsplit(allowed)
+        if (want.scheme, want.netloc, want.path) == (have.scheme, have.netloc, have.path):
+            return True
+    return False
+
+
+def get_oauth_url(
+    runtime: Runtime, principal: Principal, connection_id: str, return_url: str | None = None
+) -> str:
+    """getOauthUrl: a short-lived, single-use launch link for this member and source."""
+    assert principal.member_id is not None
+    now = runtime.clock()
+    token = new_secret(32)
+    with runtime.db.write() as session:
+        source = require_connectable(session.get(DataSource, connection_id), connection_id)
+        conn = connection_for(session, member_id=principal.member_id, connection_id=source.id)
+        if conn is not None:
+            if Status(conn.status) == Status.ACCESS_ENDED:
+                raise Conflict("access to this source has ended", code="ACCESS_ENDED")
+            lifecycle.check(conn, Status.CONNECTED)
+        if return_url is not None:
+            tenant = session.get(Tenant, principal.tenant_id)
+            if tenant is None or not _allowed_return_url(tenant, return_url):
+                raise InvalidRequest(
+                    "returnUrl is not on this tenant's allow-list", code="RETURN_URL_NOT_ALLOWED"
+                )
+        session.add(
+            OAuthAttempt(
+                launch_hash=sha256_hex(token),
+                member_id=principal.member_id,
+                data_source_id=source.id,
+                return_url=return_url,
+                created_at=now,
+                expires_at=now + timedelta(seconds=runtime.settings.launch_ttl),
+            )
+        )
+    return f"{runtime.settings.public_base_url}{LAUNCH_PATH}{token}"
+
+
+# ---------------------------------------------------------------------------- launch
+@dataclass(frozen=True)
+class Launch:
+    authorize_url: str
+    browser_cookie: str
+
+
+def launch(runtime: Runtime, token: str) -> Launch:
+    """Claim the launch link once and build the authorization request (410 if used/expired).
+
+    No network call happens inside a transaction: the link is claimed, then the source is
+    discovered, then the state and verifier are written.
+    """
+    now = runtime.clock()
+    cookie = new_secret(24)
+    with runtime.db.write() as session:
+        attempt = session.scalar(
+            select(OAuthAttempt).where(OAuthAttempt.launch_hash == sha256_hex(token))
+        )
+        if attempt is None or attempt.launched_at is not None or attempt.expires_at <= now:
+            raise Gone("this connection link was already used or has expired", code="LINK_GONE")
+        claimed = session.execute(
+            update(OAuthAttempt)
+            .where(OAuthAttempt.id == attempt.id, OAuthAttempt.launched_at.is_(None))
+            .values(launched_at=now)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            raise Gone("this connection link was already used", code="LINK_GONE")
+        attempt_id, source_id = attempt.id, attempt.data_source_id
+        source = require_connectable(session.get(DataSource, source_id), source_id)
+    with _smart_client(runtime, source) as (client, config, base):
+        request = smart.authorization_request(client, config, aud=base)
+    with runtime.db.write() as session:
+        session.execute(
+            update(OAuthAttempt)
+            .where(OAuthAttempt.id == attempt_id)
+            .values(
+                state_hash=sha256_hex(request.state),
+                code_verifier=runtime.vault.encrypt(
+                    request.code_verifier, binding=attempt_binding(attempt_id)
+                ),
+                browser_hash=sha256_hex(cookie),
+                # The member now has the launch lifetime again to sign in at the source.
+                expires_at=now + timedelta(seconds=runtime.settings.launch_ttl),
+            )
+        )
+    return Launch(authorize_url=request.url, browser_cookie=cookie)
+
+
+@contextmanager
+def _smart_client(
+    runtime: Runtime, source: DataSource
+) -> Iterator[tuple[OAuth2Client, smart.SmartConfiguration, str]]:
+    """An Authlib client for ``source`` plus its (cached) SMART configuration and FHIR base."""
+    base = fhir_base_url(runtime, source)
+    settings = client_settings(runtime, source)
+    with runtime.http_client() as http:
+        config = DISCOVERY.get(http, base)
+    with smart.oauth_client(
+        settings,
+        redirect_uri=runtime.settings.callback_url,
+        transport=runtime.transport,
+        timeout=DEFAULT_HTTP_TIMEOUT,
+    ) as client:
+        yield client, config, base
+
+
+# ---------------------------------------------------------------------------- callback
+@dataclass(frozen=True)
+class Outcome:
+    """Where the browser goes after the callback, and what it is told."""
+
+    status_code: str
+    connection_id: str
+    return_url: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code == "success"
+
+    def redirect_url(self) -> str | None:
+        if not self.return_url:
+            return None
+        parts = urlsplit(self.return_url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        query += [("status_code", self.status_code), ("connectionId", self.connection_id)]
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class CallbackRefused(InvalidRequest):
+    """The callback cannot be matched to a live attempt from this browser; nothing changed."""
+
+
+def _claim(session: Session, attempt: OAuthAttempt, now: datetime, outcome: str) -> bool:
+    result = session.execute(
+        update(OAuthAttempt)
+        .where(OAuthAttempt.id == attempt.id, OAuthAttempt.completed_at.is_(None))
+        .values(completed_at=now, outcome=outcome)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def complete(
+    runtime: Runtime,
+    *,
+    state: str | None,
+    code: str | None,
+    error: str | None,
+    browser_cookie: str | None,
+) -> Outcome:
+    """Finish the authorization at ``/oauth/callback``."""
+    now = runtime.clock()
+    if not state:
+        raise CallbackRefused("the sign-in response has no state", code="STATE_MISSING")
+    with runtime.db.write() as session:
+        attempt = session.scalar(
+            select(OAuthAttempt).where(OAuthAttempt.state_hash == sha256_hex(state))
+        )
+        if attempt is None:
+            raise CallbackRefused("this sign-in response is not recognised", code="STATE_UNKNOWN")
+        if attempt.completed_at is not None:
+            raise CallbackRefused("this sign-in response was already used", code="STATE_REPLAYED")
+        if not browser_cookie or attempt.browser_hash != sha256_hex(browser_cookie):
+            raise CallbackRefused(
+                "this sign-in was started in another browser", code="BROWSER_MISMATCH"
+            )
+        if attempt.expires_at <= now:
+            raise Gone("this sign-in took too long; please start again", code="STATE_EXPIRED")
+        outcome_code = error or ("exchanging" if code else "invalid_request")
+        if not _claim(session, attempt, now, outcome_code):
+            raise CallbackRefused("this sign-in response was already used", code="STATE_REPLAYED")
+        verifier_sealed = attempt.code_verifier
+        member_id, source_id, return_url = (
+            attempt.member_id,
+            attempt.data_source_id,
+            attempt.return_url,
+        )
+        attempt.code_verifier = None  # single use: the verifier is gone either way
+    if error or not code:
+        status = _safe_error(error or "invalid_request")
+        log.info("authorization refused at the source", source=source_id, error=status)
+        return Outcome(status, source_id, return_url)
+    assert verifier_sealed is not None
+    verifier = runtime.vault.decrypt(verifier_sealed, binding=attempt_binding(attempt.id))
+    status = _exchange_and_store(runtime, member_id, source_id, code, verifier)
+    with runtime.db.write() as session:
+        session.execute(
+            update(OAuthAttempt).where(OAuthAttempt.id == attempt.id).values(outcome=status)
+        )
+    return Outcome(status, source_id, return_url)
+
+
+_KNOWN_ERRORS = frozenset(
+    {
+        "access_denied",
+        "invalid_request",
+        "unauthorized_client",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+    }
+)
+
+
+def _safe_error(error: str) -> str:
+    """Echo only RFC 6749 error codes, never free text from the query string."""
+    return error if error in _KNOWN_ERRORS else "authorization_error"
+
+
+def _exchange_and_store(
+    runtime: Runtime, member_id: str, source_id: str, code: str, verifier: str
+) -> str:
+    with runtime.db.read() as session:
+        source = require_connectable(session.get(DataSource, source_id), source_id)
+    try:
+        with _smart_client(runtime, source) as (client, config, _base):
+            tokens = smart.exchange_code(client, config, code=code, code_verifier=verifier)
+    except smart.OAuthProtocolError as exc:
+        log.warning("code exchange refused", source=source_id, error=exc.error)
+        return _safe_error(exc.error) if exc.error in _KNOWN_ERRORS else "invalid_grant"
+    except smart.SourceUnavailable as exc:
+        log.warning("code exchange failed", source=source_id, reason=str(exc))
+        return "source_unavailable"
+    problem = _check_token_response(tokens)
+    if problem:
+        log.warning("token response rejected", source=source_id, reason=problem)
+        return "invalid_token_response"
+    return _connect(runtime, member_id, source_id, tokens)
+
+
+def _check_token_response(tokens: smart.TokenSet) -> str | None:
+    if tokens.token_type.lower() != "bearer":
+        return "token_type is not Bearer"
+    if not tokens.patient:
+        return "no patient context (SMART 'patient' missing)"
+    return None
+
+
+def _connect(runtime: Runtime, member_id: str, source_id: str, tokens: smart.TokenSet) -> str:
+    """Store the grant and move the connection to CONNECTED/PENDING in a new grant epoch."""
+    now = runtime.clock()
+    with runtime.db.write() as session:
+        conn = connection_for(
+            session, member_id=member_id, connection_id=source_id, for_update=True
+        )
+        was_new = conn is None
+        if conn is None:
+            conn = Connection(
+                member_id=member_id,
+                data_source_id=source_id,
+                status=Status.CONNECTED.value,
+                sync_status=SyncStatus.PENDING.value,
+                created_at=now,
+                grant_epoch=0,
+            )
+            session.add(conn)
+            session.flush()
+        else:
+            try:
+                lifecycle.check(conn, Status.CONNECTED)
+            except Conflict:
+                return "conflict"
+            if Status(conn.status) == Status.DELETED:
+                # A deleted connection comes back as a fresh one: full sync, new counts.
+                conn.created_at = now
+                conn.resource_counts = {}
+                conn.sync_cursor = {}
+                conn.last_synced_at = None
+            elif conn.patient_id and conn.patient_id != tokens.patient:
+                conn.sync_cursor = {}  # another patient record: pull everything again
+        frm = None if was_new else Status(conn.status)
+        conn.grant_epoch += 1
+        conn.sync_errors = []
+        conn.patient_id = tokens.patient
+        conn.next_sync_at = now
+        store_tokens(runtime, conn, tokens, now=now)
+        lifecycle.transition(
+            session,
+            conn,
+            Status.CONNECTED,
+            sync_status=SyncStatus.PENDING,
+            action="connection.authorized"
+            if frm != Status.CONNECTED
+            else "connection.reauthorized",
+            actor=f"member:{member_id}",
+            now=now,
+            was_new=was_new,
+            detail={"grant_epoch": conn.grant_epoch, "scope": tokens.scope},
+        )
+        conn_pk, epoch = conn.id, conn.grant_epoch
+    _schedule_sync(runtime, conn_pk, epoch)
+    return "success"
+
+
+def _schedule_sync(runtime: Runtime, connection_pk: int, epoch: int) -> None:
+    """Ask the job queue for the first sync now; ``next_sync_at`` covers a lost message."""
+    jobs = getattr(runtime, "jobs", None)
+    if jobs is not None:
+        jobs.enqueue("sync", connection_id=connection_pk, epoch=epoch)

@@ -1,0 +1,117 @@
+"""The connection lifecycle: every status change is written here, and only here.
+
+```
+(none) --getOauthUrl+callback--> CONNECTED/PENDING --sync--> RETRIEVING --> RETRIEVED | ERROR
+CONNECTED --refresh fails (invalid_grant) / no refresh token and access expired--> EXPIRED
+CONNECTED --disconnectConnection--> DISCONNECTED           (data stays; no retrieval)
+any live  --deleteConnection--> DELETED/DELETING --async--> DELETED/DATA_DELETED
+EXPIRED | DISCONNECTED | ERROR | DELETED(after DATA_DELETED) --getOauthUrl+callback--> CONNECTED
+```
+
+:func:`transition` checks the move against :data:`ALLOWED`, sets ``statusUpdated`` and writes an
+audit event (who, what, when; never tokens, never health data). A move that is not allowed raises
+:class:`~tether.errors.Conflict`, never a silent change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tether.domain import Status, SyncStatus
+from tether.errors import Conflict
+from tether.store.models import AuditEvent, Connection, Member
+
+S = Status
+
+ALLOWED: dict[Status | None, frozenset[Status]] = {
+    None: frozenset({S.CONNECTED}),
+    S.CONNECTED: frozenset(
+        {S.CONNECTED, S.EXPIRED, S.DISCONNECTED, S.ERROR, S.DELETED, S.ACCESS_ENDED}
+    ),
+    S.EXPIRED: frozenset({S.CONNECTED, S.DISCONNECTED, S.DELETED, S.ACCESS_ENDED}),
+    S.DISCONNECTED: frozenset({S.CONNECTED, S.DELETED, S.ACCESS_ENDED}),
+    S.ERROR: frozenset({S.CONNECTED, S.EXPIRED, S.DISCONNECTED, S.DELETED, S.ACCESS_ENDED}),
+    S.DELETED: frozenset({S.CONNECTED}),
+    S.ACCESS_ENDED: frozenset({S.DELETED}),
+}
+
+# Statuses from which getOauthUrl + callback (re-)establish the connection.
+REESTABLISHABLE = frozenset({S.CONNECTED, S.EXPIRED, S.DISCONNECTED, S.ERROR, S.DELETED})
+
+
+def current(conn: Connection | None) -> Status | None:
+    return None if conn is None else Status(conn.status)
+
+
+def check(conn: Connection | None, to: Status) -> None:
+    """Raise Conflict unless ``conn`` may move to ``to`` now."""
+    frm = current(conn)
+    if to not in ALLOWED[frm]:
+        raise Conflict(
+            f"a {frm.value if frm else 'new'} connection cannot become {to.value}",
+            code="INVALID_TRANSITION",
+        )
+    if (
+        conn is not None
+        and frm == S.DELETED
+        and to == S.CONNECTED
+        and conn.sync_status != SyncStatus.DATA_DELETED
+    ):
+        raise Conflict(
+            "this connection's data is still being deleted; try again when it is DATA_DELETED",
+            code="DELETION_IN_PROGRESS",
+        )
+
+
+def audit(
+    session: Session,
+    *,
+    conn: Connection,
+    action: str,
+    actor: str,
+    now: datetime,
+    frm: Status | None = None,
+    to: Status | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    member = session.get(Member, conn.member_id)
+    assert member is not None
+    session.add(
+        AuditEvent(
+            tenant_id=member.tenant_id,
+            member_id=conn.member_id,
+            data_source_id=conn.data_source_id,
+            action=action,
+            actor=actor,
+            from_status=frm.value if frm else None,
+            to_status=to.value if to else None,
+            detail=detail or {},
+            at=now,
+        )
+    )
+
+
+def transition(
+    session: Session,
+    conn: Connection,
+    to: Status,
+    *,
+    action: str,
+    actor: str,
+    now: datetime,
+    sync_status: SyncStatus | None = None,
+    detail: dict[str, Any] | None = None,
+    was_new: bool = False,
+) -> None:
+    """Move ``conn`` to ``to`` (and optionally ``sync_status``), with an audit event."""
+    frm = None if was_new else current(conn)
+    if not was_new:
+        check(conn, to)
+    conn.status = to.value
+    conn.status_updated_at = now
+    if sync_status is not None:
+        conn.sync_status = sync_status.value
+    audit(session, conn=conn, action=action, actor=actor, now=now, frm=frm, to=to, detail=detail)

@@ -1,0 +1,58 @@
+"""Reading connections: always scoped to one member."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tether.domain import SourceType, Status, SyncStatus
+from tether.errors import NotFound
+from tether.store.models import Connection, DataSource
+
+
+def connection_for(
+    session: Session, *, member_id: str, connection_id: str, for_update: bool = False
+) -> Connection | None:
+    query = select(Connection).where(
+        Connection.member_id == member_id, Connection.data_source_id == connection_id
+    )
+    if for_update:
+        query = query.with_for_update()
+    return session.scalar(query)
+
+
+def require_connection(
+    session: Session, *, member_id: str, connection_id: str, for_update: bool = False
+) -> Connection:
+    conn = connection_for(
+        session, member_id=member_id, connection_id=connection_id, for_update=for_update
+    )
+    if conn is None:
+        raise NotFound(f"no connection {connection_id!r}", code="UNKNOWN_CONNECTION")
+    return conn
+
+
+def member_connections(
+    session: Session,
+    *,
+    member_id: str,
+    status: Sequence[Status] = (),
+    sync_status: Sequence[SyncStatus] = (),
+    source_type: Sequence[SourceType] = (),
+) -> list[tuple[Connection, DataSource]]:
+    """getMemberConnections: the member's connections with their sources, filtered."""
+    query = (
+        select(Connection, DataSource)
+        .join(DataSource, DataSource.id == Connection.data_source_id)
+        .where(Connection.member_id == member_id)
+        .order_by(Connection.created_at, Connection.id)
+    )
+    if status:
+        query = query.where(Connection.status.in_([s.value for s in status]))
+    if sync_status:
+        query = query.where(Connection.sync_status.in_([s.value for s in sync_status]))
+    if source_type:
+        query = query.where(DataSource.type.in_([t.value for t in source_type]))
+    return [(row[0], row[1]) for row in session.execute(query)]

@@ -1,0 +1,52 @@
+"""What the connection services need to know about a data source, resolved for use."""
+
+from __future__ import annotations
+
+from tether.directory.schema import DEFAULT_SCOPES
+from tether.domain import Category
+from tether.errors import AccessEnded, Conflict, NotFound
+from tether.oauth.smart import ClientSettings
+from tether.runtime import Runtime
+from tether.sealed import client_secret_binding
+from tether.store.models import DataSource
+
+SANDBOX_PLACEHOLDER = "{sandbox}"
+
+
+def fhir_base_url(runtime: Runtime, source: DataSource) -> str:
+    """The source's FHIR base with ``{sandbox}`` resolved against this tether's public URL."""
+    if not source.fhir_base_url:
+        raise Conflict(f"data source {source.id!r} has no FHIR endpoint", code="NOT_CONNECTABLE")
+    return source.fhir_base_url.replace(SANDBOX_PLACEHOLDER, runtime.settings.sandbox_url)
+
+
+def client_settings(runtime: Runtime, source: DataSource) -> ClientSettings:
+    oauth = (source.settings or {}).get("oauth")
+    if not oauth:
+        raise Conflict(f"data source {source.id!r} has no OAuth client", code="NOT_CONNECTABLE")
+    sealed = oauth.get("client_secret")
+    secret = (
+        runtime.vault.decrypt(sealed, binding=client_secret_binding(source.id)) if sealed else None
+    )
+    return ClientSettings(
+        client_id=oauth["client_id"],
+        client_secret=secret,
+        token_endpoint_auth_method=oauth.get("token_endpoint_auth_method", "client_secret_basic"),
+        scopes=oauth.get("scopes", DEFAULT_SCOPES),
+    )
+
+
+def require_connectable(source: DataSource | None, source_id: str) -> DataSource:
+    """The source a member may (re-)establish an OAuth connection to, or a clear error."""
+    if source is None:
+        raise NotFound(f"no data source {source_id!r}", code="UNKNOWN_DATA_SOURCE")
+    if source.retired:
+        raise AccessEnded(
+            f"{source.name} is no longer available; access has ended", code="ACCESS_ENDED"
+        )
+    if source.category != Category.OAUTH:
+        raise Conflict(
+            f"{source.name} is a {source.category} source: use createConnection",
+            code="WRONG_CATEGORY",
+        )
+    return source
