@@ -110,6 +110,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         secret_key=SecretStr("test-secret-key-" + "x" * 16),
         vault_keys=[SecretStr(generate_key())],
         sandbox_admin_secret=SecretStr("sandbox-admin"),
+        http_timeout=5.0,
         log_json=True,
     )
 

@@ -17,6 +17,12 @@ from tether.vault import Vault
 DEFAULT_HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
+class JobQueue(Protocol):
+    """Where background work is sent (``tether.jobs``)."""
+
+    def enqueue(self, task: str, /, **kwargs: object) -> None: ...
+
+
 class Service(Protocol):
     """Something that runs beside the HTTP app, such as the embedded worker."""
 
@@ -33,6 +39,7 @@ class Runtime:
     clock: Callable[[], datetime] = utcnow
     # All outbound HTTP goes through this factory, so tests can inject a transport.
     transport: httpx.BaseTransport | None = None
+    jobs: JobQueue | None = None
     # Started with the HTTP app and stopped with it (the embedded worker, for one).
     services: list[Service] = field(default_factory=list)
 
@@ -40,6 +47,12 @@ class Runtime:
     def secret_key(self) -> str:
         assert self.settings.secret_key is not None  # checked by build_runtime
         return self.settings.secret_key.get_secret_value()
+
+    def enqueue(self, task: str, **kwargs: object) -> None:
+        """Queue background work when a job queue is attached (the database stays the truth:
+        the sweeper re-drives anything whose message is lost or was never sent)."""
+        if self.jobs is not None:
+            self.jobs.enqueue(task, **kwargs)
 
     def start(self) -> None:
         for service in self.services:
@@ -50,9 +63,10 @@ class Runtime:
             service.stop()
 
     def http_client(self, **kwargs: object) -> httpx.Client:
+        timeout = httpx.Timeout(self.settings.http_timeout, connect=10.0)
         return httpx.Client(
             transport=self.transport,
-            timeout=kwargs.pop("timeout", DEFAULT_HTTP_TIMEOUT),  # type: ignore[arg-type]
+            timeout=kwargs.pop("timeout", timeout),  # type: ignore[arg-type]
             follow_redirects=False,
             headers={"User-Agent": "tether/0.1"},
             **kwargs,  # type: ignore[arg-type]

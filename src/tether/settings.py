@@ -11,10 +11,10 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tether.errors import ConfigurationError
 
@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         default=None, description="signs member tokens and hashes API keys"
     )
-    vault_keys: list[SecretStr] = Field(
+    vault_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="token-encryption keys, newest first (base64url, 32 bytes each)",
     )
@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     )
     member_token_ttl: int = Field(default=DEFAULT_MEMBER_TOKEN_TTL, ge=30, le=86400)
     launch_ttl: int = Field(default=DEFAULT_LAUNCH_TTL, ge=30, le=3600)
+    http_timeout: float = Field(
+        default=30.0, gt=0, le=600, description="seconds for any outbound HTTP read"
+    )
     sandbox_enabled: bool = True
     sandbox_admin_secret: SecretStr | None = None
     log_level: str = "INFO"

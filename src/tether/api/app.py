@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from tether.api import problems
 from tether.api.middleware import RequestContextMiddleware
-from tether.api.routes import connections, data_sources, health, members, oauth
+from tether.api.routes import audit, connections, data_sources, fhir, health, members, oauth
 from tether.ids import new_secret
 from tether.runtime import Runtime
 
@@ -38,6 +38,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(data_sources.router)
     app.include_router(connections.router)
     app.include_router(oauth.router)
+    app.include_router(fhir.router)
+    app.include_router(audit.router)
     if runtime.settings.sandbox_enabled:
         _mount_sandbox(app, runtime)
     app.add_middleware(RequestContextMiddleware)

@@ -8,8 +8,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from tether.connections.manage import StatusUpdate
 from tether.domain import Category, SourceType, Status, SyncStatus
-from tether.store.models import Connection, DataSource, Member
+from tether.store.models import AuditEvent, Connection, DataSource, Member
 
 
 class Wire(BaseModel):
@@ -86,7 +87,8 @@ class DataSourceOut(Wire):
 
 class DataSourcePage(Wire):
     items: list[DataSourceOut]
-    total: int
+    total: int = Field(description="matches, exact up to 1000")
+    total_capped: bool = Field(description="true when there are more than `total` matches")
     limit: int
     offset: int
 
@@ -134,6 +136,53 @@ class MemberConnectionOut(Wire):
             resource_counts={k: int(v) for k, v in (conn.resource_counts or {}).items()},
             next_sync=conn.next_sync_at if conn.status == Status.CONNECTED else None,
         )
+
+
+class StatusUpdateOut(Wire):
+    """What disconnectConnection and deleteConnection answer."""
+
+    status: Status
+    status_updated: datetime
+    sync_status: SyncStatus
+
+    @classmethod
+    def of(cls, update: StatusUpdate) -> StatusUpdateOut:
+        return cls(
+            status=update.status,
+            status_updated=update.status_updated,
+            sync_status=update.sync_status,
+        )
+
+
+class AuditEventOut(Wire):
+    id: int
+    at: datetime
+    member_id: str | None
+    connection_id: str | None
+    action: str
+    actor: str
+    from_status: str | None
+    to_status: str | None
+    detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> AuditEventOut:
+        return cls(
+            id=event.id,
+            at=event.at,
+            member_id=event.member_id,
+            connection_id=event.data_source_id,
+            action=event.action,
+            actor=event.actor,
+            from_status=event.from_status,
+            to_status=event.to_status,
+            detail=event.detail,
+        )
+
+
+class AuditEventPage(Wire):
+    items: list[AuditEventOut]
+    next_after: int | None
 
 
 class OauthUrlIn(Wire):

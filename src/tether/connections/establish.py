@@ -344,6 +344,4 @@ def _connect(runtime: Runtime, member_id: str, source_id: str, tokens: smart.Tok
 
 def _schedule_sync(runtime: Runtime, connection_pk: int, epoch: int) -> None:
     """Ask the job queue for the first sync now; ``next_sync_at`` covers a lost message."""
-    jobs = getattr(runtime, "jobs", None)
-    if jobs is not None:
-        jobs.enqueue("sync", connection_id=connection_pk, epoch=epoch)
+    runtime.enqueue("sync", connection_id=connection_pk, epoch=epoch)

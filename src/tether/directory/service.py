@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, case, delete, func, or_, select
+from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ DEFAULT_RADIUS_MILES = 25.0
 MAX_RADIUS_MILES = 500.0
 MAX_QUERY_WORDS = 6
 EARTH_RADIUS_MILES = 3958.8
+TOTAL_CAP = 1000
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class SearchPage:
     limit: int
     offset: int
     distances: dict[str, float]
+    total_capped: bool = False
 
 
 # ---------------------------------------------------------------------------- import
@@ -180,6 +182,9 @@ def search_data_sources(
     limit: int = DEFAULT_LIMIT,
     offset: int = 0,
 ) -> SearchPage:
+    """Search live sources. ``total`` is exact up to :data:`TOTAL_CAP` (``total_capped`` says
+    when there are more), so a two-letter prefix matching a fifth of a large directory costs
+    a bounded count instead of a full one."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
     if offset < 0:
@@ -187,28 +192,43 @@ def search_data_sources(
     query_words = words(query or "")
     if len(query_words) > MAX_QUERY_WORDS:
         raise InvalidRequest(f"a query may have at most {MAX_QUERY_WORDS} words")
-    base = select(DataSource).where(DataSource.retired.is_(False))
+    conditions: list[Any] = [DataSource.retired.is_(False)]
     for word in query_words:
         matching = select(DataSourceTerm.source_id).where(
             DataSourceTerm.term >= word, DataSourceTerm.term < prefix_upper_bound(word)
         )
-        base = base.where(DataSource.id.in_(matching))
+        conditions.append(DataSource.id.in_(matching))
     if source_type is not None:
-        base = base.where(DataSource.type == source_type.value)
+        conditions.append(DataSource.type == source_type.value)
     if near is not None:
-        return _search_near(session, base, near, limit, offset)
-    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+        return _search_near(session, conditions, near, limit, offset)
+    capped = select(DataSource.id).where(*conditions).limit(TOTAL_CAP + 1).subquery()
+    total = session.scalar(select(func.count()).select_from(capped)) or 0
     ordering: list[Any] = [DataSource.sort_name, DataSource.id]
     if query_words:
         # Names that start with the query come first.
         starts = " ".join(query_words)
         ordering.insert(0, case((DataSource.sort_name.startswith(starts), 0), else_=1))
-    items = list(session.scalars(base.order_by(*ordering).limit(limit).offset(offset)))
-    return SearchPage(items, total, limit, offset, {})
+    # Order and page over narrow rows, then load only the page's sources.
+    ids = list(
+        session.scalars(
+            select(DataSource.id).where(*conditions).order_by(*ordering).limit(limit).offset(offset)
+        )
+    )
+    return SearchPage(
+        _load(session, ids), min(total, TOTAL_CAP), limit, offset, {}, total > TOTAL_CAP
+    )
+
+
+def _load(session: Session, ids: Sequence[str]) -> list[DataSource]:
+    if not ids:
+        return []
+    found = {s.id: s for s in session.scalars(select(DataSource).where(DataSource.id.in_(ids)))}
+    return [found[i] for i in ids if i in found]
 
 
 def _search_near(
-    session: Session, base: Select[DataSource], near: Near, limit: int, offset: int
+    session: Session, conditions: list[Any], near: Near, limit: int, offset: int
 ) -> SearchPage:
     dlat = near.radius / 69.0
     dlon = near.radius / max(1e-6, 69.0 * math.cos(math.radians(near.lat)))
@@ -220,19 +240,26 @@ def _search_near(
             DataSource.lon.between(near.lon - dlon - 360, near.lon + dlon - 360),
         ),
     )
-    candidates = session.scalars(base.where(box)).all()
+    candidates = session.execute(
+        select(DataSource.id, DataSource.lat, DataSource.lon, DataSource.sort_name).where(
+            *conditions, box
+        )
+    ).all()
     scored = sorted(
         (
-            (_distance(near.lat, near.lon, s.lat, s.lon), s.sort_name, s)
-            for s in candidates
-            if s.lat is not None and s.lon is not None
+            (_distance(near.lat, near.lon, lat, lon), name, sid)
+            for sid, lat, lon, name in candidates
+            if lat is not None and lon is not None
         ),
-        key=lambda item: (item[0], item[1]),
     )
-    within = [(d, s) for d, _, s in scored if d <= near.radius]
+    within = [(d, sid) for d, _, sid in scored if d <= near.radius]
     page = within[offset : offset + limit]
     return SearchPage(
-        [s for _, s in page], len(within), limit, offset, {s.id: round(d, 2) for d, s in page}
+        _load(session, [sid for _, sid in page]),
+        len(within),
+        limit,
+        offset,
+        {sid: round(d, 2) for d, sid in page},
     )
 
 

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tether.api.deps import MemberPrincipal, RuntimeDep
-from tether.api.schemas import MemberConnectionOut, OauthUrlIn, OauthUrlOut
-from tether.connections import establish, queries
+from tether.api.schemas import MemberConnectionOut, OauthUrlIn, OauthUrlOut, StatusUpdateOut
+from tether.connections import establish, manage, queries
 from tether.domain import SourceType, Status, SyncStatus
 from tether.store.models import DataSource
+from tether.sync.service import request_sync
 
 router = APIRouter(prefix="/v1/connections", tags=["connections"])
 
@@ -58,3 +59,47 @@ def get_oauth_url(
 ) -> OauthUrlOut:
     url = establish.get_oauth_url(runtime, member, connection_id, body.return_url if body else None)
     return OauthUrlOut(redirect_url=url)
+
+
+@router.post(
+    "/{connection_id}/sync",
+    response_model=MemberConnectionOut,
+    status_code=202,
+    summary="Sync now (asynchronous: poll the connection's syncStatus)",
+)
+def sync_now(
+    connection_id: str, member: MemberPrincipal, runtime: RuntimeDep
+) -> MemberConnectionOut:
+    assert member.member_id is not None
+    pk, epoch = request_sync(runtime, member_id=member.member_id, connection_id=connection_id)
+    runtime.enqueue("sync", connection_id=pk, epoch=epoch)
+    with runtime.db.read() as session:
+        conn = queries.require_connection(
+            session, member_id=member.member_id, connection_id=connection_id
+        )
+        source = session.get(DataSource, conn.data_source_id)
+        assert source is not None
+        return MemberConnectionOut.of(conn, source)
+
+
+@router.post(
+    "/{connection_id}/disconnect",
+    response_model=StatusUpdateOut,
+    summary="disconnectConnection: stop retrieval, revoke tokens, keep the data",
+)
+def disconnect_connection(
+    connection_id: str, member: MemberPrincipal, runtime: RuntimeDep
+) -> StatusUpdateOut:
+    return StatusUpdateOut.of(manage.disconnect(runtime, member, connection_id))
+
+
+@router.delete(
+    "/{connection_id}",
+    response_model=StatusUpdateOut,
+    status_code=202,
+    summary="deleteConnection: revoke tokens now, delete the data asynchronously",
+)
+def delete_connection(
+    connection_id: str, member: MemberPrincipal, runtime: RuntimeDep
+) -> StatusUpdateOut:
+    return StatusUpdateOut.of(manage.delete_connection(runtime, member, connection_id))

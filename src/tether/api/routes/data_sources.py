@@ -31,7 +31,13 @@ def search_data_sources(
             session, query=query, source_type=type, near=place, limit=limit, offset=offset
         )
         items = [DataSourceOut.of(s, page.distances.get(s.id)) for s in page.items]
-    return DataSourcePage(items=items, total=page.total, limit=page.limit, offset=page.offset)
+    return DataSourcePage(
+        items=items,
+        total=page.total,
+        total_capped=page.total_capped,
+        limit=page.limit,
+        offset=page.offset,
+    )
 
 
 @router.get("/{connection_id}", response_model=DataSourceOut, summary="getDataSource")

@@ -1,0 +1,173 @@
+"""Reading a FHIR R4 search, page by page (FHIR R4 §3.1.1.3 "Paging", Bundle.link ``next``).
+
+:func:`iter_pages` yields parsed searchset Bundles. It follows ``next`` links only on the
+source's own origin and only up to a page limit, honours ``429`` + ``Retry-After`` (waiting
+inline when the wait is short), retries 5xx and timeouts with jittered exponential backoff
+(stamina), and turns everything else into a :class:`PageError` with a sync-error code, so the
+caller can record exactly what went wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import stamina
+
+from tether.store.models import utcnow
+
+DEFAULT_PAGE_SIZE = 500
+DEFAULT_MAX_PAGES = 5000
+MAX_INLINE_RETRY_AFTER = 10.0  # seconds we are willing to wait inside a sync
+RETRY_ATTEMPTS = 4
+RETRY_TIMEOUT = 60.0
+FHIR_JSON = "application/fhir+json"
+
+
+class PageError(Exception):
+    """A page could not be read; ``code`` is a sync-error code (tether.connections.errors)."""
+
+    def __init__(self, code: str, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
+
+
+class Unauthorized(PageError):
+    """401: the access token is no longer accepted (refresh, then retry)."""
+
+    def __init__(self) -> None:
+        super().__init__("AUTHORIZATION_EXPIRED", "the source answered 401")
+
+
+class _Transient(Exception):
+    """A failure worth retrying (5xx, timeout, 429 with a short Retry-After)."""
+
+    def __init__(self, message: str, *, wait: float | None = None, code: str) -> None:
+        super().__init__(message)
+        self.wait = wait
+        self.code = code
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - utcnow()).total_seconds())
+
+
+def _backoff(exc: Exception) -> bool | float:
+    if isinstance(exc, _Transient):
+        return exc.wait if exc.wait is not None else True
+    return False
+
+
+@dataclass
+class PageReader:
+    """Reads one search's pages with a bearer token; ``token`` may be swapped after a refresh."""
+
+    http: httpx.Client
+    base_url: str
+    token: Callable[[], str]
+    max_pages: int = DEFAULT_MAX_PAGES
+    retry_attempts: int = RETRY_ATTEMPTS
+    retry_timeout: float = RETRY_TIMEOUT
+
+    def _same_origin(self, url: str) -> bool:
+        a, b = urlsplit(url), urlsplit(self.base_url)
+        return (a.scheme, a.netloc) == (b.scheme, b.netloc) and a.path.startswith(b.path)
+
+    def _get_once(self, url: str, params: dict[str, str] | None) -> dict[str, Any]:
+        try:
+            response = self.http.get(
+                url,
+                params=params,
+                headers={"Authorization": f"Bearer {self.token()}", "Accept": FHIR_JSON},
+            )
+        except httpx.TimeoutException as exc:
+            raise _Transient("timed out", code="SOURCE_UNAVAILABLE") from exc
+        except httpx.TransportError as exc:
+            raise _Transient(type(exc).__name__, code="SOURCE_UNAVAILABLE") from exc
+        status = response.status_code
+        if status == 401:
+            raise Unauthorized()
+        if status == 429:
+            wait = retry_after_seconds(response.headers.get("retry-after"))
+            if wait is not None and wait > MAX_INLINE_RETRY_AFTER:
+                raise PageError("RATE_LIMITED", "rate limited", retry_after=wait)
+            raise _Transient("rate limited", wait=wait, code="RATE_LIMITED")
+        if status >= 500:
+            raise _Transient(f"HTTP {status}", code="SOURCE_UNAVAILABLE")
+        if status == 403:
+            raise PageError("ACCESS_FORBIDDEN", "the source answered 403")
+        if status == 404:
+            raise PageError("PATIENT_RETRIEVAL_ERROR", "the source answered 404")
+        if status != 200:
+            raise PageError("INVALID_RESPONSE", f"unexpected HTTP {status}")
+        try:
+            bundle = json.loads(response.content)
+        except ValueError:
+            raise PageError("INVALID_RESPONSE", "the page is not JSON") from None
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            raise PageError("INVALID_RESPONSE", "the page is not a FHIR Bundle")
+        entries = bundle.get("entry", [])
+        if not isinstance(entries, list):
+            raise PageError("INVALID_RESPONSE", "Bundle.entry is not a list")
+        return bundle
+
+    def get(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        """One page, with retries for transient failures."""
+        last: _Transient | None = None
+        try:
+            for attempt in stamina.retry_context(
+                on=_backoff,
+                attempts=self.retry_attempts,
+                timeout=self.retry_timeout,
+                wait_initial=0.2,
+                wait_max=5.0,
+                wait_jitter=0.3,
+            ):
+                with attempt:
+                    try:
+                        return self._get_once(url, params)
+                    except _Transient as exc:
+                        last = exc
+                        raise
+        except _Transient as exc:
+            raise PageError(exc.code, f"gave up after retries: {exc}") from None
+        raise PageError(last.code if last else "SOURCE_UNAVAILABLE", "gave up")  # pragma: no cover
+
+    def pages(self, url: str, params: dict[str, str] | None) -> Iterator[dict[str, Any]]:
+        """Every page of a search, following ``next`` within the source and the page limit."""
+        page = self.get(url, params)
+        count = 1
+        while True:
+            yield page
+            next_url = next(
+                (
+                    link.get("url")
+                    for link in page.get("link", []) or []
+                    if isinstance(link, dict) and link.get("relation") == "next"
+                ),
+                None,
+            )
+            if not next_url:
+                return
+            if not isinstance(next_url, str) or not self._same_origin(next_url):
+                raise PageError("INVALID_RESPONSE", "a next link leaves the source's FHIR base")
+            if count >= self.max_pages:
+                raise PageError("PAGING_LIMIT", f"more than {self.max_pages} pages")
+            page = self.get(next_url)
+            count += 1

@@ -1,0 +1,90 @@
+"""Writing a page of resources: one short transaction, fenced by the grant epoch.
+
+The fence is the heartbeat update itself: ``UPDATE connections SET sync_heartbeat_at=… WHERE
+id=… AND grant_epoch=… AND status='CONNECTED'``. When it touches no row, the member disconnected,
+deleted or re-authorized since the sync started, and the page is not written. The update holds
+the connection row's lock until commit, so a disconnect that commits first is always seen, and
+one that comes later waits for this page's transaction to finish.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tether.domain import Status
+from tether.store.models import Connection, FhirResource
+
+
+class Fenced(Exception):
+    """The connection's grant epoch moved on (or it is no longer CONNECTED): stop writing."""
+
+
+def _insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def fence(session: Session, connection_pk: int, epoch: int, now: datetime) -> None:
+    result = session.execute(
+        update(Connection)
+        .where(
+            Connection.id == connection_pk,
+            Connection.grant_epoch == epoch,
+            Connection.status == Status.CONNECTED.value,
+        )
+        .values(sync_heartbeat_at=now)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Fenced()
+
+
+def upsert_resources(
+    session: Session,
+    *,
+    member_id: str,
+    connection_pk: int,
+    epoch: int,
+    rows: Sequence[tuple[str, str, str | None, dict[str, Any]]],
+) -> int:
+    """Upsert ``(resource_type, id, lastUpdated, resource)`` rows; returns how many."""
+    if not rows:
+        return 0
+    dumps = json.dumps
+    values = [
+        {
+            "member_id": member_id,
+            "connection_id": connection_pk,
+            "resource_type": rtype,
+            "resource_id": rid,
+            "last_updated": updated,
+            "grant_epoch": epoch,
+            "data": dumps(resource, separators=(",", ":")),
+        }
+        for rtype, rid, updated, resource in rows
+    ]
+    statement = _insert(session)(FhirResource)
+    statement = statement.on_conflict_do_update(
+        index_elements=["connection_id", "resource_type", "resource_id"],
+        set_={
+            "last_updated": statement.excluded.last_updated,
+            "grant_epoch": statement.excluded.grant_epoch,
+            "data": statement.excluded.data,
+        },
+    )
+    session.execute(statement, values)
+    return len(values)
+
+
+def resource_counts(session: Session, connection_pk: int) -> dict[str, int]:
+    rows = session.execute(
+        select(FhirResource.resource_type, func.count())
+        .where(FhirResource.connection_id == connection_pk)
+        .group_by(FhirResource.resource_type)
+    )
+    return {rtype: int(count) for rtype, count in rows}

@@ -1,0 +1,44 @@
+"""Shared steps for sync tests: connect through the sandbox and read what was stored."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from tests.conftest import MemberCtx
+from tether.runtime import Runtime
+from tether.store.models import Connection, FhirResource
+from tether.testing.flow import connect
+
+
+def connected(client, member: MemberCtx, runtime: Runtime, source: str, patient: str) -> Connection:
+    result = connect(client, member.headers, source, patient=patient)
+    assert result.status_code == "success"
+    with runtime.db.read() as session:
+        conn = session.scalar(
+            select(Connection).where(
+                Connection.member_id == member.member_id, Connection.data_source_id == source
+            )
+        )
+    assert conn is not None
+    return conn
+
+
+def reload(runtime: Runtime, pk: int) -> Connection:
+    with runtime.db.read() as session:
+        conn = session.get(Connection, pk)
+    assert conn is not None
+    return conn
+
+
+def stored(runtime: Runtime, pk: int) -> dict[str, int]:
+    with runtime.db.read() as session:
+        rows = session.execute(
+            select(FhirResource.resource_type, func.count())
+            .where(FhirResource.connection_id == pk)
+            .group_by(FhirResource.resource_type)
+        )
+        return {t: int(n) for t, n in rows}
+
+
+def codes(conn: Connection) -> list[str]:
+    return [e["coding"][0]["code"] for e in conn.sync_errors]

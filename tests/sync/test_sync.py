@@ -1,0 +1,190 @@
+"""The sync lifecycle against the sandbox: full, incremental, and every fault knob."""
+
+import pytest
+
+from tests.conftest import MemberCtx
+from tests.sync.helpers import codes, connected, reload, stored
+from tether.runtime import Runtime
+from tether.sandbox import Sandbox
+from tether.sync.service import run_sync
+
+CLINIC = "sandbox-clinic"
+PATIENT = "clinic-1"
+FAULTS: list[int] = []  # faults the sandbox injected during each _sync_with
+
+
+def test_full_then_incremental_sync(
+    client, member: MemberCtx, runtime: Runtime, sandbox: Sandbox
+) -> None:
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    assert conn.sync_status == "PENDING"
+    report = run_sync(runtime, conn.id, conn.grant_epoch, page_size=20)
+    assert report is not None
+    assert report.status == "RETRIEVED", report.errors
+    after = reload(runtime, conn.id)
+    counts = stored(runtime, conn.id)
+    assert after.sync_status == "RETRIEVED" and after.sync_errors == []
+    assert after.last_synced_at is not None and after.next_sync_at is not None
+    assert after.resource_counts == counts
+    assert counts["Patient"] == 1 and counts["Observation"] > 20  # several pages
+    assert report.written == sum(counts.values())
+
+    view = client.get(f"/v1/connections/{CLINIC}", headers=member.headers).json()
+    assert view["syncStatus"] == "RETRIEVED"
+    assert view["resourceCounts"] == counts
+    bundle = client.get(
+        "/v1/fhir/Observation", params={"_count": 10}, headers=member.headers
+    ).json()
+    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "searchset"
+    assert len(bundle["entry"]) == 10
+    assert all(e["resource"]["meta"]["source"] == CLINIC for e in bundle["entry"])
+    assert any(link["relation"] == "next" for link in bundle["link"])
+    # Page through everything with the next links: every Observation exactly once.
+    seen, url = [], "/v1/fhir/Observation?_count=50"
+    while url:
+        page = client.get(url, headers=member.headers).json()
+        seen += [e["resource"]["id"] for e in page["entry"]]
+        nxt = [link["url"] for link in page["link"] if link["relation"] == "next"]
+        url = nxt[0] if nxt else ""
+    assert len(seen) == len(set(seen)) == counts["Observation"]
+
+    # Incremental: only what changed at the source since is fetched; nothing duplicates.
+    touched = sandbox.touch(CLINIC, PATIENT, 3)
+    assert len(touched) == 3
+    again = run_sync(runtime, conn.id, conn.grant_epoch, page_size=20)
+    assert again is not None and again.status == "RETRIEVED"
+    assert again.written < report.written
+    assert again.written >= 3
+    assert stored(runtime, conn.id) == counts
+
+
+def test_another_members_data_is_invisible(
+    client, member: MemberCtx, other_member: MemberCtx, runtime: Runtime
+) -> None:
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    run_sync(runtime, conn.id, conn.grant_epoch)
+    mine = client.get("/v1/fhir/Patient", headers=member.headers).json()
+    assert len(mine["entry"]) == 1
+    theirs = client.get("/v1/fhir/Patient", headers=other_member.headers).json()
+    assert theirs["entry"] == []
+    filtered = client.get(
+        "/v1/fhir/Patient", params={"connectionId": CLINIC}, headers=other_member.headers
+    )
+    assert filtered.status_code == 404
+
+
+def test_stale_epoch_or_second_run_does_nothing(
+    client, member: MemberCtx, runtime: Runtime
+) -> None:
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    assert run_sync(runtime, conn.id, conn.grant_epoch + 1) is None
+    assert reload(runtime, conn.id).sync_status == "PENDING"
+    assert stored(runtime, conn.id) == {}
+
+
+def _sync_with(runtime: Runtime, sandbox: Sandbox, conn, knobs: dict, **kw):
+    sandbox.set_knobs(CLINIC, knobs)
+    try:
+        return run_sync(runtime, conn.id, conn.grant_epoch, **kw)
+    finally:
+        FAULTS.append(sandbox.counters(CLINIC).faults)
+        sandbox.reset(CLINIC)
+
+
+def test_429_with_retry_after_is_honoured(client, member, runtime, sandbox) -> None:
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    report = _sync_with(runtime, sandbox, conn, {"rate_429": 0.3, "retry_after": 0}, page_size=50)
+    assert report is not None and report.status == "RETRIEVED", report.errors
+    assert FAULTS[-1] > 0  # the sandbox did throttle
+
+
+def test_long_retry_after_ends_in_rate_limited_and_reschedules(
+    client, member, runtime, sandbox
+) -> None:
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    report = _sync_with(runtime, sandbox, conn, {"rate_429": 1.0, "retry_after": 600})
+    assert report is not None and report.status == "ERROR"
+    after = reload(runtime, conn.id)
+    assert "RATE_LIMITED" in codes(after)
+    assert after.next_sync_at is not None
+    assert (after.next_sync_at - runtime.clock()).total_seconds() > 500
+
+
+def test_5xx_are_retried_then_reported(client, member, runtime, sandbox) -> None:
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    flaky = _sync_with(runtime, sandbox, conn, {"rate_500": 0.25})
+    assert flaky is not None and flaky.status == "RETRIEVED", flaky.errors
+    down = _sync_with(runtime, sandbox, conn, {"rate_503": 1.0, "retry_after": 0})
+    assert down is not None and down.status == "ERROR"
+    after = reload(runtime, conn.id)
+    assert codes(after) == ["SOURCE_UNAVAILABLE"]
+    assert after.status == "CONNECTED"  # never expired by a network failure
+    assert stored(runtime, conn.id)  # what the earlier sync stored is still there
+
+
+def test_forbidden_type_is_a_partial_retrieval(client, member, runtime, sandbox) -> None:
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    report = _sync_with(runtime, sandbox, conn, {"forbidden_types": ["Observation"]})
+    assert report is not None and report.status == "RETRIEVED"
+    after = reload(runtime, conn.id)
+    assert codes(after) == ["PARTIAL_RETRIEVAL", "ACCESS_FORBIDDEN"]
+    assert "Observation" in after.sync_errors[0]["text"]
+    counts = stored(runtime, conn.id)
+    assert "Observation" not in counts and counts["Patient"] == 1
+
+
+@pytest.mark.parametrize("kind", ["json", "not_bundle"])
+def test_malformed_page_writes_nothing_of_that_page(client, member, runtime, sandbox, kind) -> None:
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    report = _sync_with(
+        runtime, sandbox, conn, {"malformed_page": 2, "malformed_kind": kind}, page_size=10
+    )
+    assert report is not None
+    after = reload(runtime, conn.id)
+    assert "INVALID_RESPONSE" in codes(after)
+    counts = stored(runtime, conn.id)
+    # Types with more than one page stop at exactly one page (10 rows); nothing half-written.
+    assert all(n <= 10 for n in counts.values()), counts
+
+
+def test_endless_next_ends_in_an_error_not_a_hang(client, member, runtime, sandbox) -> None:
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    report = _sync_with(runtime, sandbox, conn, {"endless_next": True}, max_pages=5)
+    assert report is not None and report.status == "ERROR"
+    assert "PAGING_LIMIT" in codes(reload(runtime, conn.id))
+
+
+def test_stalled_source_times_out(client, member, runtime, sandbox) -> None:
+    runtime.settings.http_timeout = 0.5
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    report = _sync_with(runtime, sandbox, conn, {"stall_seconds": 2})
+    assert report is not None and report.status == "ERROR"
+    assert codes(reload(runtime, conn.id)) == ["SOURCE_UNAVAILABLE"]
+
+
+def test_latency_only_slows_things_down(client, member, runtime, sandbox) -> None:
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    report = _sync_with(runtime, sandbox, conn, {"latency_ms": 20})
+    assert report is not None and report.status == "RETRIEVED"
+
+
+def test_expired_access_token_is_refreshed_once(client, member, runtime, sandbox) -> None:
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    sandbox.expire_tokens(CLINIC)
+    before = sandbox.counters(CLINIC).refreshes
+    report = run_sync(runtime, conn.id, conn.grant_epoch)
+    assert report is not None and report.status == "RETRIEVED", report.errors
+    assert sandbox.counters(CLINIC).refreshes - before == 1
+    assert reload(runtime, conn.id).status == "CONNECTED"
+
+
+def test_revoked_at_source_expires_the_connection(client, member, runtime, sandbox) -> None:
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    sandbox.revoke_all(CLINIC)
+    report = run_sync(runtime, conn.id, conn.grant_epoch)
+    assert report is not None and report.status == "ERROR"
+    after = reload(runtime, conn.id)
+    assert after.status == "EXPIRED"
+    assert after.sync_status == "ERROR"
+    assert codes(after)[0] == "AUTHORIZATION_EXPIRED"
+    assert after.access_token is None and after.refresh_token is None
