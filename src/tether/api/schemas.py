@@ -87,8 +87,7 @@ class DataSourceOut(Wire):
 
 class DataSourcePage(Wire):
     items: list[DataSourceOut]
-    total: int = Field(description="matches, exact up to 1000")
-    total_capped: bool = Field(description="true when there are more than `total` matches")
+    total: int
     limit: int
     offset: int
 

@@ -8,17 +8,17 @@ the primary key of ``data_source_terms``, so a search stays fast at tens of thou
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tether.directory.index import INDEXES
 from tether.directory.schema import SourceEntry
-from tether.directory.text import prefix_upper_bound, terms_for, words
+from tether.directory.text import terms_for, words
 from tether.domain import SourceType
 from tether.errors import InvalidRequest, NotFound
 from tether.sealed import client_secret_binding
@@ -31,8 +31,6 @@ MAX_LIMIT = 100
 DEFAULT_RADIUS_MILES = 25.0
 MAX_RADIUS_MILES = 500.0
 MAX_QUERY_WORDS = 6
-EARTH_RADIUS_MILES = 3958.8
-TOTAL_CAP = 1000
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,6 @@ class SearchPage:
     limit: int
     offset: int
     distances: dict[str, float]
-    total_capped: bool = False
 
 
 # ---------------------------------------------------------------------------- import
@@ -165,14 +162,6 @@ def parse_near(near: str | None, radius: float | None) -> Near | None:
     return Near(lat, lon, miles)
 
 
-def _distance(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in miles (haversine)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_MILES * math.asin(math.sqrt(a))
-
-
 def search_data_sources(
     session: Session,
     *,
@@ -182,9 +171,7 @@ def search_data_sources(
     limit: int = DEFAULT_LIMIT,
     offset: int = 0,
 ) -> SearchPage:
-    """Search live sources. ``total`` is exact up to :data:`TOTAL_CAP` (``total_capped`` says
-    when there are more), so a two-letter prefix matching a fifth of a large directory costs
-    a bounded count instead of a full one."""
+    """Search live sources by name/alias word prefixes, type and place (see ``index.py``)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
     if offset < 0:
@@ -192,32 +179,14 @@ def search_data_sources(
     query_words = words(query or "")
     if len(query_words) > MAX_QUERY_WORDS:
         raise InvalidRequest(f"a query may have at most {MAX_QUERY_WORDS} words")
-    conditions: list[Any] = [DataSource.retired.is_(False)]
-    for word in query_words:
-        matching = select(DataSourceTerm.source_id).where(
-            DataSourceTerm.term >= word, DataSourceTerm.term < prefix_upper_bound(word)
-        )
-        conditions.append(DataSource.id.in_(matching))
-    if source_type is not None:
-        conditions.append(DataSource.type == source_type.value)
+    index = INDEXES.get(session)
+    kind = source_type.value if source_type else None
     if near is not None:
-        return _search_near(session, conditions, near, limit, offset)
-    capped = select(DataSource.id).where(*conditions).limit(TOTAL_CAP + 1).subquery()
-    total = session.scalar(select(func.count()).select_from(capped)) or 0
-    ordering: list[Any] = [DataSource.sort_name, DataSource.id]
-    if query_words:
-        # Names that start with the query come first.
-        starts = " ".join(query_words)
-        ordering.insert(0, case((DataSource.sort_name.startswith(starts), 0), else_=1))
-    # Order and page over narrow rows, then load only the page's sources.
-    ids = list(
-        session.scalars(
-            select(DataSource.id).where(*conditions).order_by(*ordering).limit(limit).offset(offset)
-        )
-    )
-    return SearchPage(
-        _load(session, ids), min(total, TOTAL_CAP), limit, offset, {}, total > TOTAL_CAP
-    )
+        hits, total = index.near(query_words, kind, near.lat, near.lon, near.radius, limit, offset)
+    else:
+        hits, total = index.page(query_words, kind, limit, offset)
+    distances = {h.source_id: h.distance for h in hits if h.distance is not None}
+    return SearchPage(_load(session, [h.source_id for h in hits]), total, limit, offset, distances)
 
 
 def _load(session: Session, ids: Sequence[str]) -> list[DataSource]:
@@ -225,42 +194,6 @@ def _load(session: Session, ids: Sequence[str]) -> list[DataSource]:
         return []
     found = {s.id: s for s in session.scalars(select(DataSource).where(DataSource.id.in_(ids)))}
     return [found[i] for i in ids if i in found]
-
-
-def _search_near(
-    session: Session, conditions: list[Any], near: Near, limit: int, offset: int
-) -> SearchPage:
-    dlat = near.radius / 69.0
-    dlon = near.radius / max(1e-6, 69.0 * math.cos(math.radians(near.lat)))
-    box = and_(
-        DataSource.lat.between(near.lat - dlat, near.lat + dlat),
-        or_(
-            DataSource.lon.between(near.lon - dlon, near.lon + dlon),
-            DataSource.lon.between(near.lon - dlon + 360, near.lon + dlon + 360),
-            DataSource.lon.between(near.lon - dlon - 360, near.lon + dlon - 360),
-        ),
-    )
-    candidates = session.execute(
-        select(DataSource.id, DataSource.lat, DataSource.lon, DataSource.sort_name).where(
-            *conditions, box
-        )
-    ).all()
-    scored = sorted(
-        (
-            (_distance(near.lat, near.lon, lat, lon), name, sid)
-            for sid, lat, lon, name in candidates
-            if lat is not None and lon is not None
-        ),
-    )
-    within = [(d, sid) for d, _, sid in scored if d <= near.radius]
-    page = within[offset : offset + limit]
-    return SearchPage(
-        _load(session, [sid for _, sid in page]),
-        len(within),
-        limit,
-        offset,
-        {sid: round(d, 2) for d, sid in page},
-    )
 
 
 def all_source_ids(session: Session) -> Iterable[str]:

@@ -100,16 +100,16 @@ class Member(Base):
 class DataSource(Base):
     __tablename__ = "data_sources"
     __table_args__ = (
-        # Search pages are ordered by name among live (not retired) sources, optionally of a
-        # type; these let both engines read a page off an index instead of sorting.
-        Index("ix_data_sources_live_name", "retired", "sort_name", "id"),
-        Index("ix_data_sources_type_live_name", "type", "retired", "sort_name", "id"),
-        Index("ix_data_sources_location", "lat", "lon"),
+        # The directory's version for the in-process search index (tether.directory.index).
+        Index("ix_data_sources_updated", "updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
-    sort_name: Mapped[str] = mapped_column(String(300))
+    # Normalised name (lower-case ASCII words); byte-wise order on PostgreSQL as on SQLite.
+    sort_name: Mapped[str] = mapped_column(
+        String(300).with_variant(String(300, collation="C"), "postgresql")
+    )
     category: Mapped[str] = mapped_column(String(20))
     type: Mapped[str] = mapped_column(String(20))
     aliases: Mapped[list[Any]] = mapped_column(default=list)
@@ -230,3 +230,4 @@ class AuditEvent(Base):
     to_status: Mapped[str | None] = mapped_column(String(20))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+

@@ -34,7 +34,6 @@ def search_data_sources(
     return DataSourcePage(
         items=items,
         total=page.total,
-        total_capped=page.total_capped,
         limit=page.limit,
         offset=page.offset,
     )
