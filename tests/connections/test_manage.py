@@ -248,3 +248,30 @@ def reload_status(runtime: Runtime, member: MemberCtx) -> str:
 
     with runtime.db.read() as session:
         return require_connection(session, member_id=member.member_id, connection_id=CLINIC).status
+
+
+def test_retiring_a_source_ends_access(
+    client, member: MemberCtx, runtime: Runtime, tmp_path
+) -> None:
+    import json
+
+    from tether.directory.files import import_file
+    from tether.directory.schema import BUNDLED_DIRECTORY, load_file
+
+    conn = connected(client, member, runtime, CLINIC, "clinic-1")
+    run_sync(runtime, conn.id, conn.grant_epoch)
+    entries = [e.model_dump(mode="json", exclude_none=True) for e in load_file(BUNDLED_DIRECTORY)]
+    for entry in entries:
+        if entry["id"] == CLINIC:
+            entry["retired"] = True
+    path = tmp_path / "retired.json"
+    path.write_text(json.dumps(entries))
+    import_file(runtime, path)
+    after = reload(runtime, conn.id)
+    assert after.status == "ACCESS_ENDED" and after.access_token is None
+    assert stored(runtime, conn.id)  # the data stays until the member deletes it
+    assert run_sync(runtime, conn.id, conn.grant_epoch) is None
+    again = client.post(f"/v1/connections/{CLINIC}/oauth-url", headers=member.headers)
+    assert again.status_code == 409 and again.json()["code"] == "ACCESS_ENDED"
+    deleted = client.delete(f"/v1/connections/{CLINIC}", headers=member.headers)
+    assert deleted.status_code == 202

@@ -265,3 +265,36 @@ def claim_stale_deletes(runtime: Runtime, *, limit: int = 100) -> list[tuple[int
                 .values(sync_heartbeat_at=now)
             )
     return [(r[0], r[1]) for r in rows]
+
+
+def end_access(runtime: Runtime, source_ids: list[str], *, actor: str = "system:directory") -> int:
+    """Connections to retired sources become ACCESS_ENDED: tokens dropped, no retrieval.
+
+    Called after a directory import retires sources. The source is gone, so no revocation is
+    attempted (it could only time out); the data stays until the member deletes it.
+    """
+    if not source_ids:
+        return 0
+    now = runtime.clock()
+    ended = 0
+    live = [s.value for s in (Status.CONNECTED, Status.EXPIRED, Status.DISCONNECTED, Status.ERROR)]
+    with runtime.db.write() as session:
+        conns = session.scalars(
+            select(Connection)
+            .where(Connection.data_source_id.in_(source_ids), Connection.status.in_(live))
+            .with_for_update()
+        ).all()
+        for conn in conns:
+            _take_grant(runtime, conn)
+            _settle_sync_status(conn)
+            lifecycle.transition(
+                session,
+                conn,
+                Status.ACCESS_ENDED,
+                action="connection.access_ended",
+                actor=actor,
+                now=now,
+                detail={"reason": "the data source was retired"},
+            )
+            ended += 1
+    return ended

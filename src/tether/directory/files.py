@@ -21,11 +21,15 @@ def import_file(
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Validate the whole file first (nothing is written if any entry is bad), then upsert."""
+    from tether.connections.manage import end_access
+
     entries = load_file(path)
     if on_total:
         on_total(len(entries))
     with runtime.db.write() as session:
-        return import_sources(session, entries, vault=runtime.vault, progress=progress)
+        written = import_sources(session, entries, vault=runtime.vault, progress=progress)
+    end_access(runtime, [entry.id for entry in entries if entry.retired])
+    return written
 
 
 def ensure_directory(runtime: Runtime) -> None:
