@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tether.accounts import service as accounts
+from tether.jobs import EmbeddedWorker, Jobs
 from tether.runtime import Runtime, build_runtime
 from tether.sandbox import Sandbox
 from tether.settings import Settings
@@ -119,7 +120,20 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 def runtime(settings: Settings) -> Iterator[Runtime]:
     rt = build_runtime(settings, migrate=False)
     yield rt
+    if isinstance(rt.jobs, Jobs):
+        rt.jobs.close()
     rt.db.dispose()
+
+
+@pytest.fixture
+def worker(runtime: Runtime) -> Iterator[EmbeddedWorker]:
+    """An embedded worker consuming ``runtime.jobs`` (the test's SQLite queue file) with fast
+    polling and no periodic sweeps (``runtime.jobs.run_sweeps()`` sweeps on demand)."""
+    assert isinstance(runtime.jobs, Jobs)
+    embedded = EmbeddedWorker(runtime.jobs, poll_interval=0.05, sweep_interval=None)
+    embedded.start()
+    yield embedded
+    embedded.stop()
 
 
 @pytest.fixture

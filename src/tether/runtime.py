@@ -82,4 +82,8 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
 
         upgrade(db.engine)
     vault = Vault([k.get_secret_value() for k in settings.vault_keys])
-    return Runtime(settings=settings, db=db, vault=vault)
+    runtime = Runtime(settings=settings, db=db, vault=vault)
+    from tether.jobs import Jobs
+
+    runtime.jobs = Jobs(runtime)  # the queue at settings.resolved_queue_url
+    return runtime

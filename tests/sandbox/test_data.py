@@ -49,7 +49,7 @@ def test_every_source_serves_its_types(live: Live) -> None:
     } <= clinic_types
     insurer = set(live.sandbox.catalog.record(INSURER, "insurer-1").types())
     assert {"Coverage", "ExplanationOfBenefit"} <= insurer
-    assert [s.id for s in default_sources()] == [CLINIC, INSURER, "sandbox-lab"]
+    assert [s.id for s in default_sources()] == [CLINIC, INSURER, "sandbox-lab", "sandbox-pharmacy"]
 
 
 def test_volume_patient_pages_lazily(live: Live) -> None:
@@ -95,3 +95,15 @@ def test_touch_and_add_feed_incremental_sync(live: Live) -> None:
         ).json()["entry"]
     }
     assert changed == {*touched, "Observation/added-1"}
+
+
+def test_basic_source_accepts_portal_credentials(live: Live) -> None:
+    """The BASIC source reads with HTTP Basic: username a patient id, the sandbox password."""
+    fhir = live.fhir("sandbox-pharmacy")
+    ok = live.http.get(f"{fhir}/Patient", auth=("pharmacy-1", "sandbox-password"))
+    assert ok.status_code == 200
+    assert [e["resource"]["id"] for e in ok.json()["entry"]] == ["pharmacy-1"]
+    wrong = live.http.get(f"{fhir}/Patient", auth=("pharmacy-1", "nope"))
+    assert wrong.status_code == 401
+    other_source = live.http.get(f"{live.fhir()}/Patient", auth=("clinic-1", "sandbox-password"))
+    assert other_source.status_code == 401  # OAuth-only sources take no passwords

@@ -12,6 +12,8 @@ from tether.api.middleware import RequestContextMiddleware
 from tether.api.routes import audit, connections, data_sources, fhir, health, members, oauth
 from tether.ids import new_secret
 from tether.runtime import Runtime
+from tether.web import api as web_api
+from tether.web import pages as web_pages
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -40,6 +42,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(oauth.router)
     app.include_router(fhir.router)
     app.include_router(audit.router)
+    app.include_router(web_api.router)
+    app.include_router(web_pages.router)
     if runtime.settings.sandbox_enabled:
         _mount_sandbox(app, runtime)
     app.add_middleware(RequestContextMiddleware)

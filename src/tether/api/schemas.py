@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic.alias_generators import to_camel
 
 from tether.connections.manage import StatusUpdate
@@ -182,6 +182,12 @@ class AuditEventOut(Wire):
 class AuditEventPage(Wire):
     items: list[AuditEventOut]
     next_after: int | None
+
+
+class CreateConnectionIn(Wire):
+    connection_id: str = Field(min_length=1, max_length=100)
+    username: str = Field(min_length=1, max_length=500)
+    password: SecretStr = Field(min_length=1, max_length=500)
 
 
 class OauthUrlIn(Wire):

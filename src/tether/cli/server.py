@@ -11,16 +11,22 @@ from tether.cli.app import app, console, options, runtime_from
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+DEFAULT_WORKER_THREADS = 2  # tether.jobs.worker.DEFAULT_THREADS, without importing huey here
 
 
-def _run(runtime: object, host: str, port: int) -> None:
+def _run(runtime: object, host: str, port: int, *, worker_threads: int = 0) -> None:
     import uvicorn
 
     from tether.api.app import create_app
+    from tether.jobs import EmbeddedWorker, Jobs
     from tether.logging import configure_logging
     from tether.runtime import Runtime
 
     assert isinstance(runtime, Runtime)
+    if worker_threads:
+        assert isinstance(runtime.jobs, Jobs)  # attached by build_runtime
+        # Started and stopped with the app (Runtime.start/stop in the lifespan).
+        runtime.services.append(EmbeddedWorker(runtime.jobs, threads=worker_threads))
     configure_logging(level=runtime.settings.log_level, json_output=runtime.settings.log_json)
     uvicorn.run(
         create_app(runtime),
@@ -62,13 +68,19 @@ def demo(
     creds = seed(runtime)
     console.rule("[bold green]tether demo")
     console.print(f"API          {creds.base_url}/v1  (docs: {creds.base_url}/docs)")
-    console.print(f"Member page  {creds.base_url}/app")
+    from tether.web.links import demo_app_link
+
+    page = demo_app_link(runtime, tenant_id=creds.tenant_id, member_id=creds.member_id)
+    console.print(f"Member page  {page.url}", soft_wrap=True)
+    console.print(
+        f"             (opens once, until {page.expires_at:%H:%M} UTC; rerun for a new one)"
+    )
     console.print(f"Tenant key   {creds.api_key}", soft_wrap=True)
     console.print(f"Member id    {creds.member_id}")
     console.print(f"Member token {creds.member_token}", soft_wrap=True)
     console.print(f"Saved to     {(settings.data_dir / 'demo.json').resolve()} (mode 0600)")
     console.rule()
-    _run(runtime, host, port)
+    _run(runtime, host, port, worker_threads=DEFAULT_WORKER_THREADS)
 
 
 @app.command()
@@ -77,13 +89,23 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = DEFAULT_HOST,
     port: Annotated[int, typer.Option(help="port to listen on")] = DEFAULT_PORT,
     data_dir: Annotated[Path | None, typer.Option(help="data directory")] = None,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="consume the job queue in this process (--no-worker: `tether worker` does)",
+        ),
+    ] = True,
+    threads: Annotated[
+        int, typer.Option(min=1, help="embedded worker threads")
+    ] = DEFAULT_WORKER_THREADS,
 ) -> None:
     """Run the API server (secrets from TETHER_SECRET_KEY and TETHER_VAULT_KEYS)."""
     from tether.directory.files import ensure_directory
 
     runtime = runtime_from(ctx, data_dir=data_dir)
     ensure_directory(runtime)
-    _run(runtime, host, port)
+    _run(runtime, host, port, worker_threads=threads if worker else 0)
 
 
 @app.command()

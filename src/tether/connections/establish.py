@@ -68,7 +68,8 @@ def get_oauth_url(
             if Status(conn.status) == Status.ACCESS_ENDED:
                 raise Conflict("access to this source has ended", code="ACCESS_ENDED")
             lifecycle.check(conn, Status.CONNECTED)
-        if return_url is not None:
+        own_page = f"{runtime.settings.public_base_url}/app"  # the member page's fallback
+        if return_url is not None and urlsplit(return_url)._replace(query="").geturl() != own_page:
             tenant = session.get(Tenant, principal.tenant_id)
             if tenant is None or not _allowed_return_url(tenant, return_url):
                 raise InvalidRequest(

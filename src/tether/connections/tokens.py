@@ -156,7 +156,7 @@ def refresh_connection(
         if conn.refresh_token is None:
             if conn.token_expires_at is not None and conn.token_expires_at > runtime.clock():
                 return RefreshResult.ALREADY_FRESH
-            _expire(runtime, connection_pk, epoch, actor, reason="no refresh token")
+            expire(runtime, connection_pk, epoch, actor, reason="no refresh token")
             return RefreshResult.EXPIRED
         refresh_token = runtime.vault.decrypt(
             conn.refresh_token, binding=connection_binding(conn.id, "refresh_token")
@@ -175,7 +175,7 @@ def refresh_connection(
                 tokens = smart.refresh(client, config, refresh_token=refresh_token)
         except smart.OAuthProtocolError as exc:
             if exc.error in ("invalid_grant", "invalid_client", "unauthorized_client"):
-                _expire(runtime, connection_pk, epoch, actor, reason=exc.error)
+                expire(runtime, connection_pk, epoch, actor, reason=exc.error)
                 return RefreshResult.EXPIRED
             raise smart.SourceUnavailable(f"refresh refused: {exc.error}") from None
         return _save_refreshed(runtime, connection_pk, epoch, tokens)
@@ -198,7 +198,8 @@ def _save_refreshed(
     return RefreshResult.REFRESHED
 
 
-def _expire(runtime: Runtime, connection_pk: int, epoch: int, actor: str, *, reason: str) -> None:
+def expire(runtime: Runtime, connection_pk: int, epoch: int, actor: str, *, reason: str) -> None:
+    """The grant is dead: EXPIRED with AUTHORIZATION_EXPIRED, tokens and credentials dropped."""
     now = runtime.clock()
     with runtime.db.write() as session:
         conn = session.get(Connection, connection_pk, with_for_update=True)

@@ -220,6 +220,18 @@ def refresh(client: OAuth2Client, config: SmartConfiguration, *, refresh_token: 
     return TokenSet.from_response(token)
 
 
+def password_grant(
+    client: OAuth2Client, config: SmartConfiguration, *, username: str, password: str
+) -> TokenSet:
+    """The resource-owner password grant (RFC 6749 §4.3), for BASIC sources that use it."""
+    token = _translate(
+        lambda: client.fetch_token(
+            config.token_endpoint, grant_type="password", username=username, password=password
+        )
+    )
+    return TokenSet.from_response(token)
+
+
 def revoke(client: OAuth2Client, config: SmartConfiguration, *, token: str, hint: str) -> bool:
     """RFC 7009 revocation; False when the source advertises no endpoint or refuses."""
     if not config.revocation_endpoint:

@@ -20,6 +20,8 @@ DEFAULT_REDIRECT_URIS = ("http://127.0.0.1:8000/oauth/callback",)
 CLINICAL = "CLINICAL"
 INSURANCE = "INSURANCE"
 LAB = "LAB"
+PHARMACY = "PHARMACY"
+DEFAULT_BASIC_PASSWORD = "sandbox-password"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ class SourceConfig:
     name: str
     type: str
     patients: int = 3
+    # When set, the FHIR API also accepts HTTP Basic credentials: the username is a patient id
+    # of this source and the password this value (a BASIC source, like a patient portal).
+    basic_password: str | None = None
     large_patient: bool = False
     volume_resources: int = 0
 
@@ -81,6 +86,12 @@ def default_sources() -> tuple[SourceConfig, ...]:
         ),
         SourceConfig(id="sandbox-insurer", name="Sandbox Insurer", type=INSURANCE),
         SourceConfig(id="sandbox-lab", name="Sandbox Lab", type=LAB),
+        SourceConfig(
+            id="sandbox-pharmacy",
+            name="Sandbox Pharmacy",
+            type=PHARMACY,
+            basic_password=DEFAULT_BASIC_PASSWORD,
+        ),
     )
 
 

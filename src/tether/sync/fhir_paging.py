@@ -76,11 +76,12 @@ def _backoff(exc: Exception) -> bool | float:
 
 @dataclass
 class PageReader:
-    """Reads one search's pages with a bearer token; ``token`` may be swapped after a refresh."""
+    """Reads one search's pages; ``authorization`` gives the current header value (a bearer
+    token that may be swapped after a refresh, or Basic credentials)."""
 
     http: httpx.Client
     base_url: str
-    token: Callable[[], str]
+    authorization: Callable[[], str]
     max_pages: int = DEFAULT_MAX_PAGES
     retry_attempts: int = RETRY_ATTEMPTS
     retry_timeout: float = RETRY_TIMEOUT
@@ -94,7 +95,7 @@ class PageReader:
             response = self.http.get(
                 url,
                 params=params,
-                headers={"Authorization": f"Bearer {self.token()}", "Accept": FHIR_JSON},
+                headers={"Authorization": self.authorization(), "Accept": FHIR_JSON},
             )
         except httpx.TimeoutException as exc:
             raise _Transient("timed out", code="SOURCE_UNAVAILABLE") from exc

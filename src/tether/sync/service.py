@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from tether.connections import lifecycle
+from tether.connections.basic import basic_authorization
 from tether.connections.errors import sync_error
 from tether.connections.queries import require_connection
 from tether.connections.sources import fhir_base_url
@@ -30,6 +31,7 @@ from tether.connections.tokens import (
     EXPIRED_CODE,
     RefreshResult,
     access_token,
+    expire,
     needs_refresh,
     refresh_connection,
 )
@@ -163,10 +165,16 @@ def run_sync(
 
 
 def _token_holder(runtime: Runtime, claim: _Claim) -> dict[str, str] | None:
+    """The Authorization header to use now (refreshing a token that is about to expire)."""
     with runtime.db.read() as session:
         conn = session.get(Connection, claim.pk)
     if conn is None or conn.grant_epoch != claim.epoch:
         raise Fenced()
+    if conn.status != Status.CONNECTED:
+        return None
+    basic = basic_authorization(runtime, conn)
+    if basic is not None:
+        return {"authorization": basic, "sealed": conn.credentials or "", "kind": "basic"}
     token = access_token(runtime, conn)
     if token is None:
         return None
@@ -177,7 +185,7 @@ def _token_holder(runtime: Runtime, claim: _Claim) -> dict[str, str] | None:
         if result is RefreshResult.NOT_CONNECTED:
             raise Fenced()
         return _token_holder(runtime, claim)
-    return {"token": token.token, "sealed": token.sealed}
+    return {"authorization": f"Bearer {token.token}", "sealed": token.sealed, "kind": "bearer"}
 
 
 def _pull(runtime: Runtime, claim: _Claim, state: _State, page_size: int, max_pages: int) -> None:
@@ -195,7 +203,7 @@ def _pull(runtime: Runtime, claim: _Claim, state: _State, page_size: int, max_pa
         reader = PageReader(
             http=http,
             base_url=claim.base_url,
-            token=lambda: holder["token"],
+            authorization=lambda: holder["authorization"],
             max_pages=max_pages,
         )
         fetcher = threading.Thread(
@@ -252,6 +260,10 @@ def _fetch_all(
                     pages.put(("done", rtype, None))
                     break
                 except Unauthorized:
+                    if holder["kind"] == "basic":  # the portal password changed: no refresh
+                        expire(runtime, claim.pk, claim.epoch, "system:sync", reason="credentials")
+                        pages.put(("expired", rtype, None))
+                        return
                     if refreshed or attempt > 1:
                         pages.put(("expired", rtype, None))
                         return

@@ -7,10 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tether.api.deps import MemberPrincipal, RuntimeDep
-from tether.api.schemas import MemberConnectionOut, OauthUrlIn, OauthUrlOut, StatusUpdateOut
-from tether.connections import establish, manage, queries
+from tether.api.schemas import (
+    CreateConnectionIn,
+    MemberConnectionOut,
+    OauthUrlIn,
+    OauthUrlOut,
+    StatusUpdateOut,
+)
+from tether.connections import basic, establish, manage, queries
 from tether.domain import SourceType, Status, SyncStatus
-from tether.store.models import DataSource
+from tether.store.models import Connection, DataSource
 from tether.sync.service import request_sync
 
 router = APIRouter(prefix="/v1/connections", tags=["connections"])
@@ -34,6 +40,25 @@ def get_member_connections(
             source_type=type or (),
         )
         return [MemberConnectionOut.of(conn, source) for conn, source in rows]
+
+
+@router.post(
+    "",
+    response_model=MemberConnectionOut,
+    status_code=201,
+    summary="createConnection: connect a BASIC source with the member's portal credentials",
+)
+def create_connection(
+    body: CreateConnectionIn, member: MemberPrincipal, runtime: RuntimeDep
+) -> MemberConnectionOut:
+    conn = basic.create_connection(
+        runtime, member, body.connection_id, body.username, body.password.get_secret_value()
+    )
+    with runtime.db.read() as session:
+        fresh = session.get(Connection, conn.id)
+        source = session.get(DataSource, conn.data_source_id)
+        assert fresh is not None and source is not None
+        return MemberConnectionOut.of(fresh, source)
 
 
 @router.get("/{connection_id}", response_model=MemberConnectionOut, summary="One connection")

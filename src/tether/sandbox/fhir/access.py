@@ -7,6 +7,8 @@ does not reveal whether it exists).
 
 from __future__ import annotations
 
+import base64
+import hmac
 import time
 from dataclasses import dataclass
 
@@ -53,3 +55,22 @@ def bearer_access(request: Request, store: GrantStore, source_id: str) -> Access
     if row.access_expires_at <= time.time():
         return "expired"
     return Access(patient=row.patient, scope=row.scope)
+
+
+def basic_access(request: Request, password: str | None, patients: set[str]) -> Access | None:
+    """HTTP Basic (RFC 7617) for a BASIC source: username a patient id, the source's password.
+
+    None when the request carries no Basic credentials or they are wrong.
+    """
+    if password is None:
+        return None
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        username, _, given = base64.b64decode(encoded.strip()).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if username in patients and hmac.compare_digest(given.encode(), password.encode()):
+        return Access(patient=username, scope="patient/*.read")
+    return None

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from tether.sandbox.controller import Sandbox
 from tether.sandbox.faults import delay, status_fault
-from tether.sandbox.fhir.access import Access, bearer_access
+from tether.sandbox.fhir.access import Access, basic_access, bearer_access
 from tether.sandbox.fhir.conformance import RESOURCE_TYPES, capability_statement
 from tether.sandbox.fhir.outcomes import fhir_response, operation_outcome, unauthorized
 from tether.sandbox.fhir.search import SearchError, page_url, parse_query, searchset
@@ -37,7 +37,12 @@ def fhir_routes(sandbox: Sandbox) -> list[Route]:
             return fault
         if rtype is None:
             return Access(patient="", scope="")
-        access = bearer_access(request, sandbox.store, source)
+        config = sandbox.source(source)
+        access: Access | str | None = basic_access(
+            request, config.basic_password, {p.id for p in sandbox.patients(source)}
+        )
+        if access is None:
+            access = bearer_access(request, sandbox.store, source)
         if isinstance(access, str):
             return unauthorized(access)
         if rtype not in RESOURCE_TYPES:

@@ -1,0 +1,199 @@
+"""Each API operation as a plain description of its request and of how to read the answer.
+
+``ConnectionManager`` and ``AsyncConnectionManager`` (and ``TenantClient``) share these, so
+the sync and async clients cannot drift apart: they differ only in how they send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+from tether.client import _validation as check
+from tether.client._exceptions import client_validation_error
+from tether.client._models import (
+    AuditEventPage,
+    DataSource,
+    DataSourcePage,
+    Member,
+    MemberConnection,
+    MemberPage,
+    MemberToken,
+    OauthUrl,
+    SourceType,
+    Status,
+    StatusUpdate,
+    SyncStatus,
+)
+
+T = TypeVar("T")
+Params = list[tuple[str, str]]
+OneOrMany = Any  # E | str | Iterable[E | str] | None; spelled out on the public methods
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One request: ``idempotent`` calls may be retried (see ``_transport``)."""
+
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    idempotent: bool
+    params: tuple[tuple[str, str], ...] = ()
+    json: Any = None
+
+
+def _connection_list(data: Any) -> list[MemberConnection]:
+    return [MemberConnection.from_json(c) for c in data]
+
+
+def get_oauth_url(connection_id: str, return_url: str | None) -> Call[OauthUrl]:
+    # Never retried: every call mints a new single-use link.
+    cid = check.connection_id(connection_id)
+    body = {"returnUrl": return_url} if return_url is not None else None
+    return Call(
+        "POST", f"/v1/connections/{cid}/oauth-url", OauthUrl.from_json, idempotent=False, json=body
+    )
+
+
+def get_member_connections(
+    status: OneOrMany, sync_status: OneOrMany, type: OneOrMany
+) -> Call[list[MemberConnection]]:
+    params: Params = [("status", v) for v in check.enum_values("status", Status, status)]
+    params += [("syncStatus", v) for v in check.enum_values("sync_status", SyncStatus, sync_status)]
+    params += [("type", v) for v in check.enum_values("type", SourceType, type)]
+    return Call("GET", "/v1/connections", _connection_list, idempotent=True, params=tuple(params))
+
+
+def get_connection(connection_id: str) -> Call[MemberConnection]:
+    cid = check.connection_id(connection_id)
+    return Call("GET", f"/v1/connections/{cid}", MemberConnection.from_json, idempotent=True)
+
+
+def get_data_source(connection_id: str) -> Call[DataSource]:
+    cid = check.connection_id(connection_id)
+    return Call("GET", f"/v1/data-sources/{cid}", DataSource.from_json, idempotent=True)
+
+
+def search_data_sources(
+    query: str | None,
+    type: SourceType | str | None,
+    near: str | None,
+    radius: float | None,
+    limit: int,
+    offset: int,
+) -> Call[DataSourcePage]:
+    params: Params = []
+    if query is not None:
+        params.append(("query", query))
+    params += [("type", v) for v in check.enum_values("type", SourceType, type)]
+    if near is not None:
+        params.append(("near", near))
+    if radius is not None:
+        params.append(("radius", str(radius)))
+    params += [("limit", str(int(limit))), ("offset", str(int(offset)))]
+    return Call(
+        "GET", "/v1/data-sources", DataSourcePage.from_json, idempotent=True, params=tuple(params)
+    )
+
+
+def disconnect_connection(connection_id: str) -> Call[StatusUpdate]:
+    # Idempotent server-side: disconnecting a DISCONNECTED connection answers its state.
+    cid = check.connection_id(connection_id)
+    return Call(
+        "POST", f"/v1/connections/{cid}/disconnect", StatusUpdate.from_json, idempotent=True
+    )
+
+
+def delete_connection(connection_id: str) -> Call[StatusUpdate]:
+    # Idempotent server-side: deleting a DELETED connection answers its state.
+    cid = check.connection_id(connection_id)
+    return Call("DELETE", f"/v1/connections/{cid}", StatusUpdate.from_json, idempotent=True)
+
+
+def sync_now(connection_id: str) -> Call[MemberConnection]:
+    # Idempotent in effect: "due now" is the same state however often it arrives, and the
+    # sync job does nothing while another run for the connection is alive.
+    cid = check.connection_id(connection_id)
+    return Call("POST", f"/v1/connections/{cid}/sync", MemberConnection.from_json, idempotent=True)
+
+
+def health_records_page(
+    resource_type: str, connection_id: str | None, count: int, cursor: str | None
+) -> Call[dict[str, Any]]:
+    rtype = check.resource_type(resource_type)
+    params: Params = [("_count", str(int(count)))]
+    if connection_id is not None:
+        params.append(("connectionId", check.connection_id(connection_id)))
+    if cursor is not None:
+        params.append(("_cursor", cursor))
+    return Call("GET", f"/v1/fhir/{rtype}", _bundle, idempotent=True, params=tuple(params))
+
+
+def _bundle(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
+        raise TypeError("expected a FHIR Bundle")
+    return data
+
+
+def bundle_resources(bundle: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    for entry in bundle.get("entry") or ():
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict):
+            yield resource
+
+
+def next_cursor(bundle: dict[str, Any]) -> str | None:
+    """The ``_cursor`` of the Bundle's ``next`` link, or None on the last page.
+
+    Only the cursor is taken from the link and the next page is asked of this client's own
+    base URL, so the member token never goes to another origin (and a server behind a proxy
+    whose public URL differs still pages correctly).
+    """
+    for link in bundle.get("link") or ():
+        if isinstance(link, dict) and link.get("relation") == "next":
+            values = parse_qs(urlsplit(str(link.get("url", ""))).query).get("_cursor")
+            if values:
+                return values[0]
+    return None
+
+
+# ------------------------------------------------------------------ tenant (API key)
+def create_member(external_id: str) -> Call[Member]:
+    # Idempotent server-side on externalId (200 with the existing member).
+    if not isinstance(external_id, str) or not external_id:
+        raise client_validation_error("external id must be a non-empty string")
+    return Call(
+        "POST", "/v1/members", Member.from_json, idempotent=True, json={"externalId": external_id}
+    )
+
+
+def get_member(member_id: str) -> Call[Member]:
+    mid = check.member_id(member_id)
+    return Call("GET", f"/v1/members/{mid}", Member.from_json, idempotent=True)
+
+
+def list_members(limit: int, after: str | None) -> Call[MemberPage]:
+    params: Params = [("limit", str(int(limit)))]
+    if after is not None:
+        params.append(("after", after))
+    return Call("GET", "/v1/members", MemberPage.from_json, idempotent=True, params=tuple(params))
+
+
+def issue_member_token(member_id: str) -> Call[MemberToken]:
+    # Not retried: each call mints a token.
+    mid = check.member_id(member_id)
+    return Call("POST", f"/v1/members/{mid}/tokens", MemberToken.from_json, idempotent=False)
+
+
+def list_audit_events(limit: int, after: int | None, member_id: str | None) -> Call[AuditEventPage]:
+    params: Params = [("limit", str(int(limit)))]
+    if after is not None:
+        params.append(("after", str(int(after))))
+    if member_id is not None:
+        params.append(("memberId", check.member_id(member_id)))
+    return Call(
+        "GET", "/v1/audit-events", AuditEventPage.from_json, idempotent=True, params=tuple(params)
+    )

@@ -1,0 +1,41 @@
+"""Background jobs on huey: thin, idempotent tasks that call the service layer.
+
+Declare work with :func:`task` and :func:`sweep`, queue it with :meth:`Jobs.enqueue`, run it
+with :class:`EmbeddedWorker` (inside ``tether serve``) or ``tether worker``. See docs/jobs.md.
+"""
+
+from tether.jobs.jobs import Jobs, QueueUnavailable, UnknownTask
+from tether.jobs.queue import DEFAULT_QUEUE_NAME, make_huey
+from tether.jobs.registry import (
+    REGISTRY,
+    SweepFn,
+    SweepSpec,
+    TaskFn,
+    TaskRegistry,
+    TaskSpec,
+    load_task_modules,
+    sweep,
+    task,
+)
+from tether.jobs.retry import RetryLater, RetryPolicy
+from tether.jobs.worker import EmbeddedWorker
+
+__all__ = [
+    "DEFAULT_QUEUE_NAME",
+    "REGISTRY",
+    "EmbeddedWorker",
+    "Jobs",
+    "QueueUnavailable",
+    "RetryLater",
+    "RetryPolicy",
+    "SweepFn",
+    "SweepSpec",
+    "TaskFn",
+    "TaskRegistry",
+    "TaskSpec",
+    "UnknownTask",
+    "load_task_modules",
+    "make_huey",
+    "sweep",
+    "task",
+]

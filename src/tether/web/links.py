@@ -1,0 +1,148 @@
+"""App links: how a tenant hands one of its members over to the member page.
+
+``POST /v1/members/{id}/app-links`` (API key) answers ``{url, expiresAt}`` with
+``url = <public base>/app/enter#<token>``. The token sits in the URL *fragment*, which a
+browser never sends to a server: it reaches no access log, no proxy and no ``Referer``. The
+enter page's script reads it, erases it from the address bar and the history entry
+(``history.replaceState``) and POSTs it to ``/app/enter``, which sets the session cookie
+(:mod:`tether.web.session`) and redirects to ``/app``. A link preview or mail scanner that
+fetches the URL sees only the enter page and consumes nothing.
+
+The token is ``{member, tenant, jti, issue event id, expiry, display}`` signed with
+itsdangerous under a key derived from ``TETHER_SECRET_KEY`` for this purpose alone. It lives
+:data:`APP_LINK_TTL` seconds and is single use without a table of its own: issuing writes the
+audit event ``web.app_link_issued`` (whose id the token carries), redeeming writes
+``web.app_link_used`` with the jti while holding a lock on the member's row, and a second
+redemption finds that event among the member's events after the issue (a range scan of the
+``(tenant_id, id)`` index). The tenant's audit trail therefore shows every link and its use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from itsdangerous import BadData
+from sqlalchemy import select
+
+from tether.accounts import service as accounts
+from tether.accounts.service import Principal
+from tether.errors import AuthenticationRequired, Conflict, Gone
+from tether.ids import new_secret
+from tether.runtime import Runtime
+from tether.store.models import AuditEvent, Member, Tenant
+from tether.web.session import Display, WebSession, new_session, serializer
+
+APP_LINK_TTL = 600  # seconds
+DEMO_LINK_TTL = 3600
+ENTER_PATH = "/app/enter"
+ISSUED = "web.app_link_issued"
+USED = "web.app_link_used"
+
+
+@dataclass(frozen=True)
+class AppLink:
+    url: str
+    expires_at: datetime
+
+
+def issue_app_link(
+    runtime: Runtime,
+    tenant: Principal,
+    member_id: str,
+    display: Display = "popup",
+    *,
+    ttl: int = APP_LINK_TTL,
+) -> AppLink:
+    """A one-time link that opens the member page as ``member_id`` (the tenant's member)."""
+    now = runtime.clock()
+    expires = now + timedelta(seconds=ttl)
+    jti = new_secret(16)
+    with runtime.db.write() as session:
+        member = accounts.get_member(session, member_id=member_id, tenant_id=tenant.tenant_id)
+        if member.disabled_at is not None:
+            raise Conflict("this member is disabled", code="MEMBER_DISABLED")
+        event = AuditEvent(
+            tenant_id=tenant.tenant_id,
+            member_id=member.id,
+            action=ISSUED,
+            actor=tenant.actor,
+            detail={"jti": jti, "expires": expires.isoformat()},
+            at=now,
+        )
+        session.add(event)
+        session.flush()
+        event_id = event.id
+    token = serializer(runtime, "app-link").dumps(
+        {
+            "m": member_id,
+            "t": tenant.tenant_id,
+            "j": jti,
+            "a": event_id,
+            "e": int(expires.timestamp()),
+            "d": display,
+        }
+    )
+    return AppLink(f"{runtime.settings.public_base_url}{ENTER_PATH}#{token}", expires)
+
+
+def demo_app_link(
+    runtime: Runtime, *, tenant_id: str, member_id: str, ttl: int = DEMO_LINK_TTL
+) -> AppLink:
+    """For ``tether demo``: a one-time link to the seeded member's page, valid ``ttl`` seconds
+    (an hour by default, so it still works when the demo's user gets to it)."""
+    return issue_app_link(runtime, Principal(tenant_id=tenant_id), member_id, ttl=ttl)
+
+
+def redeem_app_link(runtime: Runtime, token: str) -> WebSession:
+    """Check the link and use it up; answers the session to set (410 if used or expired)."""
+    try:
+        data: Any = serializer(runtime, "app-link").loads(token)
+        member_id, tenant_id, jti = str(data["m"]), str(data["t"]), str(data["j"])
+        event_id, expires, display = int(data["a"]), int(data["e"]), str(data["d"])
+    except (BadData, KeyError, TypeError, ValueError):
+        raise AuthenticationRequired("this link is not valid", code="BAD_APP_LINK") from None
+    now = runtime.clock()
+    if expires <= now.timestamp():
+        raise Gone("this link has expired", code="APP_LINK_EXPIRED")
+    with runtime.db.write() as session:
+        # The member's row lock serialises redemptions of this member's links.
+        member = session.get(Member, member_id, with_for_update=True)
+        tenant = session.get(Tenant, tenant_id)
+        if member is None or member.tenant_id != tenant_id or member.disabled_at is not None:
+            raise AuthenticationRequired(
+                "this member no longer exists or is disabled", code="MEMBER_DISABLED"
+            )
+        if tenant is None or tenant.disabled_at is not None:
+            raise AuthenticationRequired("this app is disabled", code="TENANT_DISABLED")
+        issued = session.get(AuditEvent, event_id)
+        if (
+            issued is None
+            or issued.action != ISSUED
+            or issued.member_id != member_id
+            or (issued.detail or {}).get("jti") != jti
+        ):
+            raise AuthenticationRequired("this link is not valid", code="BAD_APP_LINK")
+        used = session.scalars(
+            select(AuditEvent.detail).where(
+                AuditEvent.tenant_id == tenant_id,
+                AuditEvent.id > event_id,
+                AuditEvent.member_id == member_id,
+                AuditEvent.action == USED,
+            )
+        )
+        if any((detail or {}).get("jti") == jti for detail in used):
+            raise Gone("this link was already used", code="APP_LINK_USED")
+        session.add(
+            AuditEvent(
+                tenant_id=tenant_id,
+                member_id=member_id,
+                action=USED,
+                actor=f"member:{member_id}",
+                detail={"jti": jti},
+                at=now,
+            )
+        )
+    principal = Principal(tenant_id=tenant_id, member_id=member_id)
+    return new_session(runtime, principal, "redirect" if display == "redirect" else "popup")

@@ -1,0 +1,424 @@
+"""The member page at ``/app``: a thin adapter that reads the session, calls one service
+function and renders HTML (a whole page, or with htmx a fragment).
+
+Every form works without JavaScript (POST, then a redirect back to ``/app``); with it, htmx
+posts the same forms and swaps the connections list in place, and ``app.js`` opens the
+source's sign-in in a popup. See docs/web.md for the design.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import cache
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from tether.accounts import service as accounts
+from tether.api.deps import RuntimeDep
+from tether.connections import establish, manage, queries
+from tether.directory import service as directory
+from tether.domain import SourceType
+from tether.errors import Forbidden, InvalidRequest, ProblemError
+from tether.runtime import Runtime
+from tether.store.models import Tenant
+from tether.sync.service import request_sync
+from tether.web import render as web
+from tether.web.links import redeem_app_link
+from tether.web.session import (
+    DISPLAYS,
+    Display,
+    WebSession,
+    check_csrf,
+    from_own_page,
+    new_session,
+    origin_of,
+    own_origin,
+    read_session,
+    set_cookie,
+)
+from tether.web.views import (
+    TYPE_LABELS,
+    ConnectionView,
+    Notice,
+    SourceView,
+    action_notice,
+    outcome_notice,
+    problem_notice,
+    source_views,
+)
+
+router = APIRouter(prefix="/app", include_in_schema=False)
+SEARCH_LIMIT = 20
+CsrfField = Annotated[str | None, Form(max_length=200)]
+_TARGET = re.compile(r"^[a-z][a-z0-9\-]{0,40}$")
+
+
+def _htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+# ---------------------------------------------------------------------------- static files
+@cache
+def _static_bytes(name: str) -> bytes:
+    return (web.HERE / "static" / name).read_bytes()
+
+
+@router.get("/static/{name}")
+def static(name: str, v: str | None = None) -> Response:
+    media_type = web.STATIC.get(name)
+    if media_type is None:
+        return Response(status_code=404)
+    cache_control = "public, max-age=31536000, immutable" if v else "no-cache"
+    return Response(
+        _static_bytes(name),
+        media_type=media_type,
+        headers={"Cache-Control": cache_control, "X-Content-Type-Options": "nosniff"},
+    )
+
+
+# ---------------------------------------------------------------------------- entering
+def _message(title: str, text: str, *, status_code: int, ancestors: str = "'self'") -> Response:
+    return web.render(
+        "message.html", status_code=status_code, ancestors=ancestors, title=title, text=text
+    )
+
+
+def _cannot_enter(exc: ProblemError) -> Response:
+    detail = exc.detail.rstrip(".")
+    return _message(
+        "This link cannot be used",
+        f"{detail[:1].upper()}{detail[1:]}. Go back to the app and open your connections again.",
+        status_code=exc.status,
+    )
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@router.get("/enter")
+def enter_page() -> Response:
+    """The app link lands here; its script POSTs the fragment's token (never sent in a URL)."""
+    return web.render("enter.html", page="enter", title="Opening your connections")
+
+
+@router.post("/enter")
+def enter(
+    request: Request, runtime: RuntimeDep, token: Annotated[str, Form(max_length=2000)]
+) -> Response:
+    if not from_own_page(runtime, request):
+        return _cannot_enter(Forbidden("this link was submitted from another site"))
+    try:
+        session = redeem_app_link(runtime, token)
+    except ProblemError as exc:
+        return _cannot_enter(exc)
+    response = RedirectResponse("/app", status_code=303)
+    set_cookie(runtime, response, session)
+    return _no_store(response)
+
+
+@router.post("/session")
+def start_session(
+    request: Request,
+    runtime: RuntimeDep,
+    token: Annotated[str, Form(max_length=4000)],
+    display: Annotated[str, Form(max_length=20)] = "popup",
+) -> Response:
+    """For apps that embed the page: POST a member token (never put it in a URL)."""
+    try:
+        if accounts.looks_like_api_key(token):
+            raise Forbidden("this needs a member token, not an API key")
+        with runtime.db.read() as db:
+            principal = accounts.authenticate_member_token(
+                db, token=token, secret_key=runtime.secret_key
+            )
+            tenant = db.get(Tenant, principal.tenant_id)
+            return_urls = [str(u) for u in (tenant.return_urls if tenant else [])]
+        # Against login CSRF: only tether itself or the tenant's own site may post here.
+        origin = request.headers.get("origin")
+        allowed = {own_origin(runtime), *(origin_of(u) for u in return_urls)}
+        if origin is not None and origin not in allowed:
+            raise Forbidden("this page can only be opened from the app's own site")
+    except ProblemError as exc:
+        return _cannot_enter(exc)
+    chosen: Display = "redirect" if display == "redirect" else "popup"
+    session = new_session(runtime, principal, chosen)
+    # A page, not a redirect: the navigation to /app then starts on tether's own page, so
+    # the SameSite=Strict cookie goes with it even when the app posted from another site.
+    response = web.render(
+        "entered.html",
+        page="entered",
+        title="Opening your connections",
+        ancestors=web.frame_ancestors(return_urls),
+    )
+    set_cookie(runtime, response, session)
+    return response
+
+
+# ---------------------------------------------------------------------------- reading
+def _connections(runtime: Runtime, member_id: str) -> list[ConnectionView]:
+    now = runtime.clock()
+    with runtime.db.read() as db:
+        rows = queries.member_connections(db, member_id=member_id)
+        return [ConnectionView.of(conn, source, now) for conn, source in rows]
+
+
+def _source_type(value: str | None) -> SourceType | None:
+    return SourceType(value) if value and value in SourceType.__members__ else None
+
+
+def _name_of(connections: list[ConnectionView], connection_id: str | None) -> str | None:
+    return next((c.name for c in connections if c.id == connection_id), None)
+
+
+def _signed_out(request: Request, exc: ProblemError) -> Response:
+    text = "Your session has ended. Go back to the app and open your connections again."
+    if _htmx(request):
+        target = request.headers.get("hx-target") or ""
+        return web.render(
+            "_signed_out.html",
+            status_code=exc.status,
+            target=target if _TARGET.match(target) else "connections",
+            text=text,
+        )
+    return _message("Please open this page from your app", text, status_code=exc.status)
+
+
+def _connections_fragment(
+    runtime: Runtime, session: WebSession, notice: Notice | None, status_code: int = 200
+) -> Response:
+    return web.render(
+        "_connections_response.html",
+        status_code=status_code,
+        ancestors=web.frame_ancestors(session.return_urls),
+        connections=_connections(runtime, session.member_id),
+        notice=notice,
+        csrf=session.csrf,
+    )
+
+
+@router.get("")
+def page(
+    request: Request,
+    runtime: RuntimeDep,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    type: Annotated[str | None, Query(max_length=20)] = None,
+    status_code: Annotated[str | None, Query(max_length=60)] = None,
+    connection_id: Annotated[str | None, Query(alias="connectionId", max_length=100)] = None,
+    notice: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    try:
+        session = read_session(runtime, request)
+    except ProblemError as exc:
+        return _signed_out(request, exc)
+    connections = _connections(runtime, session.member_id)
+    name = _name_of(connections, connection_id)
+    shown = outcome_notice(status_code, name) or action_notice(notice, name)
+    results, search_error = _search(runtime, q, type, connections)
+    return web.render(
+        "app.html",
+        ancestors=web.frame_ancestors(session.return_urls),
+        page="app",
+        title="Your health data connections",
+        session=session,
+        csrf=session.csrf,
+        connections=connections,
+        notice=shown,
+        q=q or "",
+        type=type or "",
+        types=TYPE_LABELS,
+        results=results,
+        search_error=search_error,
+    )
+
+
+def _search(
+    runtime: Runtime, q: str | None, type: str | None, connections: list[ConnectionView]
+) -> tuple[list[SourceView] | None, Notice | None]:
+    if not (q or "").strip() and _source_type(type) is None:
+        return None, None
+    try:
+        with runtime.db.read() as db:
+            found = directory.search_data_sources(
+                db, query=q, source_type=_source_type(type), limit=SEARCH_LIMIT
+            )
+    except ProblemError as exc:
+        return None, problem_notice(exc)
+    return source_views(found, connections), None
+
+
+@router.get("/connections")
+def connections_fragment(
+    request: Request,
+    runtime: RuntimeDep,
+    status_code: Annotated[str | None, Query(max_length=60)] = None,
+    connection_id: Annotated[str | None, Query(alias="connectionId", max_length=100)] = None,
+) -> Response:
+    """The connections list alone: polled while anything is busy, refreshed after a sign-in."""
+    try:
+        session = read_session(runtime, request)
+    except ProblemError as exc:
+        return _signed_out(request, exc)
+    name = None
+    if status_code:
+        name = _name_of(_connections(runtime, session.member_id), connection_id)
+    return _connections_fragment(runtime, session, outcome_notice(status_code, name))
+
+
+@router.get("/sources")
+def sources_fragment(
+    request: Request,
+    runtime: RuntimeDep,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    type: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """Search results alone (htmx); without htmx, the whole page with the results."""
+    if not _htmx(request):
+        query = urlencode({k: v for k, v in (("q", q), ("type", type)) if v})
+        return RedirectResponse(f"/app?{query}" if query else "/app", status_code=303)
+    try:
+        session = read_session(runtime, request)
+    except ProblemError as exc:
+        return _signed_out(request, exc)
+    connections = _connections(runtime, session.member_id)
+    results, error = _search(runtime, q, type, connections)
+    return web.render(
+        "_results.html",
+        status_code=400 if error else 200,
+        ancestors=web.frame_ancestors(session.return_urls),
+        results=results,
+        search_error=error,
+        csrf=session.csrf,
+        q=q or "",
+    )
+
+
+# ---------------------------------------------------------------------------- acting
+def _act(
+    request: Request,
+    runtime: RuntimeDep,
+    connection_id: str,
+    csrf: str | None,
+    kind: str,
+    action: Callable[[WebSession], object],
+) -> Response:
+    """Check the session and CSRF token, run one service call, answer the list or a redirect."""
+    try:
+        session = read_session(runtime, request)
+    except ProblemError as exc:
+        return _signed_out(request, exc)
+    try:
+        check_csrf(runtime, request, session, csrf)
+        action(session)
+    except ProblemError as exc:
+        if _htmx(request):
+            return _connections_fragment(runtime, session, problem_notice(exc), exc.status)
+        notice = problem_notice(exc)
+        return _message(notice.title or "Something went wrong", notice.text, status_code=exc.status)
+    if _htmx(request):
+        name = _name_of(_connections(runtime, session.member_id), connection_id)
+        return _connections_fragment(runtime, session, action_notice(kind, name))
+    query = urlencode({"notice": kind, "connectionId": connection_id})
+    return RedirectResponse(f"/app?{query}", status_code=303)
+
+
+@router.post("/connections/{connection_id}/disconnect")
+def disconnect(
+    connection_id: str, request: Request, runtime: RuntimeDep, csrf: CsrfField = None
+) -> Response:
+    return _act(
+        request,
+        runtime,
+        connection_id,
+        csrf,
+        "disconnected",
+        lambda s: manage.disconnect(runtime, s.principal, connection_id),
+    )
+
+
+@router.post("/connections/{connection_id}/delete")
+def delete(
+    connection_id: str, request: Request, runtime: RuntimeDep, csrf: CsrfField = None
+) -> Response:
+    return _act(
+        request,
+        runtime,
+        connection_id,
+        csrf,
+        "deleted",
+        lambda s: manage.delete_connection(runtime, s.principal, connection_id),
+    )
+
+
+@router.post("/connections/{connection_id}/sync")
+def sync_now(
+    connection_id: str, request: Request, runtime: RuntimeDep, csrf: CsrfField = None
+) -> Response:
+    def run(session: WebSession) -> None:
+        pk, epoch = request_sync(runtime, member_id=session.member_id, connection_id=connection_id)
+        runtime.enqueue("sync", connection_id=pk, epoch=epoch)
+
+    return _act(request, runtime, connection_id, csrf, "sync", run)
+
+
+@router.post("/connections/{connection_id}/connect")
+def connect(
+    connection_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    csrf: CsrfField = None,
+    display: Annotated[str, Form(max_length=20)] = "redirect",
+) -> Response:
+    """getOauthUrl for this member. ``app.js`` asks for JSON and opens the link in a popup (or
+    this window); without JavaScript the answer is a page with a link to continue."""
+    wants_json = "application/json" in request.headers.get("accept", "")
+    try:
+        session = read_session(runtime, request)
+    except ProblemError as exc:
+        return _problem_json(exc) if wants_json else _signed_out(request, exc)
+    try:
+        check_csrf(runtime, request, session, csrf)
+        url = _oauth_url(runtime, session, connection_id, display)
+    except ProblemError as exc:
+        if wants_json:
+            return _problem_json(exc)
+        notice = problem_notice(exc)
+        return _message(notice.title or "Something went wrong", notice.text, status_code=exc.status)
+    if wants_json:
+        return _no_store(JSONResponse({"redirectUrl": url}))
+    name = _name_of(_connections(runtime, session.member_id), connection_id)
+    return web.render(
+        "continue.html",
+        ancestors=web.frame_ancestors(session.return_urls),
+        title="Continue to sign in",
+        url=url,
+        name=name or "the data source",
+    )
+
+
+def _oauth_url(runtime: Runtime, session: WebSession, connection_id: str, display: str) -> str:
+    """In a popup tether's completion page reports back to this page; in this window the
+    member comes back to ``/app`` when the tenant allows it, else to the completion page."""
+    if display not in DISPLAYS or display == "popup":
+        return establish.get_oauth_url(runtime, session.principal, connection_id)
+    back = f"{runtime.settings.public_base_url}/app"
+    try:
+        return establish.get_oauth_url(runtime, session.principal, connection_id, back)
+    except InvalidRequest as exc:
+        if exc.code != "RETURN_URL_NOT_ALLOWED":
+            raise
+        return establish.get_oauth_url(runtime, session.principal, connection_id)
+
+
+def _problem_json(exc: ProblemError) -> Response:
+    notice = problem_notice(exc)
+    body = {"title": exc.title, "detail": notice.text, "status": exc.status, "code": exc.code}
+    return _no_store(
+        JSONResponse(body, status_code=exc.status, media_type="application/problem+json")
+    )

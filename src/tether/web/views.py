@@ -1,0 +1,219 @@
+"""What the member page shows, in plain words: view models built from the service layer's rows.
+
+Which actions a connection offers comes from the lifecycle itself (:func:`lifecycle.check`), so
+the page never offers a move the service would refuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tether.api.routes.oauth import MESSAGES as OAUTH_MESSAGES
+from tether.connections import lifecycle
+from tether.directory.service import SearchPage
+from tether.domain import SourceType, Status, SyncStatus
+from tether.errors import Conflict, ProblemError
+from tether.store.models import Connection, DataSource
+
+TYPE_LABELS = {
+    SourceType.CLINICAL: "Health system or clinic",
+    SourceType.INSURANCE: "Insurer",
+    SourceType.LAB: "Laboratory",
+    SourceType.PHARMACY: "Pharmacy",
+    SourceType.PRACTITIONER: "Practitioner",
+}
+# (label, tone): tone picks the badge colour in app.css.
+STATUS_LABELS = {
+    Status.CONNECTED: ("Connected", "ok"),
+    Status.DISCONNECTED: ("Disconnected", "off"),
+    Status.EXPIRED: ("Expired: reconnect to resume", "warn"),
+    Status.ERROR: ("Connection problem", "bad"),
+    Status.DELETED: ("Deleted", "off"),
+    Status.ACCESS_ENDED: ("Access ended", "off"),
+}
+SYNC_LABELS = {
+    SyncStatus.PENDING: ("Waiting to sync", "busy"),
+    SyncStatus.RETRIEVING: ("Syncing", "busy"),
+    SyncStatus.RETRIEVED: ("Up to date", "ok"),
+    SyncStatus.ERROR: ("Sync problem", "bad"),
+    SyncStatus.DELETING: ("Deleting data", "busy"),
+    SyncStatus.DATA_DELETED: ("Data deleted", "off"),
+}
+SYNC_REQUESTED = ("Sync requested", "busy")
+RESOURCE_LABELS = {
+    "Patient": "Patient record",
+    "AllergyIntolerance": "Allergies",
+    "Condition": "Conditions",
+    "Coverage": "Coverage",
+    "DiagnosticReport": "Reports",
+    "DocumentReference": "Documents",
+    "Encounter": "Visits",
+    "ExplanationOfBenefit": "Claims",
+    "Immunization": "Immunizations",
+    "MedicationRequest": "Medications",
+    "Observation": "Observations",
+    "Procedure": "Procedures",
+}
+NOTICES = {
+    "disconnected": "{name} is disconnected. The records retrieved so far are kept.",
+    "deleted": "{name} is deleted. Its records are being removed.",
+    "sync": "A sync of {name} was requested. The status below updates by itself.",
+}
+OUTCOME_MESSAGES = {
+    **OAUTH_MESSAGES,
+    "invalid_grant": "The data source did not accept the sign-in. Please try again.",
+    "authorization_error": "The data source reported a problem with the sign-in.",
+}
+
+
+def _allowed(conn: Connection, to: Status) -> bool:
+    try:
+        lifecycle.check(conn, to)
+    except Conflict:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Badge:
+    code: str
+    label: str
+    tone: str
+
+
+@dataclass(frozen=True)
+class ConnectionView:
+    id: str
+    name: str
+    type_label: str
+    status: Badge
+    sync: Badge
+    last_synced: datetime | None
+    status_updated: datetime
+    counts: list[tuple[str, int]]
+    total: int
+    errors: list[str]
+    can_reconnect: bool
+    can_disconnect: bool
+    can_delete: bool
+    can_sync: bool
+    busy: bool
+
+    @classmethod
+    def of(cls, conn: Connection, source: DataSource, now: datetime) -> ConnectionView:
+        status, sync = Status(conn.status), SyncStatus(conn.sync_status)
+        # "Sync now" (or a schedule) made a sync due that no worker has picked up yet.
+        due = (
+            status == Status.CONNECTED
+            and sync in (SyncStatus.RETRIEVED, SyncStatus.ERROR)
+            and conn.next_sync_at is not None
+            and conn.next_sync_at <= now
+        )
+        counts = sorted(
+            ((RESOURCE_LABELS.get(k, k), int(v)) for k, v in (conn.resource_counts or {}).items()),
+            key=lambda item: (-item[1], item[0]),
+        )
+        errors = [str(e.get("text") or _display(e)) for e in conn.sync_errors or []]
+        busy = (
+            due
+            or sync == SyncStatus.DELETING
+            or (status == Status.CONNECTED and sync in (SyncStatus.PENDING, SyncStatus.RETRIEVING))
+        )
+        return cls(
+            id=source.id,
+            name=source.name,
+            type_label=TYPE_LABELS.get(SourceType(source.type), source.type),
+            status=Badge(status.value, *STATUS_LABELS[status]),
+            sync=Badge(sync.value, *(SYNC_REQUESTED if due else _sync_label(status, sync))),
+            last_synced=conn.last_synced_at,
+            status_updated=conn.status_updated_at,
+            counts=counts,
+            total=sum(n for _, n in counts),
+            errors=[e for e in errors if e],
+            can_reconnect=status != Status.CONNECTED and _allowed(conn, Status.CONNECTED),
+            can_disconnect=status != Status.DISCONNECTED and _allowed(conn, Status.DISCONNECTED),
+            can_delete=status != Status.DELETED and _allowed(conn, Status.DELETED),
+            can_sync=status == Status.CONNECTED and sync != SyncStatus.RETRIEVING,
+            busy=busy,
+        )
+
+
+def _sync_label(status: Status, sync: SyncStatus) -> tuple[str, str]:
+    """Records that stay but no longer update read as such, not as "up to date"."""
+    if status != Status.CONNECTED and sync == SyncStatus.RETRIEVED:
+        return "Kept, not updating", "off"
+    if status != Status.CONNECTED and sync == SyncStatus.PENDING:
+        return "No records yet", "off"
+    return SYNC_LABELS[sync]
+
+
+def _display(concept: dict[str, object]) -> str:
+    codings = concept.get("coding")
+    if isinstance(codings, list) and codings and isinstance(codings[0], dict):
+        return str(codings[0].get("display") or codings[0].get("code") or "")
+    return ""
+
+
+@dataclass(frozen=True)
+class SourceView:
+    id: str
+    name: str
+    type_label: str
+    place: str
+    state: str  # "new", "connected", "reconnect" or "busy"
+
+
+def source_views(page: SearchPage, connections: list[ConnectionView]) -> list[SourceView]:
+    mine = {c.id: c for c in connections}
+    views = []
+    for source in page.items:
+        conn = mine.get(source.id)
+        if conn is None:
+            state = "new"
+        elif conn.status.code == Status.CONNECTED:
+            state = "connected"
+        elif conn.can_reconnect:
+            state = "reconnect"
+        else:
+            state = "busy"
+        place = ", ".join(p for p in (source.city, source.state) if p)
+        views.append(
+            SourceView(
+                source.id,
+                source.name,
+                TYPE_LABELS.get(SourceType(source.type), source.type),
+                place,
+                state,
+            )
+        )
+    return views
+
+
+@dataclass(frozen=True)
+class Notice:
+    text: str
+    error: bool = False
+    title: str | None = None
+
+
+def problem_notice(exc: ProblemError) -> Notice:
+    """A problem document in plain words: its title and its detail as a sentence."""
+    detail = exc.detail.rstrip(".")
+    return Notice(detail[:1].upper() + detail[1:] + ".", error=True, title=exc.title)
+
+
+def outcome_notice(status_code: str | None, name: str | None) -> Notice | None:
+    """What the sign-in at the source ended with (never echoes free text)."""
+    if not status_code:
+        return None
+    text = OUTCOME_MESSAGES.get(status_code, "The connection could not be completed.")
+    if status_code == "success" and name:
+        text = f"{name} is connected. Your records will start arriving shortly."
+    return Notice(text, error=status_code != "success")
+
+
+def action_notice(kind: str | None, name: str | None) -> Notice | None:
+    if kind not in NOTICES or not name:
+        return None
+    return Notice(NOTICES[kind].format(name=name))
