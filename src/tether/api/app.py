@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from tether import graphql
 from tether.api import problems
 from tether.api.middleware import RequestContextMiddleware
 from tether.api.routes import audit, connections, data_sources, fhir, health, members, oauth
@@ -44,8 +45,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(web_api.router)
     app.include_router(web_pages.router)
+    app.include_router(graphql.create_router())
     if runtime.settings.sandbox_enabled:
         _mount_sandbox(app, runtime)
+    app.add_middleware(graphql.GraphQLCORSMiddleware, **graphql.cors_options(runtime.settings))
     app.add_middleware(RequestContextMiddleware)
     return app
 

@@ -230,3 +230,22 @@ class AuditEvent(Base):
     to_status: Mapped[str | None] = mapped_column(String(20))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SdkRefreshToken(Base):
+    """A refresh token handed to the health SDK's client by ``getToken`` (tether.graphql).
+
+    Only the SHA-256 of the token is stored. It is bound to one member of one tenant, expires,
+    and is not rotated by a refresh; disabling the member or the tenant stops it.
+    """
+
+    __tablename__ = "sdk_refresh_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,194 @@
+"""GraphQL object types for the connection operations (names and shapes from DESIGN.md).
+
+Field names are those of REST (camelCase) and of the health SDK's wire interface; the two
+type names that interface fixes are ``CodeableConcept`` and ``Coding``. Timestamps are
+ISO 8601 strings, rendered exactly as REST renders them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from pydantic import TypeAdapter
+
+from tether.connections.manage import StatusUpdate as ServiceStatusUpdate
+from tether.domain import Category, SourceType, Status, SyncStatus
+from tether.store.models import Connection
+from tether.store.models import DataSource as DataSourceRow
+
+ConnectionCategory = strawberry.enum(Category, name="ConnectionCategory")
+DataConnectionType = strawberry.enum(SourceType, name="DataConnectionType")
+DataConnectionStatus = strawberry.enum(Status, name="DataConnectionStatus")
+DataSyncStatus = strawberry.enum(SyncStatus, name="SyncStatus")
+
+_TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+# Every tether connection is made directly with its source (no aggregator in between).
+IS_DIRECT = True
+
+
+def timestamp(value: datetime) -> str:
+    """The same string REST (pydantic) renders for ``value``."""
+    rendered: str = _TIMESTAMP.dump_python(value, mode="json")
+    return rendered
+
+
+def optional_timestamp(value: datetime | None) -> str | None:
+    return None if value is None else timestamp(value)
+
+
+@strawberry.type(name="Coding")
+class Coding:
+    system: str | None = None
+    code: str | None = None
+    display: str | None = None
+
+
+@strawberry.type(name="CodeableConcept", description="A sync error: {text, coding[]}.")
+class CodeableConcept:
+    text: str | None
+    coding: list[Coding]
+
+    @classmethod
+    def of(cls, value: dict[str, Any]) -> CodeableConcept:
+        return cls(
+            text=value.get("text"),
+            coding=[
+                Coding(system=c.get("system"), code=c.get("code"), display=c.get("display"))
+                for c in value.get("coding") or []
+            ],
+        )
+
+
+@strawberry.type(description="One connection of the member (getMemberConnections).")
+class MemberConnection:
+    id: str = strawberry.field(description="the data source's id: the connectionId")
+    name: str
+    category: Category
+    type: SourceType
+    status: Status
+    sync_status: SyncStatus
+    sync_errors: list[CodeableConcept]
+    created: str
+    status_updated: str
+    last_synced: str | None
+    is_direct: bool
+    integration_type: str | None = strawberry.field(
+        description="not used by tether (always null); accepted as a filter and ignored"
+    )
+
+    @classmethod
+    def of(cls, conn: Connection, source: DataSourceRow) -> MemberConnection:
+        return cls(
+            id=source.id,
+            name=source.name,
+            category=Category(source.category),
+            type=SourceType(source.type),
+            status=Status(conn.status),
+            sync_status=SyncStatus(conn.sync_status),
+            sync_errors=[CodeableConcept.of(e) for e in conn.sync_errors or []],
+            created=timestamp(conn.created_at),
+            status_updated=timestamp(conn.status_updated_at),
+            last_synced=optional_timestamp(conn.last_synced_at),
+            is_direct=IS_DIRECT,
+            integration_type=None,
+        )
+
+
+@strawberry.type(description="One entry of the data-source directory (getDataSource).")
+class DataSource:
+    id: str
+    name: str
+    category: Category
+    type: SourceType
+    is_direct: bool
+    integration_type: str | None
+    retired: bool
+
+    @classmethod
+    def of(cls, source: DataSourceRow) -> DataSource:
+        return cls(
+            id=source.id,
+            name=source.name,
+            category=Category(source.category),
+            type=SourceType(source.type),
+            is_direct=IS_DIRECT,
+            integration_type=None,
+            retired=source.retired,
+        )
+
+
+@strawberry.type(name="ConnectionStatusUpdate", description="disconnect/deleteConnection.")
+class StatusUpdate:
+    status: Status
+    status_updated: str
+    sync_status: SyncStatus
+
+    @classmethod
+    def of(cls, update: ServiceStatusUpdate) -> StatusUpdate:
+        return cls(
+            status=update.status,
+            status_updated=timestamp(update.status_updated),
+            sync_status=update.sync_status,
+        )
+
+
+@strawberry.type
+class OauthUrl:
+    redirect_url: str = strawberry.field(
+        description="absolute, single-use launch link; expires within TETHER_LAUNCH_TTL seconds"
+    )
+
+
+# ---------------------------------------------------------------- sync status, FHIR-like
+CONNECTION_STATUS_EXTENSION = "data-connection-status"
+CONNECTION_STATUS_URL = "urn:tether:extension:data-connection-status"
+
+
+@strawberry.type
+class SubscriptionExtension:
+    id: str | None
+    url: str | None
+    value_string: str | None
+
+
+@strawberry.type
+class SubscriptionStatus:
+    error: list[CodeableConcept]
+    extension: list[SubscriptionExtension]
+
+
+@strawberry.type
+class SubscriptionResource:
+    service_slug: str = strawberry.field(name="service_slug", description="the connection id")
+    subscription_status: list[SubscriptionStatus]
+
+    @classmethod
+    def of(cls, conn: Connection, source: DataSourceRow) -> SubscriptionResource:
+        return cls(
+            service_slug=source.id,
+            subscription_status=[
+                SubscriptionStatus(
+                    error=[CodeableConcept.of(e) for e in conn.sync_errors or []],
+                    extension=[
+                        SubscriptionExtension(
+                            id=CONNECTION_STATUS_EXTENSION,
+                            url=CONNECTION_STATUS_URL,
+                            value_string=SyncStatus(conn.sync_status).value,
+                        )
+                    ],
+                )
+            ],
+        )
+
+
+@strawberry.type
+class SubscriptionEntry:
+    resource: SubscriptionResource
+
+
+@strawberry.type(description="Each connection's sync errors and syncStatus, keyed by id.")
+class SubscriptionBundle:
+    entry: list[SubscriptionEntry]
