@@ -169,3 +169,34 @@ def test_connect_prints_the_link_then_waits_for_the_browser(
     )  # fmt: skip
     assert timed_out.exit_code == 1 and "within 0.3s" in timed_out.stderr
     assert "/oauth/launch/" in timed_out.stdout
+
+
+def test_create_connects_a_basic_source(server: LiveServer, member: MemberCtx) -> None:
+    me = as_member(server, member)
+    wrong = run(
+        "create",
+        "sandbox-pharmacy",
+        "--username",
+        "pharmacy-1",
+        *me,
+        "--json",
+        env={"TETHER_PORTAL_PASSWORD": "nope"},
+    )
+    assert wrong.exit_code == 2 and "BAD_CREDENTIALS" in wrong.stderr
+    made = run(
+        "create",
+        "sandbox-pharmacy",
+        "--username",
+        "pharmacy-1",
+        *me,
+        "--json",
+        env={"TETHER_PORTAL_PASSWORD": "sandbox-password"},
+    )
+    assert made.exit_code == 0, made.stderr
+    [conn] = json_lines(made)
+    assert (conn["id"], conn["category"], conn["status"]) == (
+        "sandbox-pharmacy",
+        "BASIC",
+        "CONNECTED",
+    )
+    assert "sandbox-password" not in made.stdout

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.client.fixtures import CLINIC, FAST, LAB, ThreadJobs, consent, retrieved
 from tests.conftest import MemberCtx
 from tether.client import (
@@ -15,6 +17,7 @@ from tether.client import (
     SourceType,
     Status,
     SyncStatus,
+    ValidationError,
 )
 from tether.testing.live_server import LiveServer
 
@@ -117,3 +120,14 @@ def test_five_steps_with_the_async_client(
 
     listed_conn, done = asyncio.run(steps())
     assert listed_conn.id == LAB and done.resource_counts == {}
+
+
+def test_create_connection_for_a_basic_source(sdk: ConnectionManager) -> None:
+    with pytest.raises(ValidationError) as bad:
+        sdk.create_connection("sandbox-pharmacy", "pharmacy-1", "wrong")
+    assert bad.value.problem["code"] == "BAD_CREDENTIALS"
+    with pytest.raises(ValidationError):
+        sdk.create_connection("sandbox-pharmacy", "pharmacy-1", "")  # refused before sending
+    conn = sdk.create_connection("sandbox-pharmacy", "pharmacy-1", "sandbox-password")
+    assert conn.id == "sandbox-pharmacy" and conn.status == Status.CONNECTED
+    assert conn.category.value == "BASIC"

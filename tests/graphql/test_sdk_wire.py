@@ -103,10 +103,29 @@ def test_every_row_of_the_table(client: httpx.Client, member: MemberCtx) -> None
         "isDirect": True,
     }
 
-    basic = sdk.call("createConnection", connectionId="sandbox-clinic", username="u", password="p")
-    assert basic.data is None and basic.code == "BASIC_CONNECTION_NOT_SUPPORTED"
-    assert basic.issue_code == "not-supported"
-    assert "p" not in basic.error["message"].split()  # the password is never echoed
+    oauth = sdk.call("createConnection", connectionId="sandbox-clinic", username="u", password="p")
+    assert oauth.data is None and oauth.code == "WRONG_CATEGORY"  # an OAUTH source
+    wrong = sdk.call(
+        "createConnection",
+        connectionId="sandbox-pharmacy",
+        username="pharmacy-1",
+        password="not-it",
+    )
+    assert wrong.data is None and wrong.code == "BAD_CREDENTIALS"
+    assert "not-it" not in json.dumps(wrong.error)  # the password is never echoed
+    made = sdk.call(
+        "createConnection",
+        connectionId="sandbox-pharmacy",
+        username="pharmacy-1",
+        password="sandbox-password",
+    )
+    assert made.data is not None
+    created = made.data["createConnection"]
+    assert (created["id"], created["category"], created["status"]) == (
+        "sandbox-pharmacy",
+        "BASIC",
+        "CONNECTED",
+    )
 
     for mutation in ("disconnectConnection", "deleteConnection"):
         missing = sdk.call(mutation, connectionId="sandbox-clinic")  # nothing to act on yet

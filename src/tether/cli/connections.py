@@ -384,6 +384,35 @@ def _sync_finished(
     return done
 
 
+@connections.command("create")
+def create(
+    ctx: typer.Context,
+    connection_id: ConnectionArg,
+    username: Annotated[str, typer.Option(prompt=True, help="the member's portal username")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            envvar="TETHER_PORTAL_PASSWORD",
+            help="the portal password (prompted, hidden, when not given) [env var: "
+            "TETHER_PORTAL_PASSWORD]",
+        ),
+    ],
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    demo: DemoOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """createConnection: connect a BASIC source with the member's portal credentials."""
+    with member_client(ctx, url, token, demo, as_json) as tether:
+        conn = tether.create_connection(connection_id, username, password)
+    if as_json:
+        _print_json(wire(conn))
+    else:
+        console.print(f"{conn.id}: {conn.status.value} / {conn.sync_status.value}")
+
+
 @connections.command("disconnect")
 def disconnect(
     ctx: typer.Context,

@@ -153,6 +153,14 @@ class ConnectionManager:
         ``radius`` in miles)."""
         return self._sender.send(ops.search_data_sources(query, type, near, radius, limit, offset))
 
+    def create_connection(
+        self, connection_id: str, username: str, password: str
+    ) -> MemberConnection:
+        """createConnection: connect a BASIC source with the member's portal credentials.
+
+        The source checks them first; wrong ones raise ``ValidationError`` and store nothing."""
+        return self._sender.send(ops.create_connection(connection_id, username, password))
+
     def disconnect_connection(self, connection_id: str) -> StatusUpdate:
         """disconnectConnection: stop retrieval and revoke the tokens; the data stays."""
         return self._sender.send(ops.disconnect_connection(connection_id))
@@ -297,6 +305,12 @@ class AsyncConnectionManager:
         return await self._sender.send(
             ops.search_data_sources(query, type, near, radius, limit, offset)
         )
+
+    async def create_connection(
+        self, connection_id: str, username: str, password: str
+    ) -> MemberConnection:
+        """See ``ConnectionManager.create_connection``."""
+        return await self._sender.send(ops.create_connection(connection_id, username, password))
 
     async def disconnect_connection(self, connection_id: str) -> StatusUpdate:
         """See ``ConnectionManager.disconnect_connection``."""

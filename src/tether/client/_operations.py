@@ -99,6 +99,16 @@ def search_data_sources(
     )
 
 
+def create_connection(connection_id: str, username: str, password: str) -> Call[MemberConnection]:
+    # Never retried: the source sees the credentials once per call.
+    body = {
+        "connectionId": check.connection_id(connection_id),
+        "username": check.credential("username", username),
+        "password": check.credential("password", password),
+    }
+    return Call("POST", "/v1/connections", MemberConnection.from_json, idempotent=False, json=body)
+
+
 def disconnect_connection(connection_id: str) -> Call[StatusUpdate]:
     # Idempotent server-side: disconnecting a DISCONNECTED connection answers its state.
     cid = check.connection_id(connection_id)

@@ -38,6 +38,15 @@ def connection_id(value: object) -> str:
     return value
 
 
+def credential(name: str, value: object) -> str:
+    """A portal username or password for createConnection: 1-500 characters."""
+    if not isinstance(value, str) or not value:
+        raise client_validation_error(f"{name} must be a non-empty string")
+    if len(value) > 500:
+        raise client_validation_error(f"{name} is longer than 500 characters")
+    return value
+
+
 def member_id(value: object) -> str:
     if not isinstance(value, str) or not _MEMBER_ID.fullmatch(value):
         raise client_validation_error(f"member id {value!r} is malformed")
