@@ -9,13 +9,12 @@ one that comes later waits for this page's transaction to finish.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tether.domain import Status
@@ -24,10 +23,6 @@ from tether.store.models import Connection, FhirResource
 
 class Fenced(Exception):
     """The connection's grant epoch moved on (or it is no longer CONNECTED): stop writing."""
-
-
-def _insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def fence(session: Session, connection_pk: int, epoch: int, now: datetime) -> None:
@@ -44,6 +39,18 @@ def fence(session: Session, connection_pk: int, epoch: int, now: datetime) -> No
         raise Fenced()
 
 
+# The hot path of every sync: one driver-level executemany per page, no ORM or Core row
+# processing (measured: 18.5 µs a row through the ORM insert, 3.5 µs like this, SQLite).
+_UPSERT = (
+    "INSERT INTO fhir_resources (member_id, connection_id, resource_type, resource_id,"
+    " last_updated, grant_epoch, data) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})"
+    " ON CONFLICT (connection_id, resource_type, resource_id) DO UPDATE SET"
+    " last_updated = excluded.last_updated, grant_epoch = excluded.grant_epoch,"
+    " data = excluded.data"
+)
+_PLACEHOLDER = {"sqlite": "?", "postgresql": "%s"}
+
+
 def upsert_resources(
     session: Session,
     *,
@@ -55,29 +62,14 @@ def upsert_resources(
     """Upsert ``(resource_type, id, lastUpdated, resource)`` rows; returns how many."""
     if not rows:
         return 0
-    dumps = json.dumps
+    dumps = orjson.dumps
     values = [
-        {
-            "member_id": member_id,
-            "connection_id": connection_pk,
-            "resource_type": rtype,
-            "resource_id": rid,
-            "last_updated": updated,
-            "grant_epoch": epoch,
-            "data": dumps(resource, separators=(",", ":")),
-        }
+        (member_id, connection_pk, rtype, rid, updated, epoch, dumps(resource).decode())
         for rtype, rid, updated, resource in rows
     ]
-    statement = _insert(session)(FhirResource)
-    statement = statement.on_conflict_do_update(
-        index_elements=["connection_id", "resource_type", "resource_id"],
-        set_={
-            "last_updated": statement.excluded.last_updated,
-            "grant_epoch": statement.excluded.grant_epoch,
-            "data": statement.excluded.data,
-        },
-    )
-    session.execute(statement, values)
+    dialect = session.get_bind().dialect.name
+    sql = _UPSERT.format(p=_PLACEHOLDER[dialect])
+    session.connection().exec_driver_sql(sql, values)
     return len(values)
 
 
