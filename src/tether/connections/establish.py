@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from authlib.integrations.httpx_client import OAuth2Client
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -35,6 +34,7 @@ from tether.errors import Conflict, Gone, InvalidRequest
 from tether.ids import new_secret, sha256_hex
 from tether.logging import get_logger
 from tether.oauth import smart
+from tether.oauth.smart import OAuth2Client
 from tether.runtime import DEFAULT_HTTP_TIMEOUT, Runtime
 from tether.sealed import attempt_binding
 from tether.store.models import Connection, DataSource, OAuthAttempt, Tenant
