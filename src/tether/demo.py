@@ -29,7 +29,9 @@ def seed(runtime: Runtime) -> DemoCredentials:
     """Create the demo tenant, API key and member once; mint a fresh member token each run.
 
     Everything is written to ``demo.json`` in the data directory (mode 0600) so scripts and
-    the docs can use it.
+    the docs can use it. The member token is the operator's, not the API key's: it has no
+    ``kid`` claim, so revoking the demo key does not stop it; it stays valid until it expires
+    (``TETHER_MEMBER_TOKEN_TTL``).
     """
     settings = runtime.settings
     path = settings.data_dir / DEMO_FILE
@@ -46,7 +48,7 @@ def seed(runtime: Runtime) -> DemoCredentials:
         member, _ = accounts.ensure_member(
             session, tenant_id=stored["tenant_id"], external_id=DEMO_MEMBER
         )
-        issued = accounts.issue_member_token(
+        issued = accounts.issue_member_token(  # operator-minted: no key_id, no kid
             session,
             member_id=member.id,
             tenant_id=stored["tenant_id"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,8 +22,11 @@ from tether.errors import ConfigurationError
 DEFAULT_DATA_DIR = Path(".tether")
 DEFAULT_MEMBER_TOKEN_TTL = 900
 DEFAULT_LAUNCH_TTL = 600
+DEFAULT_SDK_REFRESH_TTL = 30 * 86400
+MAX_SDK_REFRESH_TTL = 90 * 86400
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 KEYS_FILE = "keys.json"
+ORIGIN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#\s]+$")
 
 
 class Settings(BaseSettings):
@@ -54,6 +58,17 @@ class Settings(BaseSettings):
     )
     member_token_ttl: int = Field(default=DEFAULT_MEMBER_TOKEN_TTL, ge=30, le=86400)
     launch_ttl: int = Field(default=DEFAULT_LAUNCH_TTL, ge=30, le=3600)
+    sdk_refresh_ttl: int = Field(
+        default=DEFAULT_SDK_REFRESH_TTL,
+        ge=300,
+        le=MAX_SDK_REFRESH_TTL,
+        description="seconds an SDK refresh token lives, from getToken (not sliding)",
+    )
+    graphql_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"],
+        description="origins allowed to call /graphql from a browser (comma-separated; "
+        "* for any, empty for none)",
+    )
     http_timeout: float = Field(
         default=30.0, gt=0, le=600, description="seconds for any outbound HTTP read"
     )
@@ -70,12 +85,29 @@ class Settings(BaseSettings):
             raise ValueError("public_base_url must be an absolute http(s) URL")
         return value.rstrip("/")
 
-    @field_validator("vault_keys", mode="before")
+    @field_validator("vault_keys", "graphql_cors_origins", mode="before")
     @classmethod
-    def _split_keys(cls, value: Any) -> Any:
+    def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("graphql_cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        """Each entry is ``*`` or a browser origin, ``scheme://host[:port]`` (any scheme, so
+        that webviews' ``capacitor://localhost`` works too). A trailing slash is dropped:
+        browsers never send one, so the entry would match nothing."""
+        origins = []
+        for entry in value:
+            origin = entry.strip().rstrip("/")
+            if origin != "*" and not ORIGIN_RE.match(origin):
+                raise ValueError(
+                    f"graphql_cors_origins: {entry!r} is not * or an origin "
+                    "(scheme://host[:port], no path)"
+                )
+            origins.append(origin)
+        return origins
 
     # ------------------------------------------------------------------ derived values
     @property

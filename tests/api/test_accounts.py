@@ -5,14 +5,17 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import MemberCtx, TenantCtx
+from tests.graphql.sdk_wire import SdkClient, client_key, jwt_payload
 from tether.accounts import service as accounts
 from tether.runtime import Runtime
 from tether.store.models import ApiKey, Member, utcnow
+from tether.testing.live_server import LiveServer
 
 
 def test_create_member_is_idempotent_on_external_id(client, tenant: TenantCtx) -> None:
@@ -171,3 +174,128 @@ def test_members_list_pages(client, tenant: TenantCtx) -> None:
     ).json()
     assert {m["id"] for m in first["items"] + rest["items"]} == ids
     assert rest["nextAfter"] is None
+
+
+# ---------------------------------------------------------------- what a revoked key stops
+def _key_id(api_key: str) -> str:
+    return api_key.split("_")[1]
+
+
+def _mint(client, member: MemberCtx, api_key: str) -> str:
+    response = client.post(
+        f"/v1/members/{member.member_id}/tokens", headers={"Authorization": f"Bearer {api_key}"}
+    )
+    assert response.status_code == 201, response.text
+    token: str = response.json()["token"]
+    return token
+
+
+def _rest(client, token: str):
+    return client.get("/v1/connections", headers={"Authorization": f"Bearer {token}"})
+
+
+def _graphql(client, member: MemberCtx, token: str) -> SdkClient:
+    return SdkClient(client, client_key(member.tenant.tenant_id), access_token=token)
+
+
+def test_revoking_an_api_key_stops_the_member_tokens_it_minted(
+    client, runtime: Runtime, member: MemberCtx
+) -> None:
+    with runtime.db.write() as session:
+        _, second_key = accounts.create_api_key(
+            session, tenant_id=member.tenant.tenant_id, pepper=runtime.secret_key
+        )
+    minted = _mint(client, member, member.tenant.api_key)
+    by_second = _mint(client, member, second_key)
+    assert jwt_payload(minted)["kid"] == _key_id(member.tenant.api_key)
+    assert jwt_payload(by_second)["kid"] == _key_id(second_key)
+    assert "kid" not in jwt_payload(member.token)  # minted by the operator (no API key)
+    for token in (minted, by_second, member.token):
+        assert _rest(client, token).status_code == 200
+        assert not _graphql(client, member, token).connections().errors
+
+    with runtime.db.write() as session:
+        accounts.revoke_api_key(session, key_id=_key_id(member.tenant.api_key))
+
+    refused = _rest(client, minted)
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"].startswith("Bearer")
+    assert refused.json()["detail"] == accounts.KEY_REVOKED
+    answer = _graphql(client, member, minted).connections()
+    assert answer.code == "UNAUTHENTICATED" and answer.issue_code == "login"
+    assert all(accounts.KEY_REVOKED in error["message"] for error in answer.errors)
+    # The tenant's other key, and the operator's token, are untouched.
+    for token in (by_second, member.token):
+        assert _rest(client, token).status_code == 200
+        assert not _graphql(client, member, token).connections().errors
+    # The revoked key mints nothing more.
+    again = client.post(f"/v1/members/{member.member_id}/tokens", headers=member.tenant.headers)
+    assert again.status_code == 401
+
+
+def test_kid_of_an_unknown_or_another_tenants_key_is_refused(
+    client, runtime: Runtime, member: MemberCtx, other_tenant: TenantCtx
+) -> None:
+    now = int(time.time())
+    signing = accounts._signing_key(runtime.secret_key)
+    base = {
+        "iss": "tether",
+        "aud": "tether:member",
+        "sub": member.member_id,
+        "tid": member.tenant.tenant_id,
+        "iat": now,
+        "exp": now + 600,
+    }
+    own = _forge({**base, "kid": _key_id(member.tenant.api_key)}, signing)
+    assert _rest(client, own).status_code == 200
+    for kid in (_key_id(other_tenant.api_key), "unknown-key"):
+        response = _rest(client, _forge({**base, "kid": kid}, signing))
+        assert response.status_code == 401, kid
+        assert response.json()["detail"] == accounts.KEY_REVOKED
+    for kid in (123, "", ["x"]):
+        response = _rest(client, _forge({**base, "kid": kid}, signing))
+        assert response.status_code == 401, kid
+        assert response.json()["detail"] == "invalid member token"
+    # Nor will the service mint a token naming another tenant's key.
+    with runtime.db.read() as session, pytest.raises(accounts.AuthenticationRequired):
+        accounts.issue_member_token(
+            session,
+            member_id=member.member_id,
+            tenant_id=member.tenant.tenant_id,
+            secret_key=runtime.secret_key,
+            ttl=60,
+            key_id=_key_id(other_tenant.api_key),
+        )
+
+
+def test_revoking_an_api_key_stops_its_app_links_and_their_sessions(
+    server: LiveServer, client, runtime: Runtime, member: MemberCtx
+) -> None:
+    def link() -> str:
+        response = client.post(
+            f"/v1/members/{member.member_id}/app-links", headers=member.tenant.headers
+        )
+        assert response.status_code == 201
+        return str(response.json()["url"]).partition("#")[2]
+
+    used, unused = link(), link()
+    minted = _mint(client, member, member.tenant.api_key)
+    with (
+        httpx.Client(base_url=server.url, timeout=30) as by_link,
+        httpx.Client(base_url=server.url, timeout=30) as by_token,
+        httpx.Client(base_url=server.url, timeout=30) as by_operator,
+    ):
+        assert by_link.post("/app/enter", data={"token": used}).status_code == 303
+        assert by_token.post("/app/session", data={"token": minted}).status_code == 200
+        assert by_operator.post("/app/session", data={"token": member.token}).status_code == 200
+        for browser in (by_link, by_token, by_operator):
+            assert browser.get("/app").status_code == 200
+
+        with runtime.db.write() as session:
+            accounts.revoke_api_key(session, key_id=_key_id(member.tenant.api_key))
+
+        assert by_link.get("/app").status_code == 401
+        assert by_token.get("/app").status_code == 401
+        assert by_operator.get("/app").status_code == 200  # the operator's token: no key
+        late = by_link.post("/app/enter", data={"token": unused})
+        assert late.status_code == 401 and "set-cookie" not in late.headers

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from tests.conftest import MemberCtx, make_member, make_tenant
 from tests.graphql.sdk_wire import SdkClient, client_key, jwt_payload
 from tether.accounts import service as accounts
 from tether.errors import AuthenticationRequired, InvalidRequest
-from tether.graphql import sdk_tokens
+from tether.graphql import GRAPHQL_PATH, GraphQLCORSMiddleware, cors_options, sdk_tokens
 from tether.ids import sha256_hex
 from tether.runtime import Runtime
+from tether.settings import Settings
 from tether.store.models import SdkRefreshToken, Tenant, utcnow
 
 
@@ -70,7 +76,9 @@ def test_get_token_hands_out_working_tokens(
         rows = session.scalars(select(SdkRefreshToken)).all()
     assert len(rows) == 1 and rows[0].token_hash == sha256_hex(refresh)
     assert (rows[0].member_id, rows[0].tenant_id) == (member.member_id, member.tenant.tenant_id)
-    assert rows[0].expires_at > utcnow() + timedelta(days=7)
+    ttl = timedelta(seconds=runtime.settings.sdk_refresh_ttl)
+    assert abs(rows[0].expires_at - (utcnow() + ttl)) < timedelta(minutes=1)
+    assert rows[0].api_key_id is None  # the fixture's token is the operator's
     assert refresh not in {rows[0].token_hash, str(rows[0].id)}
 
 
@@ -130,7 +138,8 @@ def test_expired_or_revoked_refresh_tokens_stop(
 ) -> None:
     sdk = _sdk(client, member)
     real_clock = runtime.clock
-    runtime.clock = lambda: real_clock() + timedelta(seconds=sdk_tokens.DEFAULT_REFRESH_TTL + 1)
+    ttl = runtime.settings.sdk_refresh_ttl
+    runtime.clock = lambda: real_clock() + timedelta(seconds=ttl + 1)
     try:
         assert sdk.refresh().code == "REFRESH_TOKEN_EXPIRED"
     finally:
@@ -161,3 +170,75 @@ def test_a_disabled_member_or_tenant_stops_everything(
         tenant.disabled_at = utcnow()
     assert others.refresh().code == "TENANT_DISABLED"
     assert others.connections().code == "UNAUTHENTICATED"
+
+
+def test_revoking_the_api_key_stops_the_sdk_tokens_derived_from_its_member_token(
+    client: httpx.Client, member: MemberCtx, runtime: Runtime
+) -> None:
+    key_id = member.tenant.api_key.split("_")[1]
+    minted = client.post(f"/v1/members/{member.member_id}/tokens", headers=member.tenant.headers)
+    assert minted.status_code == 201
+    sdk = SdkClient(client, client_key(member.tenant.tenant_id))
+    assert not sdk.authenticate_token(minted.json()["token"]).errors
+    operators = _sdk(client, member)  # from the operator's token: bound to no key
+    assert sdk.access_token and jwt_payload(sdk.access_token)["kid"] == key_id
+    assert operators.access_token and "kid" not in jwt_payload(operators.access_token)
+    with runtime.db.read() as session:
+        rows = session.scalars(select(SdkRefreshToken).order_by(SdkRefreshToken.id)).all()
+    assert [row.api_key_id for row in rows] == [key_id, None]
+    # A refresh keeps the key binding in the new access token.
+    assert not sdk.refresh().errors
+    assert jwt_payload(sdk.access_token)["kid"] == key_id
+    assert not sdk.connections().errors
+
+    with runtime.db.write() as session:
+        accounts.revoke_api_key(session, key_id=key_id)
+
+    stopped = sdk.refresh()
+    assert stopped.data == {"refresh": None}
+    assert stopped.code == "API_KEY_REVOKED" and stopped.issue_code == "login"
+    assert stopped.error["message"] == accounts.KEY_REVOKED
+    assert sdk.connections().code == "UNAUTHENTICATED"  # the refreshed access token too
+    # What the operator minted is not the key's: it keeps working until it expires.
+    assert not operators.refresh().errors
+    assert not operators.connections().errors
+
+
+def test_settings_drive_cors_origins_and_the_refresh_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TETHER_GRAPHQL_CORS_ORIGINS", "https://a.test,https://b.test")
+    monkeypatch.setenv("TETHER_SDK_REFRESH_TTL", "7200")
+    settings = Settings()
+    assert settings.graphql_cors_origins == ["https://a.test", "https://b.test"]
+    assert settings.sdk_refresh_ttl == 7200
+    assert cors_options(settings)["origins"] == ["https://a.test", "https://b.test"]
+    # Spaces and a trailing slash are forgiven (browsers never send one); "" allows none.
+    monkeypatch.setenv("TETHER_GRAPHQL_CORS_ORIGINS", " https://a.test/ , capacitor://localhost")
+    assert Settings().graphql_cors_origins == ["https://a.test", "capacitor://localhost"]
+    monkeypatch.setenv("TETHER_GRAPHQL_CORS_ORIGINS", "")
+    assert Settings().graphql_cors_origins == []
+    monkeypatch.delenv("TETHER_GRAPHQL_CORS_ORIGINS")
+    monkeypatch.delenv("TETHER_SDK_REFRESH_TTL")
+    defaults = Settings()
+    assert defaults.graphql_cors_origins == ["*"] and defaults.sdk_refresh_ttl == 30 * 86400
+    for bad in ({"graphql_cors_origins": "https://a.test/path"}, {"graphql_cors_origins": "a"}):
+        with pytest.raises(ValidationError):
+            Settings(**bad)
+    for ttl in (10, 365 * 86400):
+        with pytest.raises(ValidationError):
+            Settings(sdk_refresh_ttl=ttl)
+
+    # The middleware answers only the configured origins.
+    app = Starlette(routes=[Route(GRAPHQL_PATH, lambda _: PlainTextResponse("ok"))])
+    restricted = Settings(graphql_cors_origins="https://a.test,https://b.test")
+    transport = httpx.ASGITransport(app=GraphQLCORSMiddleware(app, **cors_options(restricted)))
+
+    async def preflight(origin: str) -> httpx.Response:
+        async with httpx.AsyncClient(transport=transport, base_url="http://tether") as http:
+            headers = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+            return await http.options(GRAPHQL_PATH, headers=headers)
+
+    allowed = asyncio.run(preflight("https://b.test"))
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://b.test"
+    other = asyncio.run(preflight("https://c.test"))
+    assert other.status_code == 400 and "access-control-allow-origin" not in other.headers

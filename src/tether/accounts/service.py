@@ -2,8 +2,16 @@
 
 An API key reads ``tk_<key id>_<secret>``: the key id finds the row, the secret is compared
 with its HMAC. A member token is an HS256 JWT (``iss`` tether, ``aud`` ``tether:member``,
-``sub`` the member, ``tid`` the tenant, ``exp`` minutes away); every member call verifies its
-signature, expiry and audience, and that the member and tenant are still enabled.
+``sub`` the member, ``tid`` the tenant, ``exp`` minutes away, and ``kid`` the API key that
+minted it, when one did); every member call verifies its signature, expiry and audience, and
+that the member, the tenant and the issuing key are still live.
+
+:func:`require_live` is the one place that decides whether a member, a tenant and an API key
+are still live; member tokens, the SDK's refresh tokens and the member page's app links and
+sessions all go through it. Revoking a key therefore stops everything it minted: its member
+tokens, the SDK refresh tokens and access tokens derived from them, its app links and the
+member-page sessions they opened. Tokens minted by the operator (``tether members token``,
+``tether demo``) carry no ``kid`` and stay valid until they expire.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from tether.store.models import ApiKey, Member, Tenant, utcnow
 MEMBER_AUDIENCE = "tether:member"
 ISSUER = "tether"
 API_KEY_PREFIX = "tk"
+KEY_CLAIM = "kid"
+KEY_REVOKED = "the API key that issued this token was revoked"
 EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9._:@\-]{1,200}$")
 
 
@@ -33,6 +43,9 @@ class Principal:
 
     tenant_id: str
     member_id: str | None = None
+    # The API key behind the call: the one presented (tenant), or the one that minted the
+    # member's token (member). None for what the operator minted.
+    key_id: str | None = None
 
     @property
     def is_member(self) -> bool:
@@ -112,10 +125,50 @@ def authenticate_api_key(session: Session, *, token: str, pepper: str) -> Princi
         raise AuthenticationRequired("invalid API key")
     if key.revoked_at is not None:
         raise AuthenticationRequired("this API key was revoked")
-    tenant = session.get(Tenant, key.tenant_id)
+    _require_live_credential(session, tenant_id=key.tenant_id)
+    return Principal(tenant_id=key.tenant_id, key_id=key.id)
+
+
+# ---------------------------------------------------------------------------- liveness
+def require_live(
+    session: Session,
+    *,
+    tenant_id: str,
+    member_id: str | None = None,
+    key_id: str | None = None,
+) -> Tenant:
+    """The one check that a tenant (and its member, and the API key that issued a credential)
+    is still live; returns the tenant.
+
+    Raises 401 with a code: ``MEMBER_DISABLED`` (the member is gone, disabled or not the
+    tenant's), ``TENANT_DISABLED``, or ``API_KEY_REVOKED`` (the issuing key is revoked,
+    unknown, or another tenant's).
+    """
+    if member_id is not None:
+        member = session.get(Member, member_id)
+        if member is None or member.tenant_id != tenant_id or member.disabled_at is not None:
+            raise AuthenticationRequired(
+                "this member no longer exists or is disabled", code="MEMBER_DISABLED"
+            )
+    tenant = session.get(Tenant, tenant_id)
     if tenant is None or tenant.disabled_at is not None:
-        raise AuthenticationRequired("this tenant is disabled")
-    return Principal(tenant_id=key.tenant_id)
+        raise AuthenticationRequired("this tenant is disabled", code="TENANT_DISABLED")
+    if key_id is not None:
+        key = session.get(ApiKey, key_id)
+        if key is None or key.tenant_id != tenant_id or key.revoked_at is not None:
+            raise AuthenticationRequired(KEY_REVOKED, code="API_KEY_REVOKED")
+    return tenant
+
+
+def _require_live_credential(
+    session: Session, *, tenant_id: str, member_id: str | None = None, key_id: str | None = None
+) -> Tenant:
+    """:func:`require_live` for a bearer credential: a failure is a plain 401 (code
+    ``UNAUTHENTICATED`` on GraphQL, like any bad credential) with the same detail."""
+    try:
+        return require_live(session, tenant_id=tenant_id, member_id=member_id, key_id=key_id)
+    except AuthenticationRequired as exc:
+        raise AuthenticationRequired(exc.detail) from None
 
 
 # ---------------------------------------------------------------------------- members
@@ -187,14 +240,19 @@ def issue_member_token(
     tenant_id: str,
     secret_key: str,
     ttl: int,
+    key_id: str | None = None,
     now: datetime | None = None,
 ) -> IssuedToken:
+    """Mint a member token. ``key_id`` is the API key minting it (its ``kid`` claim: revoking
+    the key stops the token); the operator's tokens (CLI, demo) have none."""
     member = get_member(session, member_id=member_id, tenant_id=tenant_id)
     if member.disabled_at is not None:
         raise Conflict("this member is disabled")
+    if key_id is not None:
+        require_live(session, tenant_id=tenant_id, key_id=key_id)
     issued = now or utcnow()
     expires = issued + timedelta(seconds=ttl)
-    claims = {
+    claims: dict[str, object] = {
         "iss": ISSUER,
         "aud": MEMBER_AUDIENCE,
         "sub": member.id,
@@ -203,6 +261,8 @@ def issue_member_token(
         "exp": int(expires.timestamp()),
         "jti": new_secret(12),
     }
+    if key_id is not None:
+        claims[KEY_CLAIM] = key_id
     return IssuedToken(jwt.encode(claims, _signing_key(secret_key), algorithm="HS256"), expires)
 
 
@@ -220,13 +280,16 @@ def authenticate_member_token(session: Session, *, token: str, secret_key: str) 
         raise AuthenticationRequired("the member token has expired") from exc
     except jwt.InvalidTokenError as exc:
         raise AuthenticationRequired("invalid member token") from exc
-    member = session.get(Member, claims["sub"])
-    if member is None or member.tenant_id != claims.get("tid") or member.disabled_at is not None:
-        raise AuthenticationRequired("this member no longer exists or is disabled")
-    tenant = session.get(Tenant, member.tenant_id)
-    if tenant is None or tenant.disabled_at is not None:
-        raise AuthenticationRequired("this tenant is disabled")
-    return Principal(tenant_id=member.tenant_id, member_id=member.id)
+    member_id, tenant_id = claims["sub"], claims.get("tid")
+    key_id = claims.get(KEY_CLAIM)
+    if (
+        not isinstance(member_id, str)
+        or not isinstance(tenant_id, str)
+        or not (key_id is None or (isinstance(key_id, str) and key_id))
+    ):
+        raise AuthenticationRequired("invalid member token")
+    _require_live_credential(session, tenant_id=tenant_id, member_id=member_id, key_id=key_id)
+    return Principal(tenant_id=tenant_id, member_id=member_id, key_id=key_id)
 
 
 def authenticate(session: Session, *, token: str, secret_key: str) -> Principal:

@@ -3,6 +3,8 @@
 The SDK sends its credentials in headers (``Authorization``, ``ClientKey``, ``refresh_token``),
 never cookies, so a permissive origin list is safe here: ``allow_credentials`` stays off and no
 other path of tether (the OAuth pages, whose browser binding is a cookie) gets CORS headers.
+The origins are ``TETHER_GRAPHQL_CORS_ORIGINS`` (``Settings.graphql_cors_origins``): any
+(``*``, the default), a comma-separated list, or none (empty: no browser app may call it).
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether.settings import Settings
 
-# Until Settings has a field for it (proposed: ``graphql_cors_origins``), any origin.
-DEFAULT_CORS_ORIGINS: tuple[str, ...] = ("*",)
 CORS_HEADERS = (
     "Authorization",
     "ClientKey",
@@ -27,8 +27,7 @@ CORS_MAX_AGE = 600
 
 
 def cors_origins(settings: Settings) -> list[str]:
-    configured = getattr(settings, "graphql_cors_origins", None)
-    return list(configured or DEFAULT_CORS_ORIGINS)
+    return list(settings.graphql_cors_origins)
 
 
 class GraphQLCORSMiddleware:

@@ -6,10 +6,13 @@
   clientKey for the SDK's token set: a fresh member token as the access token (a three-part
   HS256 JWT with a numeric ``exp``, so the SDK's authed calls are ordinary member calls), an
   id token (HS256, its own key and audience, ``sub`` the member, ``tid`` the tenant), and an
-  opaque refresh token of which only the SHA-256 is stored, bound to the member and tenant.
-- **refresh** exchanges that refresh token (and the same clientKey) for a new access token and
-  id token; the refresh token is not rotated and keeps its expiry. A disabled member or tenant,
-  a revoked or expired refresh token, or another tenant's clientKey stops it.
+  opaque refresh token of which only the SHA-256 is stored, bound to the member, the tenant
+  and the API key that minted the member token (its ``kid``; none for the operator's tokens).
+  It lives ``TETHER_SDK_REFRESH_TTL`` seconds.
+- **refresh** exchanges that refresh token (and the same clientKey) for a new access token
+  (carrying the same ``kid``) and id token; the refresh token is not rotated and keeps its
+  expiry. A disabled member or tenant, a revoked issuing API key, a revoked or expired refresh
+  token, or another tenant's clientKey stops it (:func:`tether.accounts.service.require_live`).
 """
 
 from __future__ import annotations
@@ -29,17 +32,16 @@ from tether.accounts.service import (
     authenticate_member_token,
     issue_member_token,
     looks_like_api_key,
+    require_live,
 )
 from tether.errors import AuthenticationRequired, Forbidden, InvalidRequest
 from tether.ids import keyed_hash, new_secret, sha256_hex
 from tether.runtime import Runtime
-from tether.store.models import Member, SdkRefreshToken, Tenant
+from tether.store.models import SdkRefreshToken
 
 CLIENT_KEY_ENV = "tether"
 ID_TOKEN_AUDIENCE = "tether:sdk-id"
 REFRESH_TOKEN_PREFIX = "trt_"
-# How long a refresh token lives (not sliding: a refresh does not extend it).
-DEFAULT_REFRESH_TTL = 30 * 86400
 MAX_CLIENT_KEY_LENGTH = 2000
 
 
@@ -127,7 +129,13 @@ def verify_id_token(token: str, *, secret_key: str) -> dict[str, object]:
 
 
 def _token_set(
-    session: Session, runtime: Runtime, *, member_id: str, tenant_id: str, now: datetime
+    session: Session,
+    runtime: Runtime,
+    *,
+    member_id: str,
+    tenant_id: str,
+    key_id: str | None,
+    now: datetime,
 ) -> tuple[str, str, datetime]:
     issued = issue_member_token(
         session,
@@ -135,6 +143,7 @@ def _token_set(
         tenant_id=tenant_id,
         secret_key=runtime.secret_key,
         ttl=runtime.settings.member_token_ttl,
+        key_id=key_id,
         now=now,
     )
     id_token = issue_id_token(
@@ -148,13 +157,7 @@ def _token_set(
 
 
 # ---------------------------------------------------------------------------- getToken
-def get_token(
-    runtime: Runtime,
-    *,
-    member_token: str | None,
-    client_key: str | None,
-    refresh_ttl: int = DEFAULT_REFRESH_TTL,
-) -> SdkTokens:
+def get_token(runtime: Runtime, *, member_token: str | None, client_key: str | None) -> SdkTokens:
     """getToken: a tether member token plus the tenant's clientKey → the SDK's token set."""
     token = (member_token or "").strip()
     if token[:7].lower() == "bearer ":
@@ -173,15 +176,21 @@ def get_token(
         assert principal.member_id is not None
         _require_same_tenant(key, principal.tenant_id)
         access, id_token, expires = _token_set(
-            session, runtime, member_id=principal.member_id, tenant_id=principal.tenant_id, now=now
+            session,
+            runtime,
+            member_id=principal.member_id,
+            tenant_id=principal.tenant_id,
+            key_id=principal.key_id,
+            now=now,
         )
         session.add(
             SdkRefreshToken(
                 token_hash=sha256_hex(REFRESH_TOKEN_PREFIX + secret),
                 tenant_id=principal.tenant_id,
                 member_id=principal.member_id,
+                api_key_id=principal.key_id,
                 created_at=now,
-                expires_at=now + timedelta(seconds=refresh_ttl),
+                expires_at=now + timedelta(seconds=runtime.settings.sdk_refresh_ttl),
             )
         )
     return SdkTokens(access, id_token, expires, refresh_token=REFRESH_TOKEN_PREFIX + secret)
@@ -211,17 +220,18 @@ def refresh(runtime: Runtime, *, refresh_token: str | None, client_key: str | No
                 "this refresh token has expired; authenticate again", code="REFRESH_TOKEN_EXPIRED"
             )
         _require_same_tenant(key, row.tenant_id)
-        member = session.get(Member, row.member_id)
-        tenant = session.get(Tenant, row.tenant_id)
-        if member is None or member.disabled_at is not None or member.tenant_id != row.tenant_id:
-            raise AuthenticationRequired(
-                "this member no longer exists or is disabled", code="MEMBER_DISABLED"
-            )
-        if tenant is None or tenant.disabled_at is not None:
-            raise AuthenticationRequired("this tenant is disabled", code="TENANT_DISABLED")
+        # MEMBER_DISABLED, TENANT_DISABLED or API_KEY_REVOKED.
+        require_live(
+            session, tenant_id=row.tenant_id, member_id=row.member_id, key_id=row.api_key_id
+        )
         row.last_used_at = now
         access, id_token, expires = _token_set(
-            session, runtime, member_id=row.member_id, tenant_id=row.tenant_id, now=now
+            session,
+            runtime,
+            member_id=row.member_id,
+            tenant_id=row.tenant_id,
+            key_id=row.api_key_id,
+            now=now,
         )
     return SdkTokens(access, id_token, expires)
 

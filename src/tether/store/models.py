@@ -236,7 +236,9 @@ class SdkRefreshToken(Base):
     """A refresh token handed to the health SDK's client by ``getToken`` (tether.graphql).
 
     Only the SHA-256 of the token is stored. It is bound to one member of one tenant, expires,
-    and is not rotated by a refresh; disabling the member or the tenant stops it.
+    and is not rotated by a refresh; disabling the member or the tenant stops it, and so does
+    revoking the API key that minted the member token it came from (``api_key_id``; null when
+    the operator minted that token, or for tokens from before migration 0005).
     """
 
     __tablename__ = "sdk_refresh_tokens"
@@ -245,6 +247,7 @@ class SdkRefreshToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
+    api_key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]

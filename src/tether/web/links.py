@@ -8,7 +8,8 @@ enter page's script reads it, erases it from the address bar and the history ent
 (:mod:`tether.web.session`) and redirects to ``/app``. A link preview or mail scanner that
 fetches the URL sees only the enter page and consumes nothing.
 
-The token is ``{member, tenant, jti, issue event id, expiry, display}`` signed with
+The token is ``{member, tenant, jti, issue event id, expiry, display}`` (plus the API key
+that asked for it, so that revoking the key stops the link and the session it opens) signed with
 itsdangerous under a key derived from ``TETHER_SECRET_KEY`` for this purpose alone. It lives
 :data:`APP_LINK_TTL` seconds and is single use without a table of its own: issuing writes the
 audit event ``web.app_link_issued`` (whose id the token carries), redeeming writes
@@ -31,7 +32,7 @@ from tether.accounts.service import Principal
 from tether.errors import AuthenticationRequired, Conflict, Gone
 from tether.ids import new_secret
 from tether.runtime import Runtime
-from tether.store.models import AuditEvent, Member, Tenant
+from tether.store.models import AuditEvent, Member
 from tether.web.session import Display, WebSession, new_session, serializer
 
 APP_LINK_TTL = 600  # seconds
@@ -63,6 +64,8 @@ def issue_app_link(
         member = accounts.get_member(session, member_id=member_id, tenant_id=tenant.tenant_id)
         if member.disabled_at is not None:
             raise Conflict("this member is disabled", code="MEMBER_DISABLED")
+        if tenant.key_id is not None:
+            accounts.require_live(session, tenant_id=tenant.tenant_id, key_id=tenant.key_id)
         event = AuditEvent(
             tenant_id=tenant.tenant_id,
             member_id=member.id,
@@ -74,16 +77,17 @@ def issue_app_link(
         session.add(event)
         session.flush()
         event_id = event.id
-    token = serializer(runtime, "app-link").dumps(
-        {
-            "m": member_id,
-            "t": tenant.tenant_id,
-            "j": jti,
-            "a": event_id,
-            "e": int(expires.timestamp()),
-            "d": display,
-        }
-    )
+    data: dict[str, Any] = {
+        "m": member_id,
+        "t": tenant.tenant_id,
+        "j": jti,
+        "a": event_id,
+        "e": int(expires.timestamp()),
+        "d": display,
+    }
+    if tenant.key_id is not None:
+        data["k"] = tenant.key_id
+    token = serializer(runtime, "app-link").dumps(data)
     return AppLink(f"{runtime.settings.public_base_url}{ENTER_PATH}#{token}", expires)
 
 
@@ -101,6 +105,7 @@ def redeem_app_link(runtime: Runtime, token: str) -> WebSession:
         data: Any = serializer(runtime, "app-link").loads(token)
         member_id, tenant_id, jti = str(data["m"]), str(data["t"]), str(data["j"])
         event_id, expires, display = int(data["a"]), int(data["e"]), str(data["d"])
+        key_id = None if data.get("k") is None else str(data["k"])
     except (BadData, KeyError, TypeError, ValueError):
         raise AuthenticationRequired("this link is not valid", code="BAD_APP_LINK") from None
     now = runtime.clock()
@@ -108,14 +113,8 @@ def redeem_app_link(runtime: Runtime, token: str) -> WebSession:
         raise Gone("this link has expired", code="APP_LINK_EXPIRED")
     with runtime.db.write() as session:
         # The member's row lock serialises redemptions of this member's links.
-        member = session.get(Member, member_id, with_for_update=True)
-        tenant = session.get(Tenant, tenant_id)
-        if member is None or member.tenant_id != tenant_id or member.disabled_at is not None:
-            raise AuthenticationRequired(
-                "this member no longer exists or is disabled", code="MEMBER_DISABLED"
-            )
-        if tenant is None or tenant.disabled_at is not None:
-            raise AuthenticationRequired("this app is disabled", code="TENANT_DISABLED")
+        session.get(Member, member_id, with_for_update=True)
+        accounts.require_live(session, tenant_id=tenant_id, member_id=member_id, key_id=key_id)
         issued = session.get(AuditEvent, event_id)
         if (
             issued is None
@@ -144,5 +143,5 @@ def redeem_app_link(runtime: Runtime, token: str) -> WebSession:
                 at=now,
             )
         )
-    principal = Principal(tenant_id=tenant_id, member_id=member_id)
+    principal = Principal(tenant_id=tenant_id, member_id=member_id, key_id=key_id)
     return new_session(runtime, principal, "redirect" if display == "redirect" else "popup")

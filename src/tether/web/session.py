@@ -1,13 +1,16 @@
 """The member page's session: a signed, expiring cookie, re-checked on every request.
 
-The cookie carries the member, the tenant, a CSRF secret, the preferred way to open the
-source's sign-in (``popup`` or ``redirect``) and an expiry; it is signed with itsdangerous under
+The cookie carries the member, the tenant, the API key behind the app link or member token
+that opened it (none when the operator minted that), a CSRF secret, the preferred way to open
+the source's sign-in (``popup`` or ``redirect``) and an expiry; it is signed with itsdangerous under
 a key derived from ``TETHER_SECRET_KEY`` for this purpose only, so it cannot be forged, widened
 to another member, or confused with a member token or an app link. It is ``HttpOnly``,
 ``SameSite=Strict`` and, when tether is served over HTTPS, ``Secure`` with the ``__Host-``
 prefix (no subdomain can set or shadow it). Nothing about the session is stored server-side:
 every request checks the signature and expiry, then that the member and tenant are still
-enabled, so disabling either ends the session at the next request.
+enabled and the key not revoked (:func:`tether.accounts.service.require_live`, the same check
+as member tokens'), so disabling either or revoking the key ends the session at the next
+request.
 
 Every state-changing request carries the CSRF secret (form field ``csrf`` or header
 ``X-CSRF-Token``) and must come from tether's own page (``Sec-Fetch-Site``, else ``Origin``).
@@ -24,11 +27,10 @@ from itsdangerous import BadData, URLSafeSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tether.accounts.service import Principal
+from tether.accounts.service import Principal, require_live
 from tether.errors import AuthenticationRequired, Forbidden
 from tether.ids import constant_time_equals, keyed_hash, new_secret
 from tether.runtime import Runtime
-from tether.store.models import Member, Tenant
 
 SESSION_TTL = 3600  # seconds; fixed (not sliding): the app opens the page again after that
 CSRF_FIELD = "csrf"
@@ -44,13 +46,14 @@ class WebSession:
     csrf: str
     display: Display
     expires_at: datetime
+    key_id: str | None = None  # the API key it derives from; None if the operator's
     # Filled in from the tenant when the session is read (never stored in the cookie).
     tenant_name: str = ""
     return_urls: tuple[str, ...] = ()
 
     @property
     def principal(self) -> Principal:
-        return Principal(tenant_id=self.tenant_id, member_id=self.member_id)
+        return Principal(tenant_id=self.tenant_id, member_id=self.member_id, key_id=self.key_id)
 
 
 def serializer(runtime: Runtime, purpose: str) -> URLSafeSerializer:
@@ -79,19 +82,21 @@ def new_session(runtime: Runtime, principal: Principal, display: Display = "popu
         csrf=new_secret(24),
         display=display,
         expires_at=runtime.clock() + timedelta(seconds=SESSION_TTL),
+        key_id=principal.key_id,
     )
 
 
 def set_cookie(runtime: Runtime, response: Response, session: WebSession) -> None:
-    value = serializer(runtime, "session").dumps(
-        {
-            "m": session.member_id,
-            "t": session.tenant_id,
-            "c": session.csrf,
-            "d": session.display,
-            "e": int(session.expires_at.timestamp()),
-        }
-    )
+    data: dict[str, Any] = {
+        "m": session.member_id,
+        "t": session.tenant_id,
+        "c": session.csrf,
+        "d": session.display,
+        "e": int(session.expires_at.timestamp()),
+    }
+    if session.key_id is not None:
+        data["k"] = session.key_id
+    value = serializer(runtime, "session").dumps(data)
     response.set_cookie(
         cookie_name(runtime),
         value,
@@ -114,7 +119,8 @@ def clear_cookie(runtime: Runtime, response: Response) -> None:
 
 
 def read_session(runtime: Runtime, request: Request) -> WebSession:
-    """The caller's session, verified now: signature, expiry, member and tenant enabled."""
+    """The caller's session, verified now: signature, expiry, member and tenant enabled, key
+    not revoked."""
     raw = request.cookies.get(cookie_name(runtime))
     if not raw:
         raise AuthenticationRequired("there is no session", code="NO_SESSION")
@@ -122,35 +128,25 @@ def read_session(runtime: Runtime, request: Request) -> WebSession:
         data: Any = serializer(runtime, "session").loads(raw)
         member_id, tenant_id = str(data["m"]), str(data["t"])
         csrf, display, expires = str(data["c"]), str(data["d"]), int(data["e"])
+        key_id = None if data.get("k") is None else str(data["k"])
     except (BadData, KeyError, TypeError, ValueError):
         raise AuthenticationRequired("the session is not valid", code="BAD_SESSION") from None
     now = runtime.clock()
     if expires <= now.timestamp():
         raise AuthenticationRequired("the session has ended", code="SESSION_ENDED")
-    tenant = require_active_member(runtime, member_id=member_id, tenant_id=tenant_id)
+    with runtime.db.read() as db:
+        tenant = require_live(db, tenant_id=tenant_id, member_id=member_id, key_id=key_id)
+        tenant_name, return_urls = tenant.name, tuple(str(u) for u in tenant.return_urls or ())
     return WebSession(
         member_id=member_id,
         tenant_id=tenant_id,
         csrf=csrf,
         display="redirect" if display == "redirect" else "popup",
         expires_at=datetime.fromtimestamp(expires, tz=now.tzinfo),
-        tenant_name=tenant.name,
-        return_urls=tuple(str(u) for u in tenant.return_urls or ()),
+        key_id=key_id,
+        tenant_name=tenant_name,
+        return_urls=return_urls,
     )
-
-
-def require_active_member(runtime: Runtime, *, member_id: str, tenant_id: str) -> Tenant:
-    """The member exists in ``tenant_id`` and both are enabled; returns the tenant."""
-    with runtime.db.read() as db:
-        member = db.get(Member, member_id)
-        tenant = db.get(Tenant, tenant_id)
-        if member is None or member.tenant_id != tenant_id or member.disabled_at is not None:
-            raise AuthenticationRequired(
-                "this member no longer exists or is disabled", code="MEMBER_DISABLED"
-            )
-        if tenant is None or tenant.disabled_at is not None:
-            raise AuthenticationRequired("this app is disabled", code="TENANT_DISABLED")
-        return tenant
 
 
 def from_own_page(runtime: Runtime, request: Request) -> bool:

@@ -61,6 +61,8 @@ def get_member(member_id: str, tenant: TenantPrincipal, runtime: RuntimeDep) -> 
     response_model=MemberTokenOut,
     status_code=status.HTTP_201_CREATED,
     summary="Issue a short-lived member token for the member's app or the SDK",
+    description="The token names the API key that minted it (claim `kid`): revoking the key "
+    "stops the token, and the SDK refresh tokens obtained with it, before they expire.",
 )
 def issue_token(member_id: str, tenant: TenantPrincipal, runtime: RuntimeDep) -> MemberTokenOut:
     with runtime.db.read() as session:
@@ -70,6 +72,7 @@ def issue_token(member_id: str, tenant: TenantPrincipal, runtime: RuntimeDep) ->
             tenant_id=tenant.tenant_id,
             secret_key=runtime.secret_key,
             ttl=runtime.settings.member_token_ttl,
+            key_id=tenant.key_id,
             now=runtime.clock(),
         )
     return MemberTokenOut(token=issued.token, expires_at=issued.expires_at)
