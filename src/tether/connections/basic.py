@@ -21,13 +21,14 @@ import httpx
 
 from tether.accounts.service import Principal
 from tether.connections import lifecycle
+from tether.connections.grants import start_grant
 from tether.connections.queries import connection_for
-from tether.connections.sources import client_settings, fhir_base_url
+from tether.connections.sources import fhir_base_url, smart_client
 from tether.connections.tokens import store_tokens
-from tether.domain import Category, Status, SyncStatus
+from tether.domain import Category, Status
 from tether.errors import AccessEnded, Conflict, InvalidRequest, NotFound, UpstreamError
 from tether.oauth import smart
-from tether.runtime import DEFAULT_HTTP_TIMEOUT, Runtime
+from tether.runtime import Runtime
 from tether.sealed import connection_binding
 from tether.store.models import Connection, DataSource
 
@@ -87,16 +88,8 @@ def _check_http_basic(runtime: Runtime, base: str, username: str, password: str)
 def _password_grant(
     runtime: Runtime, source: DataSource, base: str, username: str, password: str
 ) -> smart.TokenSet:
-    settings = client_settings(runtime, source)
     try:
-        with runtime.http_client() as http:
-            config = smart.discover(http, base)
-        with smart.oauth_client(
-            settings,
-            redirect_uri=runtime.settings.callback_url,
-            transport=runtime.transport,
-            timeout=DEFAULT_HTTP_TIMEOUT,
-        ) as client:
+        with smart_client(runtime, source) as (client, config, _base):
             return smart.password_grant(client, config, username=username, password=password)
     except smart.OAuthProtocolError as exc:
         if exc.error in ("invalid_grant", "invalid_request"):
@@ -145,53 +138,24 @@ def _store(
     tokens: smart.TokenSet | None,
 ) -> Connection:
     assert principal.member_id is not None
-    now = runtime.clock()
-    with runtime.db.write() as session:
-        conn = connection_for(
-            session, member_id=principal.member_id, connection_id=source.id, for_update=True
-        )
-        was_new = conn is None
-        if conn is None:
-            conn = Connection(
-                member_id=principal.member_id,
-                data_source_id=source.id,
-                status=Status.CONNECTED.value,
-                sync_status=SyncStatus.PENDING.value,
-                created_at=now,
-                grant_epoch=0,
-            )
-            session.add(conn)
-            session.flush()
-        else:
-            lifecycle.check(conn, Status.CONNECTED)
-            if conn.status == Status.DELETED:
-                conn.created_at = now
-                conn.resource_counts = {}
-                conn.sync_cursor = {}
-                conn.last_synced_at = None
-        conn.grant_epoch += 1
-        conn.sync_errors = []
-        conn.patient_id = patient
-        conn.next_sync_at = now
+
+    def seal(conn: Connection) -> None:
         conn.credentials = runtime.vault.encrypt(
             json.dumps({"username": username, "password": password}),
             binding=connection_binding(conn.id, "credentials"),
         )
         if tokens is not None:
-            store_tokens(runtime, conn, tokens, now=now)
-        lifecycle.transition(
-            session,
-            conn,
-            Status.CONNECTED,
-            sync_status=SyncStatus.PENDING,
-            action="connection.credentials_accepted",
-            actor=principal.actor,
-            now=now,
-            was_new=was_new,
-            detail={"grant_epoch": conn.grant_epoch},
-        )
-    runtime.enqueue("sync", connection_id=conn.id, epoch=conn.grant_epoch)
-    return conn
+            store_tokens(runtime, conn, tokens, now=runtime.clock())
+
+    return start_grant(
+        runtime,
+        member_id=principal.member_id,
+        source_id=source.id,
+        patient=patient,
+        actor=principal.actor,
+        seal=seal,
+        detail={"method": (source.settings or {}).get("basic_auth", "http_basic")},
+    )
 
 
 def basic_authorization(runtime: Runtime, conn: Connection) -> str | None:

@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -26,21 +24,20 @@ from sqlalchemy.orm import Session
 
 from tether.accounts.service import Principal
 from tether.connections import lifecycle
+from tether.connections.grants import start_grant
 from tether.connections.queries import connection_for
-from tether.connections.sources import client_settings, fhir_base_url, require_connectable
+from tether.connections.sources import require_connectable, smart_client
 from tether.connections.tokens import store_tokens
-from tether.domain import Status, SyncStatus
+from tether.domain import Status
 from tether.errors import Conflict, Gone, InvalidRequest
 from tether.ids import new_secret, sha256_hex
 from tether.logging import get_logger
 from tether.oauth import smart
-from tether.oauth.smart import OAuth2Client
-from tether.runtime import DEFAULT_HTTP_TIMEOUT, Runtime
+from tether.runtime import Runtime
 from tether.sealed import attempt_binding
-from tether.store.models import Connection, DataSource, OAuthAttempt, Tenant
+from tether.store.models import DataSource, OAuthAttempt, Tenant
 
 log = get_logger("tether.connections")
-DISCOVERY = smart.DiscoveryCache()
 LAUNCH_PATH = "/oauth/launch/"
 
 
@@ -118,7 +115,7 @@ def launch(runtime: Runtime, token: str) -> Launch:
             raise Gone("this connection link was already used", code="LINK_GONE")
         attempt_id, source_id = attempt.id, attempt.data_source_id
         source = require_connectable(session.get(DataSource, source_id), source_id)
-    with _smart_client(runtime, source) as (client, config, base):
+    with smart_client(runtime, source) as (client, config, base):
         request = smart.authorization_request(client, config, aud=base)
     with runtime.db.write() as session:
         session.execute(
@@ -135,24 +132,6 @@ def launch(runtime: Runtime, token: str) -> Launch:
             )
         )
     return Launch(authorize_url=request.url, browser_cookie=cookie)
-
-
-@contextmanager
-def _smart_client(
-    runtime: Runtime, source: DataSource
-) -> Iterator[tuple[OAuth2Client, smart.SmartConfiguration, str]]:
-    """An Authlib client for ``source`` plus its (cached) SMART configuration and FHIR base."""
-    base = fhir_base_url(runtime, source)
-    settings = client_settings(runtime, source)
-    with runtime.http_client() as http:
-        config = DISCOVERY.get(http, base)
-    with smart.oauth_client(
-        settings,
-        redirect_uri=runtime.settings.callback_url,
-        transport=runtime.transport,
-        timeout=DEFAULT_HTTP_TIMEOUT,
-    ) as client:
-        yield client, config, base
 
 
 # ---------------------------------------------------------------------------- callback
@@ -264,7 +243,7 @@ def _exchange_and_store(
     with runtime.db.read() as session:
         source = require_connectable(session.get(DataSource, source_id), source_id)
     try:
-        with _smart_client(runtime, source) as (client, config, _base):
+        with smart_client(runtime, source) as (client, config, _base):
             tokens = smart.exchange_code(client, config, code=code, code_verifier=verifier)
     except smart.OAuthProtocolError as exc:
         log.warning("code exchange refused", source=source_id, error=exc.error)
@@ -289,60 +268,17 @@ def _check_token_response(tokens: smart.TokenSet) -> str | None:
 
 def _connect(runtime: Runtime, member_id: str, source_id: str, tokens: smart.TokenSet) -> str:
     """Store the grant and move the connection to CONNECTED/PENDING in a new grant epoch."""
-    now = runtime.clock()
-    with runtime.db.write() as session:
-        conn = connection_for(
-            session, member_id=member_id, connection_id=source_id, for_update=True
-        )
-        was_new = conn is None
-        if conn is None:
-            conn = Connection(
-                member_id=member_id,
-                data_source_id=source_id,
-                status=Status.CONNECTED.value,
-                sync_status=SyncStatus.PENDING.value,
-                created_at=now,
-                grant_epoch=0,
-            )
-            session.add(conn)
-            session.flush()
-        else:
-            try:
-                lifecycle.check(conn, Status.CONNECTED)
-            except Conflict:
-                return "conflict"
-            if Status(conn.status) == Status.DELETED:
-                # A deleted connection comes back as a fresh one: full sync, new counts.
-                conn.created_at = now
-                conn.resource_counts = {}
-                conn.sync_cursor = {}
-                conn.last_synced_at = None
-            elif conn.patient_id and conn.patient_id != tokens.patient:
-                conn.sync_cursor = {}  # another patient record: pull everything again
-        frm = None if was_new else Status(conn.status)
-        conn.grant_epoch += 1
-        conn.sync_errors = []
-        conn.patient_id = tokens.patient
-        conn.next_sync_at = now
-        store_tokens(runtime, conn, tokens, now=now)
-        lifecycle.transition(
-            session,
-            conn,
-            Status.CONNECTED,
-            sync_status=SyncStatus.PENDING,
-            action="connection.authorized"
-            if frm != Status.CONNECTED
-            else "connection.reauthorized",
+    assert tokens.patient is not None  # checked by _check_token_response
+    try:
+        start_grant(
+            runtime,
+            member_id=member_id,
+            source_id=source_id,
+            patient=tokens.patient,
             actor=f"member:{member_id}",
-            now=now,
-            was_new=was_new,
-            detail={"grant_epoch": conn.grant_epoch, "scope": tokens.scope},
+            seal=lambda conn: store_tokens(runtime, conn, tokens, now=runtime.clock()),
+            detail={"scope": tokens.scope},
         )
-        conn_pk, epoch = conn.id, conn.grant_epoch
-    _schedule_sync(runtime, conn_pk, epoch)
+    except Conflict:
+        return "conflict"
     return "success"
-
-
-def _schedule_sync(runtime: Runtime, connection_pk: int, epoch: int) -> None:
-    """Ask the job queue for the first sync now; ``next_sync_at`` covers a lost message."""
-    runtime.enqueue("sync", connection_id=connection_pk, epoch=epoch)

@@ -18,12 +18,12 @@ from sqlalchemy import delete, select, update
 from tether.accounts.service import Principal
 from tether.connections import lifecycle
 from tether.connections.queries import require_connection
-from tether.connections.sources import client_settings, fhir_base_url
+from tether.connections.sources import smart_client
 from tether.connections.tokens import drop_tokens
 from tether.domain import Status, SyncStatus
 from tether.logging import get_logger
 from tether.oauth import smart
-from tether.runtime import DEFAULT_HTTP_TIMEOUT, Runtime
+from tether.runtime import Runtime
 from tether.sealed import connection_binding
 from tether.store.models import Connection, DataSource, FhirResource
 
@@ -79,17 +79,8 @@ def _revoke(runtime: Runtime, grant: _Grant, actor: str) -> None:
         with runtime.db.read() as session:
             source = session.get(DataSource, grant.source_id)
         if source is not None and (source.settings or {}).get("oauth"):
-            base = fhir_base_url(runtime, source)
-            settings = client_settings(runtime, source)
-            with runtime.http_client() as http:
-                config = smart.discover(http, base)
-            if config.revocation_endpoint:
-                with smart.oauth_client(
-                    settings,
-                    redirect_uri=runtime.settings.callback_url,
-                    transport=runtime.transport,
-                    timeout=DEFAULT_HTTP_TIMEOUT,
-                ) as client:
+            with smart_client(runtime, source) as (client, config, _base):
+                if config.revocation_endpoint:
                     results = [
                         smart.revoke(client, config, token=token, hint=hint)
                         for token, hint in (
@@ -98,7 +89,7 @@ def _revoke(runtime: Runtime, grant: _Grant, actor: str) -> None:
                         )
                         if token
                     ]
-                outcome = "revoked" if all(results) else "failed"
+                    outcome = "revoked" if all(results) else "failed"
     except Exception as exc:
         log.warning("revocation failed", connection=grant.pk, error=type(exc).__name__)
         outcome = "failed"

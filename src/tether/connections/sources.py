@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
 from tether.directory.schema import DEFAULT_SCOPES
 from tether.domain import Category
 from tether.errors import AccessEnded, Conflict, NotFound
-from tether.oauth.smart import ClientSettings
+from tether.oauth import smart
+from tether.oauth.smart import ClientSettings, OAuth2Client
 from tether.runtime import Runtime
 from tether.sealed import client_secret_binding
 from tether.store.models import DataSource
@@ -50,3 +56,24 @@ def require_connectable(source: DataSource | None, source_id: str) -> DataSource
             code="WRONG_CATEGORY",
         )
     return source
+
+
+DISCOVERY = smart.DiscoveryCache()
+
+
+@contextmanager
+def smart_client(
+    runtime: Runtime, source: DataSource
+) -> Iterator[tuple[OAuth2Client, smart.SmartConfiguration, str]]:
+    """An Authlib client for ``source`` plus its (cached) SMART configuration and FHIR base."""
+    base = fhir_base_url(runtime, source)
+    settings = client_settings(runtime, source)
+    with runtime.http_client() as http:
+        config = DISCOVERY.get(http, base)
+    with smart.oauth_client(
+        settings,
+        redirect_uri=runtime.settings.callback_url,
+        transport=runtime.transport,
+        timeout=httpx.Timeout(runtime.settings.http_timeout, connect=10.0),
+    ) as client:
+        yield client, config, base

@@ -20,11 +20,11 @@ from sqlalchemy import or_, update
 
 from tether.connections import lifecycle
 from tether.connections.errors import sync_error
-from tether.connections.sources import client_settings, fhir_base_url
+from tether.connections.sources import smart_client
 from tether.domain import Status
 from tether.logging import get_logger
 from tether.oauth import smart
-from tether.runtime import DEFAULT_HTTP_TIMEOUT, Runtime
+from tether.runtime import Runtime
 from tether.sealed import connection_binding
 from tether.store.models import Connection, DataSource
 
@@ -161,17 +161,8 @@ def refresh_connection(
         refresh_token = runtime.vault.decrypt(
             conn.refresh_token, binding=connection_binding(conn.id, "refresh_token")
         )
-        base = fhir_base_url(runtime, source)
-        settings = client_settings(runtime, source)
         try:
-            with runtime.http_client() as http:
-                config = smart.discover(http, base)
-            with smart.oauth_client(
-                settings,
-                redirect_uri=runtime.settings.callback_url,
-                transport=runtime.transport,
-                timeout=DEFAULT_HTTP_TIMEOUT,
-            ) as client:
+            with smart_client(runtime, source) as (client, config, _base):
                 tokens = smart.refresh(client, config, refresh_token=refresh_token)
         except smart.OAuthProtocolError as exc:
             if exc.error in ("invalid_grant", "invalid_client", "unauthorized_client"):

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from tether.accounts.service import Principal
 from tether.api.deps import MemberPrincipal, RuntimeDep
 from tether.api.schemas import (
     CreateConnectionIn,
@@ -16,7 +17,8 @@ from tether.api.schemas import (
 )
 from tether.connections import basic, establish, manage, queries
 from tether.domain import SourceType, Status, SyncStatus
-from tether.store.models import Connection, DataSource
+from tether.runtime import Runtime
+from tether.store.models import DataSource
 from tether.sync.service import request_sync
 
 router = APIRouter(prefix="/v1/connections", tags=["connections"])
@@ -51,20 +53,21 @@ def get_member_connections(
 def create_connection(
     body: CreateConnectionIn, member: MemberPrincipal, runtime: RuntimeDep
 ) -> MemberConnectionOut:
-    conn = basic.create_connection(
+    basic.create_connection(
         runtime, member, body.connection_id, body.username, body.password.get_secret_value()
     )
-    with runtime.db.read() as session:
-        fresh = session.get(Connection, conn.id)
-        source = session.get(DataSource, conn.data_source_id)
-        assert fresh is not None and source is not None
-        return MemberConnectionOut.of(fresh, source)
+    return _view(runtime, member, body.connection_id)
 
 
 @router.get("/{connection_id}", response_model=MemberConnectionOut, summary="One connection")
 def get_connection(
     connection_id: str, member: MemberPrincipal, runtime: RuntimeDep
 ) -> MemberConnectionOut:
+    return _view(runtime, member, connection_id)
+
+
+def _view(runtime: Runtime, member: Principal, connection_id: str) -> MemberConnectionOut:
+    """The member's connection as the API shows it."""
     assert member.member_id is not None
     with runtime.db.read() as session:
         conn = queries.require_connection(
@@ -98,13 +101,7 @@ def sync_now(
     assert member.member_id is not None
     pk, epoch = request_sync(runtime, member_id=member.member_id, connection_id=connection_id)
     runtime.enqueue("sync", connection_id=pk, epoch=epoch)
-    with runtime.db.read() as session:
-        conn = queries.require_connection(
-            session, member_id=member.member_id, connection_id=connection_id
-        )
-        source = session.get(DataSource, conn.data_source_id)
-        assert source is not None
-        return MemberConnectionOut.of(conn, source)
+    return _view(runtime, member, connection_id)
 
 
 @router.post(
