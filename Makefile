@@ -18,8 +18,8 @@ demo: install
 	$(BIN)/tether demo
 
 lint: install
-	$(BIN)/ruff check src tests $(wildcard bench)
-	$(BIN)/ruff format --check src tests $(wildcard bench)
+	$(BIN)/ruff check --no-cache src tests $(wildcard bench)
+	$(BIN)/ruff format --no-cache --check src tests $(wildcard bench)
 
 typecheck: install
 	$(BIN)/mypy

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from graphql import GraphQLSchema, build_schema, execute, parse, validate
 
 WIRE_SCHEMA_FILE = Path(__file__).with_name("sdk-wire-schema.graphql")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from graphql import GraphQLError
+
 from tests.graphql.sdk_wire import check_outcome
 from tether import errors
 from tether.graphql.errors import ISSUE_TYPES, NotSupported, format_error

@@ -6,7 +6,6 @@ import json
 
 import httpx
 import pytest
-
 from graphql import (
     GraphQLEnumType,
     GraphQLObjectType,
@@ -15,6 +14,7 @@ from graphql import (
     parse,
     validate,
 )
+
 from tests.conftest import MemberCtx
 from tests.graphql.sdk_wire import (
     AUTHED_CONTENT_TYPE,
