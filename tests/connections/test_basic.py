@@ -94,3 +94,39 @@ def test_changed_portal_password_expires_the_connection(
     after = reload(runtime, conn.id)
     assert after.status == "EXPIRED" and after.credentials is None
     assert codes(after)[0] == "AUTHORIZATION_EXPIRED"
+
+
+def test_password_grant_sources(client, member: MemberCtx, runtime: Runtime, tmp_path) -> None:
+    """A BASIC source whose credentials go to its token endpoint (RFC 6749 §4.3)."""
+    from tether.directory.files import import_file
+
+    path = tmp_path / "pw.json"
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "sandbox-pharmacy-oauth",
+                    "name": "Sandbox Pharmacy (password grant)",
+                    "category": "BASIC",
+                    "type": "PHARMACY",
+                    "fhir_base_url": "{sandbox}/sandbox-pharmacy/fhir",
+                    "basic_auth": "password_grant",
+                    "oauth": {"client_id": "tether", "client_secret": "sandbox-secret"},
+                }
+            ]
+        )
+    )
+    import_file(runtime, path)
+    body = {**GOOD, "connectionId": "sandbox-pharmacy-oauth"}
+    wrong = client.post(
+        "/v1/connections", json={**body, "password": "guess"}, headers=member.headers
+    )
+    assert wrong.status_code == 400 and wrong.json()["code"] == "BAD_CREDENTIALS"
+    made = client.post("/v1/connections", json=body, headers=member.headers)
+    assert made.status_code == 201, made.text
+    conn = _only(runtime)
+    assert conn.access_token is not None and conn.refresh_token is not None  # OAuth tokens
+    assert conn.patient_id == "pharmacy-1"
+    report = run_sync(runtime, conn.id, conn.grant_epoch)
+    assert report is not None and report.status == "RETRIEVED", report.errors
+    assert stored(runtime, conn.id)["Patient"] == 1

@@ -117,3 +117,13 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def revoke_old_credential(self, refresh_token: SandboxToken) -> None:
         self._server.store.retire_refresh(refresh_token.row.access_digest)
+
+
+class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
+    """RFC 6749 §4.3, only at BASIC sources (a patient portal's username and password)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    def authenticate_user(self, username: str, password: str) -> PatientGrant | None:
+        server: SourceAuthorizationServer = self.server
+        return server.portal_user(username, password)

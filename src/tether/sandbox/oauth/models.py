@@ -12,7 +12,7 @@ from tether.sandbox.config import ClientConfig
 from tether.sandbox.scopes import allowed_scope
 from tether.sandbox.store import CodeRow, TokenRow
 
-GRANT_TYPES = ("authorization_code", "refresh_token")
+GRANT_TYPES = ("authorization_code", "refresh_token", "password")  # password: BASIC sources only
 
 
 @dataclass(frozen=True)

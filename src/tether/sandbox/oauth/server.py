@@ -8,6 +8,7 @@ when ``offline_access`` was granted. Access-token lifetime comes from the source
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from starlette.responses import Response
 
 from tether.sandbox.config import SandboxConfig
+from tether.sandbox.data.patients import patient_specs
 from tether.sandbox.knobs import Knobs
 from tether.sandbox.oauth.endpoints import (
     SandboxIntrospectionEndpoint,
@@ -26,6 +28,7 @@ from tether.sandbox.oauth.endpoints import (
 )
 from tether.sandbox.oauth.grants import (
     AuthorizationCodeGrant,
+    PasswordGrant,
     RefreshTokenGrant,
     S256CodeChallenge,
     audience_extension,
@@ -89,6 +92,13 @@ class SourceAuthorizationServer(AuthorizationServer):
         )
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(), audience_extension])
         self.register_grant(RefreshTokenGrant)
+        source = config.source(source_id)
+        self._portal_password = source.basic_password if source else None
+        self._portal_users = (
+            {spec.id for spec in patient_specs(source)} if source is not None else set()
+        )
+        if self._portal_password is not None:
+            self.register_grant(PasswordGrant)
         self.register_endpoint(SandboxRevocationEndpoint)
         self.register_endpoint(SandboxIntrospectionEndpoint)
 
@@ -99,6 +109,14 @@ class SourceAuthorizationServer(AuthorizationServer):
     @property
     def fhir_base_url(self) -> str:
         return f"{self.issuer}/fhir"
+
+    def portal_user(self, username: str, password: str) -> PatientGrant | None:
+        """The patient a BASIC source's portal credentials open, if they are right."""
+        if self._portal_password is None or username not in self._portal_users:
+            return None
+        if not hmac.compare_digest(password.encode(), self._portal_password.encode()):
+            return None
+        return PatientGrant(patient_id=username)
 
     # -- Authlib integration hooks ---------------------------------------------------
     def query_client(self, client_id: str) -> SandboxClient | None:
