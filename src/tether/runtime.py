@@ -51,8 +51,20 @@ class Runtime:
     def enqueue(self, task: str, **kwargs: object) -> None:
         """Queue background work when a job queue is attached (the database stays the truth:
         the sweeper re-drives anything whose message is lost or was never sent)."""
-        if self.jobs is not None:
+        if self.jobs is None:
+            return
+        try:
             self.jobs.enqueue(task, **kwargs)
+        except LookupError:
+            raise  # an unknown task name is a bug, not an outage
+        except Exception as exc:
+            # The change that asked for this work is already committed; the sweeper finds it in
+            # the database and queues it again once the queue is back.
+            from tether.logging import get_logger
+
+            get_logger("tether.jobs").warning(
+                "job.enqueue_failed", task=task, error=type(exc).__name__
+            )
 
     def start(self) -> None:
         for service in self.services:

@@ -39,3 +39,15 @@ def test_other_urls_are_a_configuration_error_that_hides_credentials(url: str) -
     with pytest.raises(ConfigurationError, match="queue URL") as caught:
         make_huey(url)
     assert "hunter2" not in str(caught.value)
+
+
+def test_an_unreachable_queue_does_not_fail_the_request(runtime) -> None:
+    """The database is the truth: a lost enqueue is logged and left to the sweeper."""
+    from tether.jobs import Jobs, make_huey
+
+    assert isinstance(runtime.jobs, Jobs)
+    runtime.jobs.close()
+    runtime.jobs = Jobs(runtime, huey=make_huey("redis://127.0.0.1:9/0", name="down"))
+    runtime.enqueue("sync", connection_id=1, epoch=1)  # no exception
+    with pytest.raises(LookupError):
+        runtime.enqueue("no-such-task")
