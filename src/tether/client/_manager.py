@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from types import TracebackType
-from typing import Any, Self
-
-import httpx
+from typing import Any
 
 from tether.client import _operations as ops
+from tether.client._base import AsyncClient, SyncClient
 from tether.client._exceptions import NotFoundError, TimeoutError
 from tether.client._models import (
     DataSource,
@@ -21,14 +19,6 @@ from tether.client._models import (
     Status,
     StatusUpdate,
     SyncStatus,
-)
-from tether.client._transport import (
-    DEFAULT_BACKOFF,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
-    AsyncSender,
-    RetryPolicy,
-    SyncSender,
 )
 
 DEFAULT_WAIT_TIMEOUT = 60.0  # seconds
@@ -70,7 +60,7 @@ class _Waiter:
         return min(self.interval, left)
 
 
-class ConnectionManager:
+class ConnectionManager(SyncClient):
     """The member's connections over HTTP, with a member token.
 
     ``ConnectionManager(base_url, token)``; use it as a context manager, or ``close()`` it.
@@ -78,42 +68,6 @@ class ConnectionManager:
     httpx's (seconds, or an ``httpx.Timeout``), ``retries`` is how many times an idempotent
     call is retried after a network error, a 429 or a 502/503/504 (0 turns retries off).
     """
-
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        retries: int = DEFAULT_RETRIES,
-        backoff: float = DEFAULT_BACKOFF,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._sender = SyncSender(
-            base_url,
-            token,
-            transport=transport,
-            timeout=timeout,
-            policy=RetryPolicy(retries=retries, backoff=backoff),
-        )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.base_url!r})"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._sender.close()
 
     # ------------------------------------------------------------------ the operations
     def get_oauth_url(self, connection_id: str, return_url: str | None = None) -> OauthUrl:
@@ -228,48 +182,12 @@ class ConnectionManager:
                 return
 
 
-class AsyncConnectionManager:
+class AsyncConnectionManager(AsyncClient):
     """``ConnectionManager`` for asyncio: the same methods, awaited.
 
     ``get_health_records`` is an async iterator (``async for``); ``transport`` is an
     ``httpx.AsyncBaseTransport``. Use ``async with``, or ``await aclose()``.
     """
-
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        retries: int = DEFAULT_RETRIES,
-        backoff: float = DEFAULT_BACKOFF,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._sender = AsyncSender(
-            base_url,
-            token,
-            transport=transport,
-            timeout=timeout,
-            policy=RetryPolicy(retries=retries, backoff=backoff),
-        )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.base_url!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._sender.aclose()
 
     async def get_oauth_url(self, connection_id: str, return_url: str | None = None) -> OauthUrl:
         """See ``ConnectionManager.get_oauth_url``."""

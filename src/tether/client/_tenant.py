@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
-
 import httpx
 
 from tether.client import _operations as ops
+from tether.client._base import SyncClient
 from tether.client._models import (
     AuditEventPage,
     DataSource,
@@ -17,19 +15,13 @@ from tether.client._models import (
     MemberToken,
     SourceType,
 )
-from tether.client._transport import (
-    DEFAULT_BACKOFF,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
-    RetryPolicy,
-    SyncSender,
-)
+from tether.client._transport import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT
 
 DEFAULT_MEMBER_PAGE = 50
 DEFAULT_AUDIT_PAGE = 100
 
 
-class TenantClient:
+class TenantClient(SyncClient):
     """Members, member tokens and the audit trail, with the tenant's API key (``tk_…``).
 
     Keep the API key on the server; hand members the short-lived tokens of
@@ -46,31 +38,14 @@ class TenantClient:
         retries: int = DEFAULT_RETRIES,
         backoff: float = DEFAULT_BACKOFF,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._sender = SyncSender(
+        super().__init__(
             base_url,
             api_key,
             transport=transport,
             timeout=timeout,
-            policy=RetryPolicy(retries=retries, backoff=backoff),
+            retries=retries,
+            backoff=backoff,
         )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.base_url!r})"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._sender.close()
 
     def create_member(self, external_id: str) -> Member:
         """Create a member for your own user id; idempotent (the existing one comes back)."""
