@@ -193,27 +193,35 @@ def test_revoked_at_source_expires_the_connection(client, member, runtime, sandb
 def test_memory_stays_bounded_by_a_few_pages(
     client, member: MemberCtx, other_member: MemberCtx, runtime: Runtime
 ) -> None:
-    """Memory is bounded by a few pages, not by the record: syncing 58 times the data
-    raises the peak by a small factor only."""
+    """Memory is bounded by a few pages, not by the record: the peak while syncing 20,000
+    resources stays well under the size of the data that went through."""
     import tracemalloc
 
-    def peak_of(mem: MemberCtx, patient: str) -> tuple[int, int]:
-        conn = connected(client, mem, runtime, CLINIC, patient)
-        tracemalloc.start()
-        try:
-            report = run_sync(runtime, conn.id, conn.grant_epoch, page_size=100)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-        assert report is not None and report.status == "RETRIEVED"
-        return peak, report.written
+    from sqlalchemy import func, select
+
+    from tether.store.models import FhirResource
 
     warm = make_member(runtime, member.tenant, "warm")
-    peak_of(warm, "clinic-large")  # the sandbox (in this process) builds its cached record
-    peak_of(warm, "clinic-1")  # and SQLAlchemy its statement caches
-    small_peak, small = peak_of(member, "clinic-1")
-    large_peak, large = peak_of(other_member, "clinic-large")
-    assert large >= 20_000 and large > 50 * small
-    # Measured: about 2.3 MB for 350 resources and 6.3 MB for 20,500 (58 times the data);
-    # holding the record would take over 26 MB.
-    assert large_peak < 4 * small_peak, (small_peak, large_peak)
+    first = connected(client, warm, runtime, CLINIC, "clinic-large")
+    run_sync(
+        runtime, first.id, first.grant_epoch
+    )  # the sandbox (in this process) builds its record
+    conn = connected(client, other_member, runtime, CLINIC, "clinic-large")
+    tracemalloc.start()
+    try:
+        report = run_sync(runtime, conn.id, conn.grant_epoch, page_size=50)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report is not None and report.status == "RETRIEVED"
+    assert report.written >= 20_000
+    with runtime.db.read() as session:
+        volume = session.scalar(
+            select(func.sum(func.length(FhirResource.data))).where(
+                FhirResource.connection_id == conn.id
+            )
+        )
+    # Holding the record would take several times its JSON size in Python objects; the
+    # streaming sync (with the sandbox serving pages in this same process) peaks at a fraction.
+    # Measured: ~5.5 MB against 26 MB of JSON (up to ~10 MB on a loaded machine).
+    assert peak < volume / 2, (peak, volume)
