@@ -9,7 +9,7 @@ connects members through the real consent flow, then, per page size:
 
 - **fetch-and-parse** baseline: the sync's searches (every default resource type, same
   ``_count``, same bearer token, same ``runtime.http_client()``) read page by page following
-  ``next``, each page ``json.loads``-ed, nothing stored;
+  ``next``, each page parsed with ``orjson.loads`` as the sync does, nothing stored;
 - **sync**: ``run_sync(runtime, pk, epoch, page_size=...)`` on a freshly connected member;
 - **store-only** baseline: the pages fetched by the first baseline (kept as bytes, parsed and
   turned into rows outside the clock) upserted with ``upsert_resources``, one page per
@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select
 
 from bench._support import (
@@ -82,7 +83,7 @@ def _connection(runtime: Runtime, pk: int) -> tuple[Connection, DataSource]:
 def fetch_baseline(
     runtime: Runtime, pk: int, page_size: int
 ) -> tuple[float, int, list[tuple[str, bytes]]]:
-    """Read and ``json.loads`` every page the sync would read; ``(seconds, resources, pages)``."""
+    """Read and parse every page the sync would read; ``(seconds, resources, pages)``."""
     conn, source = _connection(runtime, pk)
     token = access_token(runtime, conn)
     assert token is not None
@@ -104,7 +105,7 @@ def fetch_baseline(
             while url:
                 response = http.get(url, params=params, headers=headers)
                 response.raise_for_status()
-                bundle = json.loads(response.content)
+                bundle = orjson.loads(response.content)  # the sync's parser
                 resources += len(bundle.get("entry") or [])
                 pages.append((rtype, response.content))
                 url = next(

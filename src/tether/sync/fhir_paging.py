@@ -9,7 +9,6 @@ caller can record exactly what went wrong.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -17,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 import stamina
 
 from tether.store.models import utcnow
@@ -118,8 +118,8 @@ class PageReader:
         if status != 200:
             raise PageError("INVALID_RESPONSE", f"unexpected HTTP {status}")
         try:
-            bundle = json.loads(response.content)
-        except ValueError:
+            bundle = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
             raise PageError("INVALID_RESPONSE", "the page is not JSON") from None
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
             raise PageError("INVALID_RESPONSE", "the page is not a FHIR Bundle")
