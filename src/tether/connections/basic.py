@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime
 
 import httpx
 
@@ -139,13 +140,13 @@ def _store(
 ) -> Connection:
     assert principal.member_id is not None
 
-    def seal(conn: Connection) -> None:
+    def seal(conn: Connection, now: datetime) -> None:
         conn.credentials = runtime.vault.encrypt(
             json.dumps({"username": username, "password": password}),
             binding=connection_binding(conn.id, "credentials"),
         )
         if tokens is not None:
-            store_tokens(runtime, conn, tokens, now=runtime.clock())
+            store_tokens(runtime, conn, tokens, now=now)
 
     return start_grant(
         runtime,

@@ -276,7 +276,7 @@ def _connect(runtime: Runtime, member_id: str, source_id: str, tokens: smart.Tok
             source_id=source_id,
             patient=tokens.patient,
             actor=f"member:{member_id}",
-            seal=lambda conn: store_tokens(runtime, conn, tokens, now=runtime.clock()),
+            seal=lambda conn, now: store_tokens(runtime, conn, tokens, now=now),
             detail={"scope": tokens.scope},
         )
     except Conflict:

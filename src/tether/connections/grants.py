@@ -3,12 +3,14 @@
 OAuth callbacks (``establish``) and BASIC credentials (``basic``) both end here: the row is
 created or locked, the move is checked against the lifecycle, a deleted connection comes back
 as a fresh one, a new grant epoch starts, the secrets are sealed (by the caller's ``seal``, once
-the row has its id), the status moves with an audit event, and the first sync is queued.
+the row has its id, with the same clock reading), the status moves with an audit event, and
+the first sync is queued.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from tether.connections import lifecycle
@@ -25,7 +27,7 @@ def start_grant(
     source_id: str,
     patient: str,
     actor: str,
-    seal: Callable[[Connection], None],
+    seal: Callable[[Connection, datetime], None],
     detail: dict[str, Any] | None = None,
 ) -> Connection:
     """CONNECTED/PENDING in a new grant epoch; raises Conflict when the lifecycle says no."""
@@ -61,7 +63,7 @@ def start_grant(
         conn.sync_errors = []
         conn.patient_id = patient
         conn.next_sync_at = now  # due now: the sweeper covers a lost queue message
-        seal(conn)
+        seal(conn, now)
         lifecycle.transition(
             session,
             conn,

@@ -42,6 +42,15 @@ class StatusUpdate:
     sync_status: SyncStatus
     status_updated: datetime
 
+    @classmethod
+    def of(cls, conn: Connection) -> StatusUpdate:
+        return cls(
+            conn.data_source_id,
+            Status(conn.status),
+            SyncStatus(conn.sync_status),
+            conn.status_updated_at,
+        )
+
 
 @dataclass(frozen=True)
 class _Grant:
@@ -136,12 +145,7 @@ def disconnect(runtime: Runtime, principal: Principal, connection_id: str) -> St
                 now=now,
                 detail={"grant_epoch": conn.grant_epoch},
             )
-        result = StatusUpdate(
-            conn.data_source_id,
-            Status(conn.status),
-            SyncStatus(conn.sync_status),
-            conn.status_updated_at,
-        )
+        result = StatusUpdate.of(conn)
     if grant is not None:
         _revoke(runtime, grant, principal.actor)
     return result
@@ -173,12 +177,7 @@ def delete_connection(runtime: Runtime, principal: Principal, connection_id: str
             )
         pk, epoch = conn.id, conn.grant_epoch
         deleting = conn.sync_status == SyncStatus.DELETING
-        result = StatusUpdate(
-            conn.data_source_id,
-            Status(conn.status),
-            SyncStatus(conn.sync_status),
-            conn.status_updated_at,
-        )
+        result = StatusUpdate.of(conn)
     if deleting:
         runtime.enqueue("delete", connection_id=pk, epoch=epoch)
     if grant is not None:

@@ -8,7 +8,7 @@ the primary key of ``data_source_terms``, so a search stays fast at tens of thou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,7 +194,3 @@ def _load(session: Session, ids: Sequence[str]) -> list[DataSource]:
         return []
     found = {s.id: s for s in session.scalars(select(DataSource).where(DataSource.id.in_(ids)))}
     return [found[i] for i in ids if i in found]
-
-
-def all_source_ids(session: Session) -> Iterable[str]:
-    return session.scalars(select(DataSource.id).order_by(DataSource.id))

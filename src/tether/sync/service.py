@@ -393,7 +393,7 @@ def _next_sync(now: datetime, claim: _Claim, state: _State, soon: bool) -> datet
 
 def _finish(runtime: Runtime, claim: _Claim, state: _State) -> SyncReport | None:
     now = runtime.clock()
-    failed = {k: v for k, v in state.failed.items()}
+    failed = state.failed
     ok = [t for t in claim.types if t in state.done and t not in failed]
     errors: list[dict[str, object]] = []
     codes_seen: set[str] = set()
