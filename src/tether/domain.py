@@ -39,3 +39,20 @@ class SyncStatus(StrEnum):
     ERROR = "ERROR"
     DELETING = "DELETING"
     DATA_DELETED = "DATA_DELETED"
+
+
+# The patient-compartment types a sync searches when the source's directory entry names none.
+RESOURCE_TYPES: tuple[str, ...] = (
+    "Patient",
+    "AllergyIntolerance",
+    "Condition",
+    "Coverage",
+    "DiagnosticReport",
+    "DocumentReference",
+    "Encounter",
+    "ExplanationOfBenefit",
+    "Immunization",
+    "MedicationRequest",
+    "Observation",
+    "Procedure",
+)

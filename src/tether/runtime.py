@@ -14,9 +14,6 @@ from tether.store.db import Database
 from tether.store.models import utcnow
 from tether.vault import Vault
 
-DEFAULT_HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-
-
 class JobQueue(Protocol):
     """Where background work is sent (``tether.jobs``)."""
 

@@ -17,14 +17,12 @@ from collections.abc import Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tether.errors import ConfigurationError, TetherError
+from tether.errors import ConfigurationError, VaultError
 
 PREFIX = "v1"
 NONCE_BYTES = 12
 
-
-class VaultError(TetherError):
-    """A ciphertext could not be decrypted (unknown key, tampered, or bound to another row)."""
+__all__ = ["Vault", "VaultError", "generate_key"]
 
 
 def generate_key() -> str:

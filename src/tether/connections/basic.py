@@ -27,8 +27,16 @@ from tether.connections.queries import connection_for
 from tether.connections.sources import fhir_base_url, smart_client
 from tether.connections.tokens import store_tokens
 from tether.domain import Category, Status
-from tether.errors import AccessEnded, Conflict, InvalidRequest, NotFound, UpstreamError
-from tether.oauth import smart
+from tether.errors import (
+    AccessEnded,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    OAuthProtocolError,
+    SourceUnavailable,
+    UpstreamError,
+)
+from tether.oauth import rfc6749
 from tether.runtime import Runtime
 from tether.sealed import connection_binding
 from tether.store.models import Connection, DataSource
@@ -88,17 +96,17 @@ def _check_http_basic(runtime: Runtime, base: str, username: str, password: str)
 
 def _password_grant(
     runtime: Runtime, source: DataSource, base: str, username: str, password: str
-) -> smart.TokenSet:
+) -> rfc6749.TokenSet:
     try:
         with smart_client(runtime, source) as (client, config, _base):
-            return smart.password_grant(client, config, username=username, password=password)
-    except smart.OAuthProtocolError as exc:
+            return rfc6749.password_grant(client, config, username=username, password=password)
+    except OAuthProtocolError as exc:
         if exc.error in ("invalid_grant", "invalid_request"):
             raise InvalidRequest(
                 "the source did not accept these credentials", code="BAD_CREDENTIALS"
             ) from None
         raise UpstreamError(f"the source refused: {exc.error}") from None
-    except smart.SourceUnavailable as exc:
+    except SourceUnavailable as exc:
         raise UpstreamError(str(exc), code="SOURCE_UNAVAILABLE") from None
 
 
@@ -118,7 +126,7 @@ def create_connection(
         lifecycle.check(existing, Status.CONNECTED)
     base = fhir_base_url(runtime, source)
     method = (source.settings or {}).get("basic_auth", "http_basic")
-    tokens: smart.TokenSet | None = None
+    tokens: rfc6749.TokenSet | None = None
     if method == "password_grant":
         tokens = _password_grant(runtime, source, base, username, password)
         if not tokens.patient:
@@ -136,7 +144,7 @@ def _store(
     patient: str,
     username: str,
     password: str,
-    tokens: smart.TokenSet | None,
+    tokens: rfc6749.TokenSet | None,
 ) -> Connection:
     assert principal.member_id is not None
 

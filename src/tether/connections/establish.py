@@ -29,10 +29,18 @@ from tether.connections.queries import connection_for
 from tether.connections.sources import require_connectable, smart_client
 from tether.connections.tokens import store_tokens
 from tether.domain import Status
-from tether.errors import Conflict, Gone, InvalidRequest
+from tether.errors import (
+    Conflict,
+    Gone,
+    InvalidRequest,
+    OAuthProtocolError,
+    SourceError,
+    SourceUnavailable,
+    UpstreamError,
+)
 from tether.ids import new_secret, sha256_hex
 from tether.logging import get_logger
-from tether.oauth import smart
+from tether.oauth import rfc6749, rfc7636
 from tether.runtime import Runtime
 from tether.sealed import attempt_binding
 from tether.store.models import DataSource, OAuthAttempt, Tenant
@@ -96,7 +104,8 @@ def launch(runtime: Runtime, token: str) -> Launch:
     """Claim the launch link once and build the authorization request (410 if used/expired).
 
     No network call happens inside a transaction: the link is claimed, then the source is
-    discovered, then the state and verifier are written.
+    discovered, then the state and verifier are written. When the source cannot be discovered
+    the claim is released (502, the same link works again later).
     """
     now = runtime.clock()
     cookie = new_secret(24)
@@ -115,8 +124,22 @@ def launch(runtime: Runtime, token: str) -> Launch:
             raise Gone("this connection link was already used", code="LINK_GONE")
         attempt_id, source_id = attempt.id, attempt.data_source_id
         source = require_connectable(session.get(DataSource, source_id), source_id)
-    with smart_client(runtime, source) as (client, config, base):
-        request = smart.authorization_request(client, config, aud=base)
+    try:
+        with smart_client(runtime, source) as (client, config, base):
+            request = rfc7636.authorization_request(client, config, aud=base)
+    except SourceError as exc:
+        # Nothing reached the source: give the link back, so trying again later is true.
+        log.warning("launch: source unavailable", source=source_id, error=type(exc).__name__)
+        with runtime.db.write() as session:
+            session.execute(
+                update(OAuthAttempt)
+                .where(OAuthAttempt.id == attempt_id, OAuthAttempt.state_hash.is_(None))
+                .values(launched_at=None)
+            )
+        raise UpstreamError(
+            "tether could not reach the data source. Please try the link again in a moment",
+            code="SOURCE_UNAVAILABLE",
+        ) from None
     with runtime.db.write() as session:
         session.execute(
             update(OAuthAttempt)
@@ -195,7 +218,10 @@ def complete(
             )
         if attempt.expires_at <= now:
             raise Gone("this sign-in took too long; please start again", code="STATE_EXPIRED")
-        outcome_code = error or ("exchanging" if code else "invalid_request")
+        # Only RFC 6749 codes are stored, never free text from the query string.
+        outcome_code = (
+            _safe_error(error) if error else ("exchanging" if code else "invalid_request")
+        )
         if not _claim(session, attempt, now, outcome_code):
             raise CallbackRefused("this sign-in response was already used", code="STATE_REPLAYED")
         verifier_sealed = attempt.code_verifier
@@ -244,11 +270,11 @@ def _exchange_and_store(
         source = require_connectable(session.get(DataSource, source_id), source_id)
     try:
         with smart_client(runtime, source) as (client, config, _base):
-            tokens = smart.exchange_code(client, config, code=code, code_verifier=verifier)
-    except smart.OAuthProtocolError as exc:
+            tokens = rfc6749.exchange_code(client, config, code=code, code_verifier=verifier)
+    except OAuthProtocolError as exc:
         log.warning("code exchange refused", source=source_id, error=exc.error)
         return _safe_error(exc.error) if exc.error in _KNOWN_ERRORS else "invalid_grant"
-    except smart.SourceUnavailable as exc:
+    except SourceUnavailable as exc:
         log.warning("code exchange failed", source=source_id, reason=str(exc))
         return "source_unavailable"
     problem = _check_token_response(tokens)
@@ -258,7 +284,7 @@ def _exchange_and_store(
     return _connect(runtime, member_id, source_id, tokens)
 
 
-def _check_token_response(tokens: smart.TokenSet) -> str | None:
+def _check_token_response(tokens: rfc6749.TokenSet) -> str | None:
     if tokens.token_type.lower() != "bearer":
         return "token_type is not Bearer"
     if not tokens.patient:
@@ -266,7 +292,7 @@ def _check_token_response(tokens: smart.TokenSet) -> str | None:
     return None
 
 
-def _connect(runtime: Runtime, member_id: str, source_id: str, tokens: smart.TokenSet) -> str:
+def _connect(runtime: Runtime, member_id: str, source_id: str, tokens: rfc6749.TokenSet) -> str:
     """Store the grant and move the connection to CONNECTED/PENDING in a new grant epoch."""
     assert tokens.patient is not None  # checked by _check_token_response
     try:

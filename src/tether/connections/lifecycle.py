@@ -38,10 +38,6 @@ ALLOWED: dict[Status | None, frozenset[Status]] = {
     S.ACCESS_ENDED: frozenset({S.DELETED}),
 }
 
-# Statuses from which getOauthUrl + callback (re-)establish the connection.
-REESTABLISHABLE = frozenset({S.CONNECTED, S.EXPIRED, S.DISCONNECTED, S.ERROR, S.DELETED})
-
-
 def current(conn: Connection | None) -> Status | None:
     return None if conn is None else Status(conn.status)
 

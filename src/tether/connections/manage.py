@@ -22,7 +22,7 @@ from tether.connections.sources import smart_client
 from tether.connections.tokens import drop_tokens
 from tether.domain import Status, SyncStatus
 from tether.logging import get_logger
-from tether.oauth import smart
+from tether.oauth import rfc7009
 from tether.runtime import Runtime
 from tether.sealed import connection_binding
 from tether.store.models import Connection, DataSource, FhirResource
@@ -91,7 +91,7 @@ def _revoke(runtime: Runtime, grant: _Grant, actor: str) -> None:
             with smart_client(runtime, source) as (client, config, _base):
                 if config.revocation_endpoint:
                     results = [
-                        smart.revoke(client, config, token=token, hint=hint)
+                        rfc7009.revoke(client, config, token=token, hint=hint)
                         for token, hint in (
                             (grant.refresh, "refresh_token"),
                             (grant.access, "access_token"),

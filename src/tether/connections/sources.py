@@ -10,8 +10,9 @@ import httpx
 from tether.directory.schema import DEFAULT_SCOPES
 from tether.domain import Category
 from tether.errors import AccessEnded, Conflict, NotFound
-from tether.oauth import smart
-from tether.oauth.smart import ClientSettings, OAuth2Client
+from tether.oauth import rfc6749
+from tether.oauth.rfc6749 import ClientSettings, OAuth2Client
+from tether.oauth.smart_discovery import DiscoveryCache, SmartConfiguration
 from tether.runtime import Runtime
 from tether.sealed import client_secret_binding
 from tether.store.models import DataSource
@@ -58,19 +59,19 @@ def require_connectable(source: DataSource | None, source_id: str) -> DataSource
     return source
 
 
-DISCOVERY = smart.DiscoveryCache()
+DISCOVERY = DiscoveryCache()
 
 
 @contextmanager
 def smart_client(
     runtime: Runtime, source: DataSource
-) -> Iterator[tuple[OAuth2Client, smart.SmartConfiguration, str]]:
+) -> Iterator[tuple[OAuth2Client, SmartConfiguration, str]]:
     """An Authlib client for ``source`` plus its (cached) SMART configuration and FHIR base."""
     base = fhir_base_url(runtime, source)
     settings = client_settings(runtime, source)
     with runtime.http_client() as http:
         config = DISCOVERY.get(http, base)
-    with smart.oauth_client(
+    with rfc6749.oauth_client(
         settings,
         redirect_uri=runtime.settings.callback_url,
         transport=runtime.transport,

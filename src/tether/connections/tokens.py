@@ -22,8 +22,9 @@ from tether.connections import lifecycle
 from tether.connections.errors import sync_error
 from tether.connections.sources import smart_client
 from tether.domain import Status
+from tether.errors import OAuthProtocolError, SourceUnavailable
 from tether.logging import get_logger
-from tether.oauth import smart
+from tether.oauth import rfc6749
 from tether.runtime import Runtime
 from tether.sealed import connection_binding
 from tether.store.models import Connection, DataSource
@@ -56,7 +57,7 @@ class AccessToken:
 
 
 def store_tokens(
-    runtime: Runtime, conn: Connection, tokens: smart.TokenSet, *, now: datetime
+    runtime: Runtime, conn: Connection, tokens: rfc6749.TokenSet, *, now: datetime
 ) -> None:
     """Seal ``tokens`` into ``conn`` (keeping the old refresh token if none was rotated in)."""
     conn.access_token = runtime.vault.encrypt(
@@ -139,11 +140,11 @@ def refresh_connection(
     """Refresh the connection's access token unless someone already replaced ``stale_sealed``.
 
     ``stale_sealed`` is the sealed access token the caller found stale (``None``: refresh
-    whatever is stored). Raises :class:`~tether.oauth.smart.SourceUnavailable` when the source
+    whatever is stored). Raises :class:`~tether.oauth.SourceUnavailable` when the source
     cannot be reached; the connection is left as it was.
     """
     if not _take_lease(runtime, connection_pk):
-        raise smart.SourceUnavailable("another refresh of this connection is still running")
+        raise SourceUnavailable("another refresh of this connection is still running")
     try:
         with runtime.db.read() as session:
             conn = session.get(Connection, connection_pk)
@@ -163,19 +164,19 @@ def refresh_connection(
         )
         try:
             with smart_client(runtime, source) as (client, config, _base):
-                tokens = smart.refresh(client, config, refresh_token=refresh_token)
-        except smart.OAuthProtocolError as exc:
+                tokens = rfc6749.refresh(client, config, refresh_token=refresh_token)
+        except OAuthProtocolError as exc:
             if exc.error in ("invalid_grant", "invalid_client", "unauthorized_client"):
                 expire(runtime, connection_pk, epoch, actor, reason=exc.error)
                 return RefreshResult.EXPIRED
-            raise smart.SourceUnavailable(f"refresh refused: {exc.error}") from None
+            raise SourceUnavailable(f"refresh refused: {exc.error}") from None
         return _save_refreshed(runtime, connection_pk, epoch, tokens)
     finally:
         _release_lease(runtime, connection_pk)
 
 
 def _save_refreshed(
-    runtime: Runtime, connection_pk: int, epoch: int, tokens: smart.TokenSet
+    runtime: Runtime, connection_pk: int, epoch: int, tokens: rfc6749.TokenSet
 ) -> RefreshResult:
     """Save the new access token and the rotated refresh token together, fenced by epoch."""
     now = runtime.clock()

@@ -4,7 +4,8 @@ Declare work with :func:`task` and :func:`sweep`, queue it with :meth:`Jobs.enqu
 with :class:`EmbeddedWorker` (inside ``tether serve``) or ``tether worker``. See docs/jobs.md.
 """
 
-from tether.jobs.jobs import Jobs, QueueUnavailable, UnknownTask
+from tether.errors import QueueUnavailable, RetryLater, UnknownTask
+from tether.jobs.jobs import Jobs
 from tether.jobs.queue import DEFAULT_QUEUE_NAME, make_huey
 from tether.jobs.registry import (
     REGISTRY,
@@ -17,7 +18,7 @@ from tether.jobs.registry import (
     sweep,
     task,
 )
-from tether.jobs.retry import RetryLater, RetryPolicy
+from tether.jobs.retry import RetryPolicy
 from tether.jobs.worker import EmbeddedWorker
 
 __all__ = [

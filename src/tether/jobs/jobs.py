@@ -19,7 +19,7 @@ from huey.api import Task, TaskWrapper
 from huey.exceptions import RetryTask
 from huey.utils import normalize_time
 
-from tether.errors import TetherError
+from tether.errors import QueueUnavailable, RetryLater, UnknownTask
 from tether.jobs.queue import DEFAULT_QUEUE_NAME, make_huey
 from tether.jobs.registry import (
     BUILTIN_TASK_MODULES,
@@ -30,7 +30,7 @@ from tether.jobs.registry import (
     TaskSpec,
     load_task_modules,
 )
-from tether.jobs.retry import DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP, DEFAULT_RETRIES, RetryLater
+from tether.jobs.retry import DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP, DEFAULT_RETRIES
 from tether.logging import get_logger
 
 if TYPE_CHECKING:
@@ -43,18 +43,6 @@ log = get_logger("tether.jobs")
 HUEY_TASK_MODULE = "tether.jobs"
 # ``task=`` is how huey passes the running Task; the others are ``schedule``'s options.
 RESERVED_KWARGS = frozenset({"task", "delay", "eta", "priority"})
-
-
-class UnknownTask(LookupError):
-    """``enqueue`` was given a name no imported module declares (a programming error)."""
-
-
-class QueueUnavailable(TetherError):
-    """The queue's store (Redis, PostgreSQL, the SQLite file) refused the message.
-
-    The database stays the truth, so a caller may log this and go on: the sweeper re-drives
-    the work once the queue is back.
-    """
 
 
 class Jobs:

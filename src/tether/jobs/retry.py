@@ -5,26 +5,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from tether.errors import TetherError
+from tether.errors import RetryLater
+
+__all__ = ["RetryLater", "RetryPolicy"]
 
 DEFAULT_RETRIES = 5
 DEFAULT_BACKOFF_BASE = 2.0  # seconds before the first retry (before jitter)
 DEFAULT_BACKOFF_CAP = 600.0  # no retry waits longer than this
-
-
-class RetryLater(TetherError):
-    """Raised by a task function: run this task again in ``delay`` seconds.
-
-    With ``delay=None`` the task's backoff picks the delay (exponential, jittered). A source's
-    ``Retry-After`` is the natural explicit delay. Each retry uses one of the task's
-    ``retries``; when none are left the task gives up (logged), and the sweeper re-drives the
-    work from the database later.
-    """
-
-    def __init__(self, delay: float | None = None, *, reason: str = "") -> None:
-        super().__init__(reason or "retry later")
-        self.delay = delay
-        self.reason = reason
 
 
 @dataclass(frozen=True)

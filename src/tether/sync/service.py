@@ -35,37 +35,17 @@ from tether.connections.tokens import (
     needs_refresh,
     refresh_connection,
 )
-from tether.domain import Status, SyncStatus
-from tether.errors import Conflict
+from tether.domain import RESOURCE_TYPES, Status, SyncStatus
+from tether.errors import Conflict, Fenced, PageError, SourceUnavailable, Unauthorized
+from tether.fhir.paging import DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, PageReader
 from tether.logging import get_logger
-from tether.oauth.smart import SourceUnavailable
 from tether.runtime import Runtime
 from tether.store.models import Connection, DataSource
-from tether.sync.fhir_paging import (
-    DEFAULT_MAX_PAGES,
-    DEFAULT_PAGE_SIZE,
-    PageError,
-    PageReader,
-    Unauthorized,
-)
-from tether.sync.store import Fenced, fence, resource_counts, upsert_resources
+from tether.sync.store import fence, resource_counts, upsert_resources
 
 log = get_logger("tether.sync")
 
-DEFAULT_RESOURCE_TYPES = (
-    "Patient",
-    "AllergyIntolerance",
-    "Condition",
-    "Coverage",
-    "DiagnosticReport",
-    "DocumentReference",
-    "Encounter",
-    "ExplanationOfBenefit",
-    "Immunization",
-    "MedicationRequest",
-    "Observation",
-    "Procedure",
-)
+DEFAULT_RESOURCE_TYPES = RESOURCE_TYPES
 QUEUE_DEPTH = 4  # pages waiting to be written: the memory bound is a few pages
 WRITE_BATCH = 2000  # resources per write transaction, at most (pages already arrived)
 HEARTBEAT_STALE_SECONDS = 120

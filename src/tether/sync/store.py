@@ -18,11 +18,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from tether.domain import Status
+from tether.errors import Fenced
 from tether.store.models import Connection, FhirResource
-
-
-class Fenced(Exception):
-    """The connection's grant epoch moved on (or it is no longer CONNECTED): stop writing."""
 
 
 def fence(session: Session, connection_pk: int, epoch: int, now: datetime) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from tether import jobs
 from tether.connections.tokens import REFRESH_AHEAD_SECONDS, refresh_connection
 from tether.domain import Status
-from tether.oauth.smart import SourceUnavailable
+from tether.errors import SourceUnavailable
 from tether.runtime import Runtime
 from tether.store.models import Connection
 from tether.sync.service import claim_due_syncs, run_sync

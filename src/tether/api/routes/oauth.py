@@ -15,7 +15,6 @@ from tether.api.deps import RuntimeDep
 from tether.api.pages import render
 from tether.connections import establish
 from tether.errors import ProblemError
-from tether.oauth.smart import SmartError
 
 router = APIRouter(prefix="/oauth", tags=["oauth"], include_in_schema=True)
 COOKIE = "tether_oauth"
@@ -34,21 +33,14 @@ def launch(token: str, runtime: RuntimeDep) -> Response:
     try:
         started = establish.launch(runtime, token)
     except ProblemError as exc:
+        unavailable = exc.code == "SOURCE_UNAVAILABLE"
         return render(
             "oauth_result.html",
             status_code=exc.status,
             ok=False,
-            title="This link cannot be used",
-            message=exc.detail + ". Go back to the app and start connecting again.",
-            payload=None,
-        )
-    except SmartError:
-        return render(
-            "oauth_result.html",
-            status_code=502,
-            ok=False,
-            title="The data source is unavailable",
-            message="tether could not reach the data source. Please try again later.",
+            title="The data source is unavailable" if unavailable else "This link cannot be used",
+            message=exc.detail
+            + (". " if unavailable else ". Go back to the app and start connecting again."),
             payload=None,
         )
     response = RedirectResponse(started.authorize_url, status_code=302)

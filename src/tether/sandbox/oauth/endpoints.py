@@ -6,19 +6,17 @@ Both accept the confidential client (``client_secret_basic``) and the public cli
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
 from tether.sandbox.oauth.grants import CLIENT_AUTH_METHODS
 from tether.sandbox.oauth.models import SandboxClient, SandboxToken
-
-if TYPE_CHECKING:
-    from tether.sandbox.oauth.server import SourceAuthorizationServer
+from tether.sandbox.oauth.source import SourceServer
 
 
-def _query(server: SourceAuthorizationServer, token: str, hint: str | None) -> SandboxToken | None:
+def _query(server: SourceServer, token: str, hint: str | None) -> SandboxToken | None:
     order = (
         ("refresh_token", "access_token")
         if hint == "refresh_token"
@@ -58,7 +56,7 @@ class SandboxIntrospectionEndpoint(IntrospectionEndpoint):
         return token.check_client(client)
 
     def introspect_token(self, token: SandboxToken) -> dict[str, Any]:
-        server: SourceAuthorizationServer = self.server
+        server: SourceServer = self.server
         return {
             "active": True,
             "client_id": token.row.client_id,

@@ -13,16 +13,14 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 from tether.sandbox.oauth.models import PatientGrant, SandboxClient, SandboxCode, SandboxToken
+from tether.sandbox.oauth.source import SourceServer
 from tether.sandbox.store import CodeRow, digest
-
-if TYPE_CHECKING:
-    from tether.sandbox.oauth.server import SourceAuthorizationServer
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "none"]
 
@@ -43,7 +41,7 @@ class S256CodeChallenge(CodeChallenge):
 
 def check_audience(grant: Any, redirect_uri: Any) -> None:
     """SMART ``aud``: the FHIR base URL of the source the client wants to talk to."""
-    server: SourceAuthorizationServer = grant.server
+    server: SourceServer = grant.server
     aud = grant.request.payload.data.get("aud")
     if not aud or aud.rstrip("/") != server.fhir_base_url.rstrip("/"):
         raise InvalidRequestError("'aud' must be this source's FHIR base URL")
@@ -59,8 +57,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
     @property
-    def _server(self) -> SourceAuthorizationServer:
-        server: SourceAuthorizationServer = self.server
+    def _server(self) -> SourceServer:
+        server: SourceServer = self.server
         return server
 
     def save_authorization_code(self, code: str, request: Any) -> None:
@@ -99,8 +97,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     @property
-    def _server(self) -> SourceAuthorizationServer:
-        server: SourceAuthorizationServer = self.server
+    def _server(self) -> SourceServer:
+        server: SourceServer = self.server
         return server
 
     def authenticate_refresh_token(self, refresh_token: str) -> SandboxToken | None:
@@ -125,5 +123,5 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
     def authenticate_user(self, username: str, password: str) -> PatientGrant | None:
-        server: SourceAuthorizationServer = self.server
+        server: SourceServer = self.server
         return server.portal_user(username, password)

@@ -19,6 +19,7 @@ import httpx
 import orjson
 import stamina
 
+from tether.errors import PageError, TransientPageError, Unauthorized
 from tether.store.models import utcnow
 
 DEFAULT_PAGE_SIZE = 500
@@ -27,31 +28,6 @@ MAX_INLINE_RETRY_AFTER = 10.0  # seconds we are willing to wait inside a sync
 RETRY_ATTEMPTS = 4
 RETRY_TIMEOUT = 60.0
 FHIR_JSON = "application/fhir+json"
-
-
-class PageError(Exception):
-    """A page could not be read; ``code`` is a sync-error code (tether.connections.errors)."""
-
-    def __init__(self, code: str, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.retry_after = retry_after
-
-
-class Unauthorized(PageError):
-    """401: the access token is no longer accepted (refresh, then retry)."""
-
-    def __init__(self) -> None:
-        super().__init__("AUTHORIZATION_EXPIRED", "the source answered 401")
-
-
-class _Transient(Exception):
-    """A failure worth retrying (5xx, timeout, 429 with a short Retry-After)."""
-
-    def __init__(self, message: str, *, wait: float | None = None, code: str) -> None:
-        super().__init__(message)
-        self.wait = wait
-        self.code = code
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -69,7 +45,7 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 def _backoff(exc: Exception) -> bool | float:
-    if isinstance(exc, _Transient):
+    if isinstance(exc, TransientPageError):
         return exc.wait if exc.wait is not None else True
     return False
 
@@ -98,9 +74,9 @@ class PageReader:
                 headers={"Authorization": self.authorization(), "Accept": FHIR_JSON},
             )
         except httpx.TimeoutException as exc:
-            raise _Transient("timed out", code="SOURCE_UNAVAILABLE") from exc
+            raise TransientPageError("timed out", code="SOURCE_UNAVAILABLE") from exc
         except httpx.TransportError as exc:
-            raise _Transient(type(exc).__name__, code="SOURCE_UNAVAILABLE") from exc
+            raise TransientPageError(type(exc).__name__, code="SOURCE_UNAVAILABLE") from exc
         status = response.status_code
         if status == 401:
             raise Unauthorized()
@@ -108,9 +84,9 @@ class PageReader:
             wait = retry_after_seconds(response.headers.get("retry-after"))
             if wait is not None and wait > MAX_INLINE_RETRY_AFTER:
                 raise PageError("RATE_LIMITED", "rate limited", retry_after=wait)
-            raise _Transient("rate limited", wait=wait, code="RATE_LIMITED")
+            raise TransientPageError("rate limited", wait=wait, code="RATE_LIMITED")
         if status >= 500:
-            raise _Transient(f"HTTP {status}", code="SOURCE_UNAVAILABLE")
+            raise TransientPageError(f"HTTP {status}", code="SOURCE_UNAVAILABLE")
         if status == 403:
             raise PageError("ACCESS_FORBIDDEN", "the source answered 403")
         if status == 404:
@@ -130,7 +106,7 @@ class PageReader:
 
     def get(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         """One page, with retries for transient failures."""
-        last: _Transient | None = None
+        last: TransientPageError | None = None
         try:
             for attempt in stamina.retry_context(
                 on=_backoff,
@@ -143,10 +119,10 @@ class PageReader:
                 with attempt:
                     try:
                         return self._get_once(url, params)
-                    except _Transient as exc:
+                    except TransientPageError as exc:
                         last = exc
                         raise
-        except _Transient as exc:
+        except TransientPageError as exc:
             raise PageError(exc.code, f"gave up after retries: {exc}") from None
         raise PageError(last.code if last else "SOURCE_UNAVAILABLE", "gave up")  # pragma: no cover
 
