@@ -10,7 +10,9 @@ EXPIRED | DISCONNECTED | ERROR | DELETED(after DATA_DELETED) --getOauthUrl+callb
 
 :func:`transition` checks the move against :data:`ALLOWED`, sets ``statusUpdated`` and writes an
 audit event (who, what, when; never tokens, never health data). A move that is not allowed raises
-:class:`~tether.errors.Conflict`, never a silent change.
+:class:`~tether.errors.Conflict`, never a silent change. The data pipeline's state (``syncStatus``)
+moves with the status in :func:`transition`, or on its own in :func:`set_sync_status` (a sync
+claimed, finished or cut short; a deletion finished): nothing else writes either column.
 """
 
 from __future__ import annotations
@@ -111,3 +113,39 @@ def transition(
     if sync_status is not None:
         conn.sync_status = sync_status.value
     audit(session, conn=conn, action=action, actor=actor, now=now, frm=frm, to=to, detail=detail)
+
+
+def set_sync_status(
+    session: Session,
+    conn: Connection,
+    to: SyncStatus,
+    *,
+    now: datetime,
+    actor: str,
+    action: str | None = None,
+    detail: dict[str, Any] | None = None,
+    stamp: bool = False,
+) -> None:
+    """Move the data pipeline's state of ``conn`` (its authorization status stays).
+
+    With ``action``, the move is recorded as an audit event (``sync.retrieved``,
+    ``connection.data_deleted`` …) when the state actually changes. ``stamp`` marks a change
+    that is news about the connection itself (a finished deletion, not a sync's progress): it
+    sets ``statusUpdated`` and the audit event carries the (unchanged) status as from and to.
+    """
+    previous = conn.sync_status
+    conn.sync_status = to.value
+    if stamp:
+        conn.status_updated_at = now
+    if action is not None and previous != to.value:
+        status = Status(conn.status) if stamp else None
+        audit(
+            session,
+            conn=conn,
+            action=action,
+            actor=actor,
+            now=now,
+            frm=status,
+            to=status,
+            detail=detail,
+        )
