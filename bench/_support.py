@@ -23,8 +23,9 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tether.bootstrap import build_runtime
 from tether.logging import configure_logging
-from tether.runtime import Runtime, build_runtime
+from tether.runtime import Runtime
 from tether.settings import Settings
 from tether.vault import generate_key
 
@@ -252,7 +253,7 @@ def server_main() -> None:
     """Entry point of :func:`tether_server`'s process: tether + a sandbox on loopback."""
     import uvicorn
 
-    from tether.api.app import create_app
+    from tether.bootstrap import create_app
     from tether.sandbox import SandboxConfig, create_sandbox_app
     from tether.sandbox.config import CLINICAL, INSURANCE, LAB, SourceConfig
 
@@ -343,18 +344,19 @@ class BenchMember:
 
 def make_members(runtime: Runtime, count: int, *, prefix: str = "m") -> list[BenchMember]:
     """A tenant with ``count`` members, each with a member token valid for two hours."""
-    from tether.accounts import service as accounts
+    from tether.accounts import members, tenants
+    from tether.identity import member_tokens
 
     result = []
     with runtime.db.write() as session:
-        tenant = accounts.create_tenant(
+        tenant = tenants.create_tenant(
             session, name=f"Bench {prefix}", return_urls=["https://app.example.test/connected"]
         )
         for index in range(count):
-            member, _ = accounts.ensure_member(
+            member, _ = members.ensure_member(
                 session, tenant_id=tenant.id, external_id=f"{prefix}-{index}"
             )
-            issued = accounts.issue_member_token(
+            issued = member_tokens.issue_member_token(
                 session,
                 member_id=member.id,
                 tenant_id=tenant.id,

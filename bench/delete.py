@@ -11,7 +11,7 @@ with a connection, are polled by a **third process**: ``GET /v1/connections`` ro
 their member tokens at a fixed rate (closed loop, one request at a time) for the whole run.
 
 1. idle: the poller alone for ``--idle-seconds``;
-2. ``deleteConnection`` (``delete_connection``) then ``run_delete(runtime, pk, epoch,
+2. ``deleteConnection`` (``delete_connection``) then ``run_delete(runtime, connection_pk=…, epoch=…,
    batch=...)``, timed, with the poller running;
 3. the connection refilled with the same N rows, a pause, then one raw
    ``DELETE FROM fhir_resources WHERE connection_id = :pk`` in one transaction (the baseline),
@@ -49,10 +49,10 @@ from bench._support import (
     tether_server,
     write_results,
 )
-from tether.accounts.service import Principal
-from tether.connections.manage import DELETE_BATCH, delete_connection, run_delete
-from tether.directory.files import ensure_directory
+from tether.bootstrap import ensure_directory
+from tether.connections.deletion import DELETE_BATCH, delete_connection, run_delete
 from tether.domain import SyncStatus
+from tether.identity.principals import MemberPrincipal
 from tether.runtime import Runtime
 from tether.sandbox.data.records import VolumeRecord
 from tether.store.models import Connection, FhirResource
@@ -207,14 +207,20 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
 
             start_m = time.monotonic()
             start = time.perf_counter()
-            delete_connection(runtime, Principal(target.tenant_id, target.member_id), SOURCE)
+            delete_connection(
+                runtime,
+                member=MemberPrincipal(target.tenant_id, target.member_id),
+                connection_id=SOURCE,
+            )
             accepted = time.perf_counter() - start
             with runtime.db.read() as session:  # deleteConnection bumped the grant epoch
                 conn = session.get(Connection, pk)
                 assert conn is not None and conn.sync_status == SyncStatus.DELETING
                 delete_epoch = conn.grant_epoch
             last[0] = time.perf_counter()
-            deleted = run_delete(runtime, pk, delete_epoch, batch=args.batch, on_batch=on_batch)
+            deleted = run_delete(
+                runtime, connection_pk=pk, epoch=delete_epoch, batch=args.batch, on_batch=on_batch
+            )
             delete_s = time.perf_counter() - start - accepted
             during = (start_m, time.monotonic())
             assert deleted == args.rows, deleted

@@ -39,10 +39,11 @@ from bench._support import (
     table,
     write_results,
 )
-from tether.accounts import service as accounts
+from tether.accounts import tenants
+from tether.connections.retirement import import_directory
 from tether.directory import service as directory
-from tether.directory.files import import_file
 from tether.domain import SourceType
+from tether.identity import api_keys
 from tether.runtime import Runtime
 
 TARGET_P95_MS = 20.0
@@ -474,12 +475,12 @@ def run_direct(
 def run_http(
     runtime: Runtime, data: Directory, *, seed: int, requests: int, warmup: int
 ) -> dict[str, Any]:
-    from tether.api.app import create_app
+    from tether.bootstrap import create_app
     from tether.testing.live_server import serve
 
     with runtime.db.write() as session:
-        tenant = accounts.create_tenant(session, name="Bench Health")
-        _, api_key = accounts.create_api_key(
+        tenant = tenants.create_tenant(session, name="Bench Health")
+        _, api_key = api_keys.create_api_key(
             session, tenant_id=tenant.id, pepper=runtime.secret_key
         )
     rng = random.Random(seed + 2)
@@ -533,7 +534,7 @@ def bench_engine(engine: str, data: Directory, path: Path, args: argparse.Namesp
     with bench_runtime(engine) as runtime:
         version = server_version(runtime)
         with Stopwatch() as imported:
-            written = import_file(runtime, path)
+            written = import_directory(runtime, path)
         analyze_ms = None
         if not runtime.db.sqlite:
             # Autovacuum would ANALYZE the new rows within a minute; do it now, deterministically.

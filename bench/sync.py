@@ -54,9 +54,9 @@ from bench._support import (
     tether_server,
     write_results,
 )
+from tether.bootstrap import ensure_directory
 from tether.connections.sources import fhir_base_url
 from tether.connections.tokens import access_token
-from tether.directory.files import ensure_directory
 from tether.runtime import Runtime
 from tether.store.models import Connection, DataSource, FhirResource
 from tether.sync.service import DEFAULT_RESOURCE_TYPES, run_sync

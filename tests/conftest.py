@@ -20,9 +20,11 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tether.accounts import service as accounts
+from tether.accounts import members, tenants
+from tether.bootstrap import build_runtime
+from tether.identity import api_keys, member_tokens
 from tether.jobs import EmbeddedWorker, Jobs
-from tether.runtime import Runtime, build_runtime
+from tether.runtime import Runtime
 from tether.sandbox import Sandbox
 from tether.settings import Settings
 from tether.store.db import make_engine
@@ -138,8 +140,7 @@ def worker(runtime: Runtime) -> Iterator[EmbeddedWorker]:
 
 @pytest.fixture
 def app(runtime: Runtime) -> FastAPI:
-    from tether.api.app import create_app
-    from tether.directory.files import ensure_directory
+    from tether.bootstrap import create_app, ensure_directory
 
     ensure_directory(runtime)
     return create_app(runtime)
@@ -191,19 +192,19 @@ class MemberCtx:
 
 def make_tenant(runtime: Runtime, name: str = "Acme Health") -> TenantCtx:
     with runtime.db.write() as session:
-        tenant = accounts.create_tenant(
+        tenant = tenants.create_tenant(
             session, name=name, return_urls=["https://app.example.test/connected"]
         )
-        _, key = accounts.create_api_key(session, tenant_id=tenant.id, pepper=runtime.secret_key)
+        _, key = api_keys.create_api_key(session, tenant_id=tenant.id, pepper=runtime.secret_key)
     return TenantCtx(tenant.id, key)
 
 
 def make_member(runtime: Runtime, tenant: TenantCtx, external_id: str = "alice") -> MemberCtx:
     with runtime.db.write() as session:
-        member, _ = accounts.ensure_member(
+        member, _ = members.ensure_member(
             session, tenant_id=tenant.tenant_id, external_id=external_id
         )
-        issued = accounts.issue_member_token(
+        issued = member_tokens.issue_member_token(
             session,
             member_id=member.id,
             tenant_id=tenant.tenant_id,

@@ -1,5 +1,5 @@
 """``python -m tether`` runs the CLI."""
 
-from tether.cli import main
+from tether.bootstrap import main
 
 main()

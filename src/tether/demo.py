@@ -7,7 +7,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tether.accounts import service as accounts
+from tether.accounts.members import ensure_member
+from tether.accounts.tenants import create_tenant
+from tether.identity.api_keys import create_api_key
+from tether.identity.member_tokens import issue_member_token
 from tether.runtime import Runtime
 from tether.store.models import Tenant
 
@@ -38,17 +41,15 @@ def seed(runtime: Runtime) -> DemoCredentials:
     stored = json.loads(path.read_text()) if path.exists() else None
     with runtime.db.write() as session:
         if stored is None or session.get(Tenant, stored["tenant_id"]) is None:
-            tenant = accounts.create_tenant(
+            tenant = create_tenant(
                 session, name=DEMO_TENANT, return_urls=[f"{settings.public_base_url}/app"]
             )
-            _key, api_key = accounts.create_api_key(
+            _key, api_key = create_api_key(
                 session, tenant_id=tenant.id, pepper=runtime.secret_key, name="demo"
             )
             stored = {"tenant_id": tenant.id, "api_key": api_key}
-        member, _ = accounts.ensure_member(
-            session, tenant_id=stored["tenant_id"], external_id=DEMO_MEMBER
-        )
-        issued = accounts.issue_member_token(  # operator-minted: no key_id, no kid
+        member, _ = ensure_member(session, tenant_id=stored["tenant_id"], external_id=DEMO_MEMBER)
+        issued = issue_member_token(  # operator-minted: no key_id, no kid
             session,
             member_id=member.id,
             tenant_id=stored["tenant_id"],

@@ -50,7 +50,6 @@ class VaultError(ServerError):
     """A sealed value cannot be opened: wrong key, tampered, or bound to another row."""
 
 
-# ---------------------------------------------------------------- answered to a client
 class ProblemError(ServerError):
     """An error that is answered to the client as an RFC 9457 problem document."""
 
@@ -134,7 +133,6 @@ class UpstreamError(ProblemError):
     title = "The data source answered badly"
 
 
-# ---------------------------------------------------------------- talking to a data source
 class SourceError(ServerError):
     """Base of the errors raised while talking to a data source (OAuth or FHIR)."""
 
@@ -179,7 +177,6 @@ class TransientPageError(PageError):
         self.wait = wait
 
 
-# ---------------------------------------------------------------- jobs
 class Fenced(ServerError):
     """The connection's grant epoch moved on (or it is no longer CONNECTED): stop writing."""
 

@@ -1,4 +1,8 @@
-"""The runtime: settings plus the long-lived objects built from them, passed to every adapter."""
+"""The runtime: settings plus the long-lived objects built from them, passed to every service.
+
+It is built once, by the composition root (:func:`tether.bootstrap.build_runtime`), and knows
+nothing of the layers above it: the job queue is attached as a :class:`JobQueue`.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,14 @@ from typing import Protocol
 
 import httpx
 
+from tether.logging import get_logger
 from tether.settings import Settings
 from tether.store.db import Database
 from tether.store.models import utcnow
 from tether.vault import Vault
+
+log = get_logger("tether.jobs")
+
 
 class JobQueue(Protocol):
     """Where background work is sent (``tether.jobs``)."""
@@ -42,7 +50,7 @@ class Runtime:
 
     @property
     def secret_key(self) -> str:
-        assert self.settings.secret_key is not None  # checked by build_runtime
+        assert self.settings.secret_key is not None  # checked by tether.bootstrap.build_runtime
         return self.settings.secret_key.get_secret_value()
 
     def enqueue(self, task: str, **kwargs: object) -> None:
@@ -57,11 +65,7 @@ class Runtime:
         except Exception as exc:
             # The change that asked for this work is already committed; the sweeper finds it in
             # the database and queues it again once the queue is back.
-            from tether.logging import get_logger
-
-            get_logger("tether.jobs").warning(
-                "job.enqueue_failed", task=task, error=type(exc).__name__
-            )
+            log.warning("job.enqueue_failed", task=task, error=type(exc).__name__)
 
     def start(self) -> None:
         for service in self.services:
@@ -80,19 +84,3 @@ class Runtime:
             headers={"User-Agent": "tether/0.1"},
             **kwargs,  # type: ignore[arg-type]
         )
-
-
-def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
-    """Check the secrets, open the database (migrating it if asked) and the vault."""
-    settings.require_secrets()
-    db = Database(settings.resolved_database_url)
-    if migrate:
-        from tether.store.migrate import upgrade
-
-        upgrade(db.engine)
-    vault = Vault([k.get_secret_value() for k in settings.vault_keys])
-    runtime = Runtime(settings=settings, db=db, vault=vault)
-    from tether.jobs import Jobs
-
-    runtime.jobs = Jobs(runtime)  # the queue at settings.resolved_queue_url
-    return runtime

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tether.runtime import Runtime
 from tether.store.models import Connection, DataSource, OAuthAttempt
 from tether.vault import Vault
 
@@ -90,3 +91,9 @@ def _deep_copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_deep_copy(v) for v in value]
     return value
+
+
+def reseal_all(runtime: Runtime) -> int:
+    """``tether keys rotate``: :func:`rotate` in one unit of work."""
+    with runtime.db.write() as session:
+        return rotate(session, runtime.vault)

@@ -109,7 +109,6 @@ class Settings(BaseSettings):
             origins.append(origin)
         return origins
 
-    # ------------------------------------------------------------------ derived values
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

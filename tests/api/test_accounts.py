@@ -12,7 +12,10 @@ from sqlalchemy import func, select
 
 from tests.conftest import MemberCtx, TenantCtx
 from tests.graphql.sdk_wire import SdkClient, client_key, jwt_payload
-from tether.accounts import service as accounts
+from tether.accounts import members
+from tether.errors import AuthenticationRequired
+from tether.identity import api_keys, member_tokens
+from tether.identity.liveness import KEY_REVOKED
 from tether.runtime import Runtime
 from tether.store.models import ApiKey, Member, utcnow
 from tether.testing.live_server import LiveServer
@@ -66,7 +69,7 @@ def test_tampered_expired_and_wrong_audience_tokens_are_rejected(
     header, payload, signature = member.token.split(".")
     tampered = f"{header}.{payload}.{signature[:-3]}abc"
     now = int(time.time())
-    signing = accounts._signing_key(runtime.secret_key)
+    signing = member_tokens._signing_key(runtime.secret_key)
     base = {"iss": "tether", "sub": member.member_id, "tid": member.tenant.tenant_id, "iat": now}
     expired = _forge({**base, "aud": "tether:member", "exp": now - 10}, signing)
     wrong_aud = _forge({**base, "aud": "someone-else", "exp": now + 600}, signing)
@@ -81,7 +84,7 @@ def test_tampered_expired_and_wrong_audience_tokens_are_rejected(
 
 def test_issued_token_expires(runtime: Runtime, member: MemberCtx) -> None:
     with runtime.db.read() as session:
-        issued = accounts.issue_member_token(
+        issued = member_tokens.issue_member_token(
             session,
             member_id=member.member_id,
             tenant_id=member.tenant.tenant_id,
@@ -89,15 +92,15 @@ def test_issued_token_expires(runtime: Runtime, member: MemberCtx) -> None:
             ttl=60,
             now=utcnow() - timedelta(minutes=5),
         )
-        with pytest.raises(accounts.AuthenticationRequired, match="expired"):
-            accounts.authenticate_member_token(
+        with pytest.raises(AuthenticationRequired, match="expired"):
+            member_tokens.verify_member_token(
                 session, token=issued.token, secret_key=runtime.secret_key
             )
 
 
 def test_disabled_member_token_stops_working(client, runtime: Runtime, member: MemberCtx) -> None:
     with runtime.db.write() as session:
-        accounts.disable_member(
+        members.disable_member(
             session, member_id=member.member_id, tenant_id=member.tenant.tenant_id
         )
     assert client.get("/v1/data-sources", headers=member.headers).status_code == 401
@@ -120,7 +123,7 @@ def test_api_keys_are_stored_hashed_and_revocable(
                 assert secret.encode() not in file.read_bytes()
     assert client.get("/v1/members", headers=tenant.headers).status_code == 200
     with runtime.db.write() as session:
-        accounts.revoke_api_key(session, key_id=tenant.api_key.split("_")[1])
+        api_keys.revoke_api_key(session, key_id=tenant.api_key.split("_")[1])
     revoked = client.get("/v1/members", headers=tenant.headers)
     assert revoked.status_code == 401
     assert "revoked" in revoked.json()["detail"]
@@ -202,7 +205,7 @@ def test_revoking_an_api_key_stops_the_member_tokens_it_minted(
     client, runtime: Runtime, member: MemberCtx
 ) -> None:
     with runtime.db.write() as session:
-        _, second_key = accounts.create_api_key(
+        _, second_key = api_keys.create_api_key(
             session, tenant_id=member.tenant.tenant_id, pepper=runtime.secret_key
         )
     minted = _mint(client, member, member.tenant.api_key)
@@ -215,15 +218,15 @@ def test_revoking_an_api_key_stops_the_member_tokens_it_minted(
         assert not _graphql(client, member, token).connections().errors
 
     with runtime.db.write() as session:
-        accounts.revoke_api_key(session, key_id=_key_id(member.tenant.api_key))
+        api_keys.revoke_api_key(session, key_id=_key_id(member.tenant.api_key))
 
     refused = _rest(client, minted)
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"].startswith("Bearer")
-    assert refused.json()["detail"] == accounts.KEY_REVOKED
+    assert refused.json()["detail"] == KEY_REVOKED
     answer = _graphql(client, member, minted).connections()
     assert answer.code == "UNAUTHENTICATED" and answer.issue_code == "login"
-    assert all(accounts.KEY_REVOKED in error["message"] for error in answer.errors)
+    assert all(KEY_REVOKED in error["message"] for error in answer.errors)
     # The tenant's other key, and the operator's token, are untouched.
     for token in (by_second, member.token):
         assert _rest(client, token).status_code == 200
@@ -237,7 +240,7 @@ def test_kid_of_an_unknown_or_another_tenants_key_is_refused(
     client, runtime: Runtime, member: MemberCtx, other_tenant: TenantCtx
 ) -> None:
     now = int(time.time())
-    signing = accounts._signing_key(runtime.secret_key)
+    signing = member_tokens._signing_key(runtime.secret_key)
     base = {
         "iss": "tether",
         "aud": "tether:member",
@@ -251,14 +254,14 @@ def test_kid_of_an_unknown_or_another_tenants_key_is_refused(
     for kid in (_key_id(other_tenant.api_key), "unknown-key"):
         response = _rest(client, _forge({**base, "kid": kid}, signing))
         assert response.status_code == 401, kid
-        assert response.json()["detail"] == accounts.KEY_REVOKED
+        assert response.json()["detail"] == KEY_REVOKED
     for kid in (123, "", ["x"]):
         response = _rest(client, _forge({**base, "kid": kid}, signing))
         assert response.status_code == 401, kid
         assert response.json()["detail"] == "invalid member token"
     # Nor will the service mint a token naming another tenant's key.
-    with runtime.db.read() as session, pytest.raises(accounts.AuthenticationRequired):
-        accounts.issue_member_token(
+    with runtime.db.read() as session, pytest.raises(AuthenticationRequired):
+        member_tokens.issue_member_token(
             session,
             member_id=member.member_id,
             tenant_id=member.tenant.tenant_id,
@@ -292,7 +295,7 @@ def test_revoking_an_api_key_stops_its_app_links_and_their_sessions(
             assert browser.get("/app").status_code == 200
 
         with runtime.db.write() as session:
-            accounts.revoke_api_key(session, key_id=_key_id(member.tenant.api_key))
+            api_keys.revoke_api_key(session, key_id=_key_id(member.tenant.api_key))
 
         assert by_link.get("/app").status_code == 401
         assert by_token.get("/app").status_code == 401

@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import MemberCtx
 from tether.client import ConnectionManager, MemberConnection
-from tether.connections.manage import run_delete
+from tether.connections.deletion import run_delete
 from tether.runtime import Runtime
 from tether.sync.service import run_sync
 from tether.testing.flow import authorize_in_browser
@@ -42,7 +42,7 @@ class ThreadJobs:
         pk, epoch = kwargs["connection_id"], kwargs["epoch"]
         tasks: dict[str, Callable[[], object]] = {
             "sync": lambda: run_sync(self.runtime, pk, epoch),
-            "delete": lambda: run_delete(self.runtime, pk, epoch),
+            "delete": lambda: run_delete(self.runtime, connection_pk=pk, epoch=epoch),
         }
         thread = threading.Thread(target=tasks[task], name=f"test-job-{task}", daemon=True)
         self.threads.append(thread)

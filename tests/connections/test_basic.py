@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import MemberCtx
 from tests.sync.helpers import codes, reload, stored
-from tether.connections.manage import run_delete
+from tether.connections.deletion import run_delete
 from tether.runtime import Runtime
 from tether.sealed import connection_binding
 from tether.store.models import Connection
@@ -50,7 +50,7 @@ def test_create_sync_disconnect_delete(client, member: MemberCtx, runtime: Runti
     assert client.delete(f"/v1/connections/{PHARMACY}", headers=member.headers).status_code == 202
     after = reload(runtime, conn.id)
     assert after.credentials is None
-    run_delete(runtime, conn.id, after.grant_epoch)
+    run_delete(runtime, connection_pk=conn.id, epoch=after.grant_epoch)
     assert reload(runtime, conn.id).sync_status == "DATA_DELETED"
     assert stored(runtime, conn.id) == {}
 
@@ -98,7 +98,7 @@ def test_changed_portal_password_expires_the_connection(
 
 def test_password_grant_sources(client, member: MemberCtx, runtime: Runtime, tmp_path) -> None:
     """A BASIC source whose credentials go to its token endpoint (RFC 6749 §4.3)."""
-    from tether.directory.files import import_file
+    from tether.connections.retirement import import_directory
 
     path = tmp_path / "pw.json"
     path.write_text(
@@ -116,7 +116,7 @@ def test_password_grant_sources(client, member: MemberCtx, runtime: Runtime, tmp
             ]
         )
     )
-    import_file(runtime, path)
+    import_directory(runtime, path)
     body = {**GOOD, "connectionId": "sandbox-pharmacy-oauth"}
     wrong = client.post(
         "/v1/connections", json={**body, "password": "guess"}, headers=member.headers

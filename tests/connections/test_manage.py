@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import MemberCtx, make_member
 from tests.sync.helpers import connected, reload, stored
-from tether.connections.manage import claim_stale_deletes, run_delete
+from tether.connections.deletion import claim_stale_deletes, run_delete
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
 from tether.store.models import AuditEvent, FhirResource, utcnow
@@ -103,7 +103,7 @@ def test_delete_is_asynchronous_and_touches_nothing_else(
     assert client.delete(f"/v1/connections/{CLINIC}", headers=member.headers).status_code == 202
 
     epoch = reload(runtime, clinic.id).grant_epoch
-    deleted = run_delete(runtime, clinic.id, epoch, batch=7)
+    deleted = run_delete(runtime, connection_pk=clinic.id, epoch=epoch, batch=7)
     assert deleted > 7  # several batches
     view = client.get(f"/v1/connections/{CLINIC}", headers=member.headers).json()
     assert (view["status"], view["syncStatus"]) == ("DELETED", "DATA_DELETED")
@@ -111,7 +111,7 @@ def test_delete_is_asynchronous_and_touches_nothing_else(
     assert stored(runtime, clinic.id) == {}
     assert stored(runtime, lab.id) == lab_counts
     assert stored(runtime, theirs.id) == their_counts
-    assert run_delete(runtime, clinic.id, epoch) == 0  # idempotent
+    assert run_delete(runtime, connection_pk=clinic.id, epoch=epoch) == 0  # idempotent
 
     # Re-establishing starts a fresh connection with a full sync.
     assert connect(client, member.headers, CLINIC, patient="clinic-1").status_code == "success"
@@ -133,20 +133,26 @@ def test_lost_delete_message_is_redriven_by_the_sweeper(
     runtime.clock = lambda: utcnow() + timedelta(minutes=5)
     [(pk, epoch)] = claim_stale_deletes(runtime)
     assert claim_stale_deletes(runtime) == []  # claimed once
-    run_delete(runtime, pk, epoch)
+    run_delete(runtime, connection_pk=pk, epoch=epoch)
     assert reload(runtime, conn.id).sync_status == "DATA_DELETED"
 
 
 KILLABLE_DELETE = """
 import os, sys, time
-from tether.runtime import build_runtime
+from tether.bootstrap import build_runtime
 from tether.settings import Settings
-from tether.connections.manage import run_delete
+from tether.connections.deletion import run_delete
 runtime = build_runtime(Settings(), migrate=False)
 def slow(n):
     print("batch", n, flush=True)
     time.sleep(0.05)
-run_delete(runtime, int(sys.argv[1]), int(sys.argv[2]), batch=100, on_batch=slow)
+run_delete(
+    runtime,
+    connection_pk=int(sys.argv[1]),
+    epoch=int(sys.argv[2]),
+    batch=100,
+    on_batch=slow,
+)
 print("finished", flush=True)
 """
 
@@ -194,7 +200,7 @@ def test_sigkill_in_the_middle_of_a_delete_is_finished_by_the_sweeper(
     assert reload(runtime, conn.id).sync_status == "DELETING"
     runtime.clock = lambda: utcnow() + timedelta(minutes=5)
     [(pk, redriven_epoch)] = claim_stale_deletes(runtime)
-    run_delete(runtime, pk, redriven_epoch)
+    run_delete(runtime, connection_pk=pk, epoch=redriven_epoch)
     assert stored(runtime, conn.id) == {}
     assert reload(runtime, conn.id).sync_status == "DATA_DELETED"
     assert stored(runtime, keep.id) == kept  # nothing else was removed
@@ -255,7 +261,7 @@ def test_retiring_a_source_ends_access(
 ) -> None:
     import json
 
-    from tether.directory.files import import_file
+    from tether.connections.retirement import import_directory
     from tether.directory.schema import BUNDLED_DIRECTORY, load_file
 
     conn = connected(client, member, runtime, CLINIC, "clinic-1")
@@ -266,7 +272,7 @@ def test_retiring_a_source_ends_access(
             entry["retired"] = True
     path = tmp_path / "retired.json"
     path.write_text(json.dumps(entries))
-    import_file(runtime, path)
+    import_directory(runtime, path)
     after = reload(runtime, conn.id)
     assert after.status == "ACCESS_ENDED" and after.access_token is None
     assert stored(runtime, conn.id)  # the data stays until the member deletes it

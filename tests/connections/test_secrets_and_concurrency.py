@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import select, text
 
 from tests.conftest import MemberCtx
+from tether.bootstrap import build_runtime
 from tether.connections.tokens import refresh_connection
 from tether.logging import configure_logging
-from tether.runtime import Runtime, build_runtime
+from tether.runtime import Runtime
 from tether.sandbox import Sandbox
 from tether.sealed import connection_binding
 from tether.settings import Settings

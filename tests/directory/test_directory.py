@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tether.directory.files import import_file
+from tether.connections.retirement import import_directory
 from tether.directory.schema import BUNDLED_DIRECTORY, load_file
 from tether.directory.service import parse_near, search_data_sources
 from tether.domain import SourceType
@@ -49,7 +49,7 @@ def test_bad_entry_is_named_and_nothing_is_written(
     path = tmp_path / "sources.json"
     path.write_text(json.dumps({"sources": [_source(0), _source(1, **bad)]}))
     with pytest.raises(InvalidRequest) as caught:
-        import_file(runtime, path)
+        import_directory(runtime, path)
     assert message in str(caught.value)
     with runtime.db.read() as session:
         assert session.scalar(select(func.count()).select_from(DataSource)) == 0
@@ -58,9 +58,9 @@ def test_bad_entry_is_named_and_nothing_is_written(
 def test_import_upserts_and_seals_client_secrets(tmp_path: Path, runtime: Runtime) -> None:
     path = tmp_path / "sources.yaml"
     path.write_text(json.dumps([_source(0), _source(1)]))
-    assert import_file(runtime, path) == 2
+    assert import_directory(runtime, path) == 2
     path.write_text(json.dumps([_source(0, name="Renamed Clinic"), _source(1)]))
-    import_file(runtime, path)
+    import_directory(runtime, path)
     with runtime.db.read() as session:
         assert session.scalar(select(func.count()).select_from(DataSource)) == 2
         renamed = session.get(DataSource, "src-0")
@@ -97,7 +97,7 @@ def test_search_by_prefix_word_type_and_place(tmp_path: Path, runtime: Runtime) 
     ]
     path = tmp_path / "s.json"
     path.write_text(json.dumps(entries))
-    import_file(runtime, path)
+    import_directory(runtime, path)
     with runtime.db.read() as session:
 
         def ids(**kw) -> list[str]:

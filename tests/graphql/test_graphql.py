@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from tests.conftest import MemberCtx
 from tests.graphql.sdk_wire import Answer, read_answer
-from tether.connections.manage import run_delete
+from tether.connections.deletion import run_delete
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
 from tether.store.models import Connection
@@ -154,7 +154,8 @@ def _lifecycle(api: Api, runtime: Runtime, member: MemberCtx, sandbox: Sandbox) 
     step(api.connections())
     step(api.delete(CLINIC))
     step(api.connections(syncStatus=["DELETING"]))
-    run_delete(runtime, *grant())
+    pk, epoch = grant()
+    run_delete(runtime, connection_pk=pk, epoch=epoch)
     step(api.connections())
     return log
 

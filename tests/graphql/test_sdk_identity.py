@@ -15,9 +15,12 @@ from starlette.routing import Route
 
 from tests.conftest import MemberCtx, make_member, make_tenant
 from tests.graphql.sdk_wire import SdkClient, client_key, jwt_payload
-from tether.accounts import service as accounts
+from tether.accounts import members
 from tether.errors import AuthenticationRequired, InvalidRequest
-from tether.graphql import GRAPHQL_PATH, GraphQLCORSMiddleware, cors_options, sdk_tokens
+from tether.graphql import GRAPHQL_PATH, GraphQLCORSMiddleware, cors_options
+from tether.identity import api_keys, sdk_tokens
+from tether.identity.credentials import authenticate
+from tether.identity.liveness import KEY_REVOKED
 from tether.ids import sha256_hex
 from tether.runtime import Runtime
 from tether.settings import Settings
@@ -59,10 +62,8 @@ def test_get_token_hands_out_working_tokens(
     assert claims["sub"] == member.member_id and claims["tid"] == member.tenant.tenant_id
     assert claims["aud"] == sdk_tokens.ID_TOKEN_AUDIENCE
     # The id token is not a member token: it opens nothing.
-    with runtime.db.read() as session, pytest.raises(AuthenticationRequired):
-        accounts.authenticate(
-            session, token=tokens["idToken"]["jwtToken"], secret_key=runtime.secret_key
-        )
+    with pytest.raises(AuthenticationRequired):
+        authenticate(runtime, tokens["idToken"]["jwtToken"])
     # Authed calls with the access token work like REST's with a member token.
     assert sdk.connections().data == {
         "getMemberConnections": [],
@@ -157,7 +158,7 @@ def test_a_disabled_member_or_tenant_stops_everything(
 ) -> None:
     sdk, others = _sdk(client, member), _sdk(client, other_member)
     with runtime.db.write() as session:
-        accounts.disable_member(
+        members.disable_member(
             session, member_id=member.member_id, tenant_id=member.tenant.tenant_id
         )
     assert sdk.refresh().code == "MEMBER_DISABLED"
@@ -192,12 +193,12 @@ def test_revoking_the_api_key_stops_the_sdk_tokens_derived_from_its_member_token
     assert not sdk.connections().errors
 
     with runtime.db.write() as session:
-        accounts.revoke_api_key(session, key_id=key_id)
+        api_keys.revoke_api_key(session, key_id=key_id)
 
     stopped = sdk.refresh()
     assert stopped.data == {"refresh": None}
     assert stopped.code == "API_KEY_REVOKED" and stopped.issue_code == "login"
-    assert stopped.error["message"] == accounts.KEY_REVOKED
+    assert stopped.error["message"] == KEY_REVOKED
     assert sdk.connections().code == "UNAUTHENTICATED"  # the refreshed access token too
     # What the operator minted is not the key's: it keeps working until it expires.
     assert not operators.refresh().errors

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from tests.conftest import MemberCtx
 from tests.graphql.sdk_wire import SdkClient, client_key
-from tether.connections.manage import run_delete
+from tether.connections.deletion import run_delete
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
 from tether.store.models import Connection
@@ -104,7 +104,8 @@ def test_establish_view_errors_disconnect_reestablish_delete(
     assert deleted.data is not None and deleted.data["deleteConnection"]["status"] == "DELETED"
     connection, _ = _view(sdk)
     assert (connection["status"], connection["syncStatus"]) == ("DELETED", "DELETING")
-    assert run_delete(runtime, *_grant(runtime, member)) >= 1  # the asynchronous part
+    pk, epoch = _grant(runtime, member)
+    assert run_delete(runtime, connection_pk=pk, epoch=epoch) >= 1  # the asynchronous part
     connection, status = _view(sdk)
     assert (connection["status"], connection["syncStatus"]) == ("DELETED", "DATA_DELETED")
     # And once its data is gone it can be established again.

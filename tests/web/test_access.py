@@ -9,12 +9,12 @@ from sqlalchemy import select
 
 from tests.conftest import MemberCtx, TenantCtx
 from tests.web.conftest import app_link, enter
-from tether.accounts import service as accounts
+from tether.accounts import members
+from tether.identity.app_links import APP_LINK_TTL
+from tether.identity.page_sessions import SESSION_TTL
 from tether.runtime import Runtime
 from tether.store.models import AuditEvent, utcnow
 from tether.testing.live_server import LiveServer
-from tether.web.links import APP_LINK_TTL
-from tether.web.session import SESSION_TTL
 
 
 def _browser(server: LiveServer) -> httpx.Client:
@@ -137,7 +137,7 @@ def test_session_ends_with_its_lifetime_or_a_disabled_member(
     runtime.clock = utcnow
     assert member_browser.get("/app").status_code == 200
     with runtime.db.write() as session:
-        accounts.disable_member(
+        members.disable_member(
             session, member_id=member.member_id, tenant_id=member.tenant.tenant_id
         )
     assert member_browser.get("/app").status_code == 401

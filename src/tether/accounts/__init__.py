@@ -1,1 +1,4 @@
-"""Tenants, API keys, members and member tokens: the workflow's prerequisite."""
+"""Tenants (the health apps) and their members: the prerequisites of every operation.
+
+Credentials (API keys, member tokens and the rest) are :mod:`tether.identity`'s.
+"""

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic.alias_generators import to_camel
 
-from tether.connections.manage import StatusUpdate
+from tether.accounts.members import MemberView
+from tether.audit import AuditEventView
+from tether.connections.views import ConnectionView, StatusUpdate
 from tether.domain import Category, SourceType, Status, SyncStatus
-from tether.store.models import AuditEvent, Connection, DataSource, Member
+from tether.store.models import DataSource
 
 
 class Wire(BaseModel):
@@ -28,12 +31,12 @@ class MemberOut(Wire):
     disabled: bool
 
     @classmethod
-    def of(cls, member: Member) -> MemberOut:
+    def of(cls, member: MemberView) -> MemberOut:
         return cls(
             id=member.id,
             external_id=member.external_id,
-            created=member.created_at,
-            disabled=member.disabled_at is not None,
+            created=member.created,
+            disabled=member.disabled,
         )
 
 
@@ -120,20 +123,20 @@ class MemberConnectionOut(Wire):
     next_sync: datetime | None
 
     @classmethod
-    def of(cls, conn: Connection, source: DataSource) -> MemberConnectionOut:
+    def of(cls, view: ConnectionView) -> MemberConnectionOut:
         return cls(
-            id=source.id,
-            name=source.name,
-            category=Category(source.category),
-            type=SourceType(source.type),
-            status=Status(conn.status),
-            sync_status=SyncStatus(conn.sync_status),
-            sync_errors=[CodeableConcept.model_validate(e) for e in conn.sync_errors],
-            created=conn.created_at,
-            status_updated=conn.status_updated_at,
-            last_synced=conn.last_synced_at,
-            resource_counts={k: int(v) for k, v in (conn.resource_counts or {}).items()},
-            next_sync=conn.next_sync_at if conn.status == Status.CONNECTED else None,
+            id=view.id,
+            name=view.name,
+            category=view.category,
+            type=view.type,
+            status=view.status,
+            sync_status=view.sync_status,
+            sync_errors=[CodeableConcept.model_validate(asdict(e)) for e in view.sync_errors],
+            created=view.created,
+            status_updated=view.status_updated,
+            last_synced=view.last_synced,
+            resource_counts=dict(view.resource_counts),
+            next_sync=view.next_sync,
         )
 
 
@@ -165,18 +168,8 @@ class AuditEventOut(Wire):
     detail: dict[str, Any]
 
     @classmethod
-    def of(cls, event: AuditEvent) -> AuditEventOut:
-        return cls(
-            id=event.id,
-            at=event.at,
-            member_id=event.member_id,
-            connection_id=event.data_source_id,
-            action=event.action,
-            actor=event.actor,
-            from_status=event.from_status,
-            to_status=event.to_status,
-            detail=event.detail,
-        )
+    def of(cls, event: AuditEventView) -> AuditEventOut:
+        return cls(**asdict(event))
 
 
 class AuditEventPage(Wire):
@@ -198,6 +191,19 @@ class OauthUrlIn(Wire):
 
 class OauthUrlOut(Wire):
     redirect_url: str
+
+
+class AppLinkIn(Wire):
+    display: Literal["popup", "redirect"] = Field(
+        default="popup",
+        description="how the page opens a source's sign-in: a popup, or this window "
+        "(for webviews that cannot open popups)",
+    )
+
+
+class AppLinkOut(Wire):
+    url: str = Field(description="open it in the member's browser or webview; it works once")
+    expires_at: datetime
 
 
 class Problem(BaseModel):

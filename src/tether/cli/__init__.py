@@ -1,5 +1,1 @@
-"""The ``tether`` command line (Typer + Rich)."""
-
-from tether.cli.app import app, main
-
-__all__ = ["app", "main"]
+"""The ``tether`` command line (Typer + Rich); :func:`tether.bootstrap.main` runs it."""

@@ -6,15 +6,21 @@ from typing import Annotated
 
 import typer
 
-from tether.accounts import service as accounts
-from tether.cli.app import app, emit, options, runtime_from
+from tether.accounts import members as accounts
+from tether.cli.app import emit, options, runtime_from
+from tether.identity import api_keys
+from tether.identity.member_tokens import mint_member_token
 
 tenants = typer.Typer(help="Tenants (the health apps using this tether).", no_args_is_help=True)
 keys = typer.Typer(help="Tenant API keys and the token vault's keys.", no_args_is_help=True)
 members = typer.Typer(help="Members of a tenant.", no_args_is_help=True)
-app.add_typer(tenants, name="tenants")
-app.add_typer(keys, name="keys")
-app.add_typer(members, name="members")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(tenants, name="tenants")
+    app.add_typer(keys, name="keys")
+    app.add_typer(members, name="members")
+
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
@@ -30,12 +36,8 @@ def create_tenant(
 ) -> None:
     """Create a tenant and its first API key (shown once)."""
     runtime = runtime_from(ctx)
-    with runtime.db.write() as session:
-        tenant = accounts.create_tenant(session, name=name, return_urls=return_url or [])
-        key, plaintext = accounts.create_api_key(
-            session, tenant_id=tenant.id, pepper=runtime.secret_key, name="initial"
-        )
-    emit({"tenant_id": tenant.id, "key_id": key.id, "api_key": plaintext}, as_json)
+    key = api_keys.register_tenant(runtime, name=name, return_urls=return_url or [])
+    emit({"tenant_id": key.tenant_id, "key_id": key.key_id, "api_key": key.plaintext}, as_json)
 
 
 @keys.command("create")
@@ -43,21 +45,15 @@ def create_key(
     ctx: typer.Context, tenant_id: str, name: str = "", as_json: JsonOpt = False
 ) -> None:
     """Create another API key for a tenant (shown once)."""
-    runtime = runtime_from(ctx)
-    with runtime.db.write() as session:
-        key, plaintext = accounts.create_api_key(
-            session, tenant_id=tenant_id, pepper=runtime.secret_key, name=name
-        )
-    emit({"key_id": key.id, "api_key": plaintext}, as_json)
+    key = api_keys.issue_api_key(runtime_from(ctx), tenant_id=tenant_id, name=name)
+    emit({"key_id": key.key_id, "api_key": key.plaintext}, as_json)
 
 
 @keys.command("revoke")
 def revoke_key(ctx: typer.Context, key_id: str, as_json: JsonOpt = False) -> None:
     """Revoke an API key: it stops working at once."""
-    runtime = runtime_from(ctx)
-    with runtime.db.write() as session:
-        key = accounts.revoke_api_key(session, key_id=key_id)
-    emit({"key_id": key.id, "revoked_at": key.revoked_at}, as_json)
+    revoked_at = api_keys.revoke(runtime_from(ctx), key_id=key_id)
+    emit({"key_id": key_id, "revoked_at": revoked_at}, as_json)
 
 
 @members.command("create")
@@ -65,11 +61,9 @@ def create_member(
     ctx: typer.Context, tenant_id: str, external_id: str, as_json: JsonOpt = False
 ) -> None:
     """Create a member (idempotent on the external id)."""
-    runtime = runtime_from(ctx)
-    with runtime.db.write() as session:
-        member, created = accounts.ensure_member(
-            session, tenant_id=tenant_id, external_id=external_id
-        )
+    member, created = accounts.create_member(
+        runtime_from(ctx), tenant_id=tenant_id, external_id=external_id
+    )
     emit({"member_id": member.id, "created": created}, as_json)
 
 
@@ -78,15 +72,8 @@ def member_token(
     ctx: typer.Context, tenant_id: str, member_id: str, as_json: JsonOpt = False
 ) -> None:
     """Issue a short-lived member token."""
-    runtime = runtime_from(ctx)
-    with runtime.db.read() as session:
-        issued = accounts.issue_member_token(
-            session,
-            member_id=member_id,
-            tenant_id=tenant_id,
-            secret_key=runtime.secret_key,
-            ttl=runtime.settings.member_token_ttl,
-        )
+    # The operator's token: no minting API key, so no ``kid``.
+    issued = mint_member_token(runtime_from(ctx), tenant_id=tenant_id, member_id=member_id)
     emit({"token": issued.token, "expires_at": issued.expires_at}, as_json)
 
 
@@ -104,12 +91,11 @@ def rotate_vault_keys(
     Put the new key first in TETHER_VAULT_KEYS (keep the old ones after it), run this, then
     drop the old keys. Old keys keep reading until the rotation has finished.
     """
-    from tether.sealed import rotate
+    from tether.sealed import reseal_all
     from tether.settings import add_demo_vault_key
 
     if generate:
         add_demo_vault_key(options(ctx).settings())
     runtime = runtime_from(ctx)
-    with runtime.db.write() as session:
-        count = rotate(session, runtime.vault)
+    count = reseal_all(runtime)
     emit({"resealed": count, "key_id": runtime.vault.current_key_id}, as_json)

@@ -29,7 +29,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tether.cli.app import app, console, err_console, options
+from tether.cli.app import console, err_console, options
 from tether.client import (
     AuthenticationError,
     ConflictError,
@@ -63,7 +63,11 @@ connections = typer.Typer(
     "4 not found, 5 conflict, 6 network, 1 other).",
     no_args_is_help=True,
 )
-app.add_typer(connections, name="connections")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(connections, name="connections")
+
 
 UrlOpt = Annotated[
     str | None,
@@ -93,7 +97,6 @@ IntervalOpt = Annotated[
 ConnectionArg = Annotated[str, typer.Argument(help="the data source's id, e.g. sandbox-clinic")]
 
 
-# ---------------------------------------------------------------------------- plumbing
 def exit_code(error: TetherError) -> int:
     for kind, code in EXIT_CODES:
         if isinstance(error, kind):
@@ -199,7 +202,6 @@ def _show(conn: MemberConnection) -> None:
         console.print(f"[yellow]sync error[/yellow] {error.code}: {error.text}", soft_wrap=True)
 
 
-# ---------------------------------------------------------------------------- commands
 @connections.command("list")
 def list_connections(
     ctx: typer.Context,

@@ -9,11 +9,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from tether.cli.app import app, console, emit, runtime_from
+from tether.cli.app import console, emit, runtime_from
 from tether.domain import SourceType
 
 sources = typer.Typer(help="The data-source directory.", no_args_is_help=True)
-app.add_typer(sources, name="sources")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(sources, name="sources")
 
 
 @sources.command("import")
@@ -23,7 +26,7 @@ def import_sources(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Validate FILE, then upsert its sources (a bad entry stops the import, naming itself)."""
-    from tether.directory.files import import_file
+    from tether.connections.retirement import import_directory
 
     runtime = runtime_from(ctx)
     with Progress(
@@ -36,7 +39,7 @@ def import_sources(
         transient=False,
     ) as bar:
         task = bar.add_task("importing sources", total=None)
-        count = import_file(
+        count = import_directory(
             runtime,
             file,
             on_total=lambda n: bar.update(task, total=n),
@@ -57,19 +60,17 @@ def search(
     """Search the directory like searchDataSources."""
     from tether.directory import service
 
-    runtime = runtime_from(ctx)
-    with runtime.db.read() as session:
-        page = service.search_data_sources(
-            session,
-            query=query,
-            source_type=type,
-            near=service.parse_near(near, None),
-            limit=limit,
-        )
-        rows = [
-            {"id": s.id, "name": s.name, "type": s.type, "city": s.city, "state": s.state}
-            for s in page.items
-        ]
+    page = service.search(
+        runtime_from(ctx),
+        query=query,
+        source_type=type,
+        near=service.parse_near(near, None),
+        limit=limit,
+    )
+    rows = [
+        {"id": s.id, "name": s.name, "type": s.type, "city": s.city, "state": s.state}
+        for s in page.items
+    ]
     if as_json:
         emit({"total": page.total, "items": rows}, True)
         return

@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from tether.cli.app import runtime_from
-from tether.jobs.queue import DEFAULT_QUEUE_NAME
+from tether.cli.app import parts, runtime_from
+from tether.jobs.backends import DEFAULT_QUEUE_NAME
 from tether.jobs.worker import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_STOP_TIMEOUT,
@@ -59,14 +59,14 @@ def worker(
     ] = DEFAULT_POLL_INTERVAL,
 ) -> None:
     """Consume the job queue and run the sweeps until SIGINT or SIGTERM."""
-    from tether.jobs import EmbeddedWorker, Jobs, load_task_modules, make_huey
+    from tether.jobs import EmbeddedWorker, Jobs, load_task_modules
     from tether.logging import configure_logging
 
     load_task_modules(import_modules or [])
     runtime = runtime_from(ctx, queue_url=queue_url)
     settings = runtime.settings
     configure_logging(level=settings.log_level, json_output=settings.log_json)
-    jobs = Jobs(runtime, huey=make_huey(settings.resolved_queue_url, name=queue_name))
+    jobs = parts(ctx).build_jobs(runtime, queue_name=queue_name)
     if isinstance(runtime.jobs, Jobs):
         runtime.jobs.close()
     runtime.jobs = jobs  # what sweeps enqueue goes to this queue (and name)

@@ -69,7 +69,6 @@ class ConnectionManager(SyncClient):
     call is retried after a network error, a 429 or a 502/503/504 (0 turns retries off).
     """
 
-    # ------------------------------------------------------------------ the operations
     def get_oauth_url(self, connection_id: str, return_url: str | None = None) -> OauthUrl:
         """getOauthUrl: a single-use link that starts (or re-establishes) the connection.
 

@@ -170,7 +170,6 @@ def next_cursor(bundle: dict[str, Any]) -> str | None:
     return None
 
 
-# ------------------------------------------------------------------ tenant (API key)
 def create_member(external_id: str) -> Call[Member]:
     # Idempotent server-side on externalId (200 with the existing member).
     if not isinstance(external_id, str) or not external_id:

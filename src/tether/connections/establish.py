@@ -22,7 +22,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tether.accounts.service import Principal
 from tether.connections import lifecycle
 from tether.connections.grants import start_grant
 from tether.connections.queries import connection_for
@@ -38,6 +37,7 @@ from tether.errors import (
     SourceUnavailable,
     UpstreamError,
 )
+from tether.identity.principals import MemberPrincipal
 from tether.ids import new_secret, sha256_hex
 from tether.logging import get_logger
 from tether.oauth import rfc6749, rfc7636
@@ -49,7 +49,6 @@ log = get_logger("tether.connections")
 LAUNCH_PATH = "/oauth/launch/"
 
 
-# ---------------------------------------------------------------------------- getOauthUrl
 def _allowed_return_url(tenant: Tenant, return_url: str) -> bool:
     want = urlsplit(return_url)
     for allowed in tenant.return_urls:
@@ -60,22 +59,30 @@ def _allowed_return_url(tenant: Tenant, return_url: str) -> bool:
 
 
 def get_oauth_url(
-    runtime: Runtime, principal: Principal, connection_id: str, return_url: str | None = None
+    runtime: Runtime,
+    *,
+    member: MemberPrincipal,
+    connection_id: str,
+    return_url: str | None = None,
+    trusted_return_url: str | None = None,
 ) -> str:
-    """getOauthUrl: a short-lived, single-use launch link for this member and source."""
-    assert principal.member_id is not None
+    """getOauthUrl: a short-lived, single-use launch link for this member and source.
+
+    ``return_url`` must be on the tenant's allow-list (compared on scheme, host and path).
+    ``trusted_return_url`` is one the calling adapter vouches for instead (the member page
+    sends its own address); members never choose it.
+    """
     now = runtime.clock()
     token = new_secret(32)
     with runtime.db.write() as session:
         source = require_connectable(session.get(DataSource, connection_id), connection_id)
-        conn = connection_for(session, member_id=principal.member_id, connection_id=source.id)
+        conn = connection_for(session, member_id=member.member_id, connection_id=source.id)
         if conn is not None:
             if Status(conn.status) == Status.ACCESS_ENDED:
                 raise Conflict("access to this source has ended", code="ACCESS_ENDED")
             lifecycle.check(conn, Status.CONNECTED)
-        own_page = f"{runtime.settings.public_base_url}/app"  # the member page's fallback
-        if return_url is not None and urlsplit(return_url)._replace(query="").geturl() != own_page:
-            tenant = session.get(Tenant, principal.tenant_id)
+        if return_url is not None:
+            tenant = session.get(Tenant, member.tenant_id)
             if tenant is None or not _allowed_return_url(tenant, return_url):
                 raise InvalidRequest(
                     "returnUrl is not on this tenant's allow-list", code="RETURN_URL_NOT_ALLOWED"
@@ -83,9 +90,9 @@ def get_oauth_url(
         session.add(
             OAuthAttempt(
                 launch_hash=sha256_hex(token),
-                member_id=principal.member_id,
+                member_id=member.member_id,
                 data_source_id=source.id,
-                return_url=return_url,
+                return_url=return_url if return_url is not None else trusted_return_url,
                 created_at=now,
                 expires_at=now + timedelta(seconds=runtime.settings.launch_ttl),
             )
@@ -93,14 +100,13 @@ def get_oauth_url(
     return f"{runtime.settings.public_base_url}{LAUNCH_PATH}{token}"
 
 
-# ---------------------------------------------------------------------------- launch
 @dataclass(frozen=True)
 class Launch:
     authorize_url: str
     browser_cookie: str
 
 
-def launch(runtime: Runtime, token: str) -> Launch:
+def launch(runtime: Runtime, *, token: str) -> Launch:
     """Claim the launch link once and build the authorization request (410 if used/expired).
 
     No network call happens inside a transaction: the link is claimed, then the source is
@@ -157,7 +163,6 @@ def launch(runtime: Runtime, token: str) -> Launch:
     return Launch(authorize_url=request.url, browser_cookie=cookie)
 
 
-# ---------------------------------------------------------------------------- callback
 @dataclass(frozen=True)
 class Outcome:
     """Where the browser goes after the callback, and what it is told."""

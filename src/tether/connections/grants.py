@@ -75,5 +75,5 @@ def start_grant(
             was_new=was_new,
             detail={"grant_epoch": conn.grant_epoch, **(detail or {})},
         )
-    runtime.enqueue("sync", connection_id=conn.id, epoch=conn.grant_epoch)
+    runtime.enqueue("sync", connection_pk=conn.id, epoch=conn.grant_epoch)
     return conn

@@ -40,6 +40,7 @@ ALLOWED: dict[Status | None, frozenset[Status]] = {
     S.ACCESS_ENDED: frozenset({S.DELETED}),
 }
 
+
 def current(conn: Connection | None) -> Status | None:
     return None if conn is None else Status(conn.status)
 

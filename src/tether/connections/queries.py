@@ -34,7 +34,7 @@ def require_connection(
     return conn
 
 
-def member_connections(
+def member_connection_rows(
     session: Session,
     *,
     member_id: str,
@@ -42,7 +42,7 @@ def member_connections(
     sync_status: Sequence[SyncStatus] = (),
     source_type: Sequence[SourceType] = (),
 ) -> list[tuple[Connection, DataSource]]:
-    """getMemberConnections: the member's connections with their sources, filtered."""
+    """The member's connection rows with their sources, filtered (the read side's query)."""
     query = (
         select(Connection, DataSource)
         .join(DataSource, DataSource.id == Connection.data_source_id)

@@ -19,8 +19,8 @@ from enum import StrEnum
 from sqlalchemy import or_, update
 
 from tether.connections import lifecycle
-from tether.connections.errors import sync_error
 from tether.connections.sources import smart_client
+from tether.connections.sync_errors import sync_error
 from tether.domain import Status
 from tether.errors import OAuthProtocolError, SourceUnavailable
 from tether.logging import get_logger

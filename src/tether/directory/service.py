@@ -21,6 +21,7 @@ from tether.directory.schema import SourceEntry
 from tether.directory.text import terms_for, words
 from tether.domain import SourceType
 from tether.errors import InvalidRequest, NotFound
+from tether.runtime import Runtime
 from tether.sealed import client_secret_binding
 from tether.store.models import DataSource, DataSourceTerm, utcnow
 from tether.vault import Vault
@@ -49,7 +50,6 @@ class SearchPage:
     distances: dict[str, float]
 
 
-# ---------------------------------------------------------------------------- import
 def import_sources(
     session: Session,
     entries: Sequence[SourceEntry],
@@ -124,7 +124,6 @@ def _upsert_batch(session: Session, batch: Sequence[SourceEntry], vault: Vault) 
         session.execute(insert(DataSourceTerm), terms)
 
 
-# ---------------------------------------------------------------------------- read
 def get_data_source(session: Session, source_id: str) -> DataSource:
     source = session.get(DataSource, source_id)
     if source is None:
@@ -194,3 +193,25 @@ def _load(session: Session, ids: Sequence[str]) -> list[DataSource]:
         return []
     found = {s.id: s for s in session.scalars(select(DataSource).where(DataSource.id.in_(ids)))}
     return [found[i] for i in ids if i in found]
+
+
+def search(
+    runtime: Runtime,
+    *,
+    query: str | None = None,
+    source_type: SourceType | None = None,
+    near: Near | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> SearchPage:
+    """searchDataSources (see :func:`search_data_sources`); the page's sources are read-only."""
+    with runtime.db.read() as session:
+        return search_data_sources(
+            session, query=query, source_type=source_type, near=near, limit=limit, offset=offset
+        )
+
+
+def data_source(runtime: Runtime, *, connection_id: str) -> DataSource:
+    """getDataSource: one entry of the directory (404 when there is none)."""
+    with runtime.db.read() as session:
+        return get_data_source(session, connection_id)

@@ -12,12 +12,14 @@ from typing import Annotated, TypeVar
 
 import strawberry
 
-from tether.accounts.service import Principal
-from tether.connections import establish, manage, queries
+from tether.connections import establish
+from tether.connections.basic_sources import create_connection as create_basic_connection
+from tether.connections.deletion import delete_connection as delete_member_connection
+from tether.connections.disconnect import disconnect
+from tether.connections.views import member_connections
 from tether.directory import service as directory
 from tether.domain import SourceType, Status, SyncStatus
 from tether.errors import InvalidRequest
-from tether.graphql import basic
 from tether.graphql.context import Context
 from tether.graphql.types import (
     DataSource,
@@ -28,7 +30,6 @@ from tether.graphql.types import (
     SubscriptionEntry,
     SubscriptionResource,
 )
-from tether.runtime import Runtime
 
 Info = strawberry.Info[Context, None]
 E = TypeVar("E", bound=StrEnum)
@@ -52,42 +53,6 @@ def _enum_filter(kind: type[E], values: Sequence[str] | None, argument: str) -> 
         ) from exc
 
 
-def _member_connections(
-    runtime: Runtime,
-    principal: Principal,
-    status: Sequence[Status] = (),
-    sync_status: Sequence[SyncStatus] = (),
-    source_type: Sequence[SourceType] = (),
-) -> list[MemberConnection]:
-    assert principal.member_id is not None
-    with runtime.db.read() as session:
-        rows = queries.member_connections(
-            session,
-            member_id=principal.member_id,
-            status=status,
-            sync_status=sync_status,
-            source_type=source_type,
-        )
-        return [MemberConnection.of(conn, source) for conn, source in rows]
-
-
-def _subscription_bundle(runtime: Runtime, principal: Principal) -> SubscriptionBundle:
-    assert principal.member_id is not None
-    with runtime.db.read() as session:
-        rows = queries.member_connections(session, member_id=principal.member_id)
-        return SubscriptionBundle(
-            entry=[
-                SubscriptionEntry(resource=SubscriptionResource.of(conn, source))
-                for conn, source in rows
-            ]
-        )
-
-
-def _data_source(runtime: Runtime, connection_id: str) -> DataSource:
-    with runtime.db.read() as session:
-        return DataSource.of(directory.get_data_source(session, connection_id))
-
-
 @strawberry.type
 class ConnectionQuery:
     @strawberry.field(
@@ -102,21 +67,30 @@ class ConnectionQuery:
         sync_status: list[str] | None = None,
         type: list[str] | None = None,
     ) -> list[MemberConnection]:
-        principal = await info.context.member()
+        member = await info.context.member()
         statuses = _enum_filter(Status, status, "status")
         sync_statuses = _enum_filter(SyncStatus, sync_status, "syncStatus")
         types = _enum_filter(SourceType, type, "type")
-        return await info.context.call(
-            _member_connections, info.context.runtime, principal, statuses, sync_statuses, types
+        views = await info.context.call(
+            member_connections,
+            info.context.runtime,
+            member=member,
+            status=statuses,
+            sync_status=sync_statuses,
+            source_type=types,
         )
+        return [MemberConnection.of(view) for view in views]
 
     @strawberry.field(
         name="subscription_subscription",
         description="Each connection's sync errors and syncStatus (the SDK's FHIR-like view).",
     )
     async def subscription_subscription(self, info: Info) -> SubscriptionBundle | None:
-        principal = await info.context.member()
-        return await info.context.call(_subscription_bundle, info.context.runtime, principal)
+        member = await info.context.member()
+        views = await info.context.call(member_connections, info.context.runtime, member=member)
+        return SubscriptionBundle(
+            entry=[SubscriptionEntry(resource=SubscriptionResource.of(view)) for view in views]
+        )
 
     @strawberry.field(
         description="getOauthUrl: a short-lived, single-use link that starts the OAuth flow "
@@ -130,18 +104,25 @@ class ConnectionQuery:
             str | None, strawberry.argument(description="must be on the tenant's allow-list")
         ] = None,
     ) -> OauthUrl:
-        principal = await info.context.member()
+        member = await info.context.member()
         if return_url is not None and len(return_url) > MAX_RETURN_URL:
             raise InvalidRequest(f"returnUrl: at most {MAX_RETURN_URL} characters")
         url = await info.context.call(
-            establish.get_oauth_url, info.context.runtime, principal, connection_id, return_url
+            establish.get_oauth_url,
+            info.context.runtime,
+            member=member,
+            connection_id=connection_id,
+            return_url=return_url,
         )
         return OauthUrl(redirect_url=url)
 
     @strawberry.field(description="getDataSource: one entry of the data-source directory.")
     async def get_data_source(self, info: Info, connection_id: str) -> DataSource:
         await info.context.caller()  # a member token or the tenant's API key, as in REST
-        return await info.context.call(_data_source, info.context.runtime, connection_id)
+        source = await info.context.call(
+            directory.data_source, info.context.runtime, connection_id=connection_id
+        )
+        return DataSource.of(source)
 
 
 @strawberry.type
@@ -150,9 +131,9 @@ class ConnectionMutation:
         description="disconnectConnection: stop retrieval, revoke the tokens, keep the data."
     )
     async def disconnect_connection(self, info: Info, connection_id: str) -> StatusUpdate:
-        principal = await info.context.member()
+        member = await info.context.member()
         update = await info.context.call(
-            manage.disconnect, info.context.runtime, principal, connection_id
+            disconnect, info.context.runtime, member=member, connection_id=connection_id
         )
         return StatusUpdate.of(update)
 
@@ -160,25 +141,29 @@ class ConnectionMutation:
         description="deleteConnection: revoke the tokens now, delete the data asynchronously."
     )
     async def delete_connection(self, info: Info, connection_id: str) -> StatusUpdate:
-        principal = await info.context.member()
+        member = await info.context.member()
         update = await info.context.call(
-            manage.delete_connection, info.context.runtime, principal, connection_id
+            delete_member_connection,
+            info.context.runtime,
+            member=member,
+            connection_id=connection_id,
         )
         return StatusUpdate.of(update)
 
     @strawberry.mutation(
-        description="createConnection: connect a BASIC (username/password) source. "
-        "Not supported yet: answers a not-supported error."
+        description="createConnection: connect a BASIC (username/password) source; the "
+        "credentials are checked with the source before anything is stored, never logged."
     )
     async def create_connection(
         self, info: Info, connection_id: str, username: str, password: str
     ) -> MemberConnection:
-        principal = await info.context.member()
-        return await info.context.call(
-            basic.create_connection,
+        member = await info.context.member()
+        view = await info.context.call(
+            create_basic_connection,
             info.context.runtime,
-            principal,
-            connection_id,
-            username,
-            password,
+            member=member,
+            connection_id=connection_id,
+            username=username,
+            password=password,
         )
+        return MemberConnection.of(view)

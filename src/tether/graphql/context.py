@@ -1,8 +1,8 @@
 """Per-request GraphQL context: the runtime, the request headers, and who is calling.
 
-Authenticated fields use the same member authentication as REST (``tether.api.deps``):
-``Authorization: Bearer <member token>``, verified by ``tether.accounts.service.authenticate``.
-The identity fields of the SDK read their own headers (``Authorization`` raw, ``ClientKey``,
+Authenticated fields use the same authentication as REST: ``Authorization: Bearer <member
+token>`` (or the API key where REST takes one), verified by :mod:`tether.identity`. The
+identity fields of the SDK read their own headers (``Authorization`` raw, ``ClientKey``,
 ``refresh_token``) and never call :meth:`Context.member`.
 """
 
@@ -15,9 +15,8 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from strawberry.fastapi import BaseContext
 
-from tether.accounts.service import Principal
-from tether.api.deps import get_principal
-from tether.errors import Forbidden
+from tether.identity.credentials import authenticate, bearer_credential
+from tether.identity.principals import MemberPrincipal, Principal, member_only
 from tether.runtime import Runtime
 
 T = TypeVar("T")
@@ -38,20 +37,17 @@ class Context(BaseContext):
 
     def _authenticate(self) -> Principal:
         if self._principal is None:
-            assert isinstance(self.request, Request)
-            self._principal = get_principal(self.request, self.runtime)
+            credential = bearer_credential(self.header("authorization"))
+            self._principal = authenticate(self.runtime, credential)
         return self._principal
 
     async def caller(self) -> Principal:
         """The member or tenant behind ``Authorization: Bearer …`` (401 problem otherwise)."""
         return await run_in_threadpool(self._authenticate)
 
-    async def member(self) -> Principal:
-        """The member behind ``Authorization: Bearer <member token>``."""
-        principal = await self.caller()
-        if not principal.is_member:
-            raise Forbidden("this operation needs a member token, not an API key")
-        return principal
+    async def member(self) -> MemberPrincipal:
+        """The member behind ``Authorization: Bearer <member token>`` (403 for an API key)."""
+        return member_only(await self.caller())
 
     async def call(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> T:
         """Run a (blocking) service function off the event loop, as REST's sync routes are."""

@@ -1,7 +1,7 @@
 """The identity fields of the health SDK's interface (its ``unauthedApiUrl`` calls).
 
 ``initSdk`` answers null (the SDK keeps its defaults, telemetry off); ``getToken`` and
-``refresh`` are served by :mod:`tether.graphql.sdk_tokens`; the credential kinds tether does
+``refresh`` are served by :mod:`tether.identity.sdk_tokens`; the credential kinds tether does
 not offer — email/password, authorization code, guest — answer a ``not-supported``
 OperationOutcome naming the one that works.
 """
@@ -12,16 +12,15 @@ from enum import Enum
 
 import strawberry
 
-from tether.graphql import sdk_tokens
 from tether.graphql.context import Context
 from tether.graphql.errors import NotSupported
+from tether.identity import sdk_tokens
 
 Info = strawberry.Info[Context, None]
 
 USE_GET_TOKEN = "authenticate with a tether member token instead (getToken)"
 
 
-# ---------------------------------------------------------------- token shapes
 @strawberry.type
 class JwtHolder:
     jwt_token: str
@@ -55,7 +54,6 @@ class GuestTokens:
     expires_in: float
 
 
-# ---------------------------------------------------------------- remote SDK configuration
 @strawberry.enum
 class LogLevel(Enum):
     DEBUG = "DEBUG"
@@ -104,7 +102,6 @@ class SdkRemoteConfig:
     telemetry: RemoteTelemetryConfig | None
 
 
-# ---------------------------------------------------------------- resolvers
 def _login_tokens(tokens: sdk_tokens.SdkTokens) -> LoginTokens:
     assert tokens.refresh_token is not None
     return LoginTokens(

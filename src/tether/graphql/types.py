@@ -8,14 +8,12 @@ ISO 8601 strings, rendered exactly as REST renders them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import strawberry
 from pydantic import TypeAdapter
 
-from tether.connections.manage import StatusUpdate as ServiceStatusUpdate
+from tether.connections import views
 from tether.domain import Category, SourceType, Status, SyncStatus
-from tether.store.models import Connection
 from tether.store.models import DataSource as DataSourceRow
 
 ConnectionCategory = strawberry.enum(Category, name="ConnectionCategory")
@@ -52,13 +50,10 @@ class CodeableConcept:
     coding: list[Coding]
 
     @classmethod
-    def of(cls, value: dict[str, Any]) -> CodeableConcept:
+    def of(cls, value: views.CodeableConcept) -> CodeableConcept:
         return cls(
-            text=value.get("text"),
-            coding=[
-                Coding(system=c.get("system"), code=c.get("code"), display=c.get("display"))
-                for c in value.get("coding") or []
-            ],
+            text=value.text,
+            coding=[Coding(system=c.system, code=c.code, display=c.display) for c in value.coding],
         )
 
 
@@ -80,18 +75,18 @@ class MemberConnection:
     )
 
     @classmethod
-    def of(cls, conn: Connection, source: DataSourceRow) -> MemberConnection:
+    def of(cls, view: views.ConnectionView) -> MemberConnection:
         return cls(
-            id=source.id,
-            name=source.name,
-            category=Category(source.category),
-            type=SourceType(source.type),
-            status=Status(conn.status),
-            sync_status=SyncStatus(conn.sync_status),
-            sync_errors=[CodeableConcept.of(e) for e in conn.sync_errors or []],
-            created=timestamp(conn.created_at),
-            status_updated=timestamp(conn.status_updated_at),
-            last_synced=optional_timestamp(conn.last_synced_at),
+            id=view.id,
+            name=view.name,
+            category=view.category,
+            type=view.type,
+            status=view.status,
+            sync_status=view.sync_status,
+            sync_errors=[CodeableConcept.of(e) for e in view.sync_errors],
+            created=timestamp(view.created),
+            status_updated=timestamp(view.status_updated),
+            last_synced=optional_timestamp(view.last_synced),
             is_direct=IS_DIRECT,
             integration_type=None,
         )
@@ -127,7 +122,7 @@ class StatusUpdate:
     sync_status: SyncStatus
 
     @classmethod
-    def of(cls, update: ServiceStatusUpdate) -> StatusUpdate:
+    def of(cls, update: views.StatusUpdate) -> StatusUpdate:
         return cls(
             status=update.status,
             status_updated=timestamp(update.status_updated),
@@ -142,7 +137,6 @@ class OauthUrl:
     )
 
 
-# ---------------------------------------------------------------- sync status, FHIR-like
 CONNECTION_STATUS_EXTENSION = "data-connection-status"
 CONNECTION_STATUS_URL = "urn:tether:extension:data-connection-status"
 
@@ -166,17 +160,17 @@ class SubscriptionResource:
     subscription_status: list[SubscriptionStatus]
 
     @classmethod
-    def of(cls, conn: Connection, source: DataSourceRow) -> SubscriptionResource:
+    def of(cls, view: views.ConnectionView) -> SubscriptionResource:
         return cls(
-            service_slug=source.id,
+            service_slug=view.id,
             subscription_status=[
                 SubscriptionStatus(
-                    error=[CodeableConcept.of(e) for e in conn.sync_errors or []],
+                    error=[CodeableConcept.of(e) for e in view.sync_errors],
                     extension=[
                         SubscriptionExtension(
                             id=CONNECTION_STATUS_EXTENSION,
                             url=CONNECTION_STATUS_URL,
-                            value_string=SyncStatus(conn.sync_status).value,
+                            value_string=view.sync_status.value,
                         )
                     ],
                 )

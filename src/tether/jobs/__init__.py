@@ -5,8 +5,8 @@ with :class:`EmbeddedWorker` (inside ``tether serve``) or ``tether worker``. See
 """
 
 from tether.errors import QueueUnavailable, RetryLater, UnknownTask
-from tether.jobs.jobs import Jobs
-from tether.jobs.queue import DEFAULT_QUEUE_NAME, make_huey
+from tether.jobs.backends import DEFAULT_QUEUE_NAME, make_huey
+from tether.jobs.binding import Jobs
 from tether.jobs.registry import (
     REGISTRY,
     SweepFn,

@@ -11,9 +11,10 @@ A module declares its work once, at import time::
     def enqueue_due_syncs(runtime: Runtime) -> int: ...   # how many it re-drove
 
 Declarations hold no huey state: every :class:`~tether.jobs.Jobs` binds them to its own huey
-instance, so one process can hold many runtimes (as the tests do). Modules listed in
-``BUILTIN_TASK_MODULES`` are imported by every ``Jobs``; others (plugins, test tasks) are
-imported with ``tether worker --import MODULE``.
+instance, so one process can hold many runtimes (as the tests do). tether's own tasks are an
+explicit list (``tether.tasks``) that the composition root (``tether.bootstrap``) adds to
+:data:`REGISTRY`; a plugin declares its own with the decorators and is imported with
+``tether worker --import MODULE``.
 """
 
 from __future__ import annotations
@@ -39,9 +40,6 @@ TaskFn = Callable[..., object]
 SweepFn = Callable[["Runtime"], int]
 """``fn(runtime) -> int``: finds left-behind work in the database and re-drives it."""
 F = TypeVar("F", bound=Callable[..., Any])
-
-# Modules that declare tether's own tasks and sweeps (sync, delete, …), imported by every Jobs.
-BUILTIN_TASK_MODULES: tuple[str, ...] = ("tether.sync.tasks", "tether.connections.tasks")
 
 
 @dataclass(frozen=True)
@@ -77,24 +75,26 @@ class TaskRegistry:
         policy = RetryPolicy(retries=retries, base=backoff_base, cap=backoff_cap)
 
         def decorator(fn: F) -> F:
-            _check_name(name)
-            known = self._tasks.get(name)
-            if known is not None and known.fn is not fn:
-                raise ValueError(f"task {name!r} is already declared by {_where(known.fn)}")
-            self._tasks[name] = TaskSpec(name=name, fn=fn, retry=policy)
+            self.add(TaskSpec(name=name, fn=fn, retry=policy))
             return fn
 
         return decorator
+
+    def add(self, spec: TaskSpec | SweepSpec) -> None:
+        """Declare a task or a sweep from its spec (what the decorators do)."""
+        _check_name(spec.name)
+        table: dict[str, Any] = self._tasks if isinstance(spec, TaskSpec) else self._sweeps
+        kind = "task" if isinstance(spec, TaskSpec) else "sweep"
+        known = table.get(spec.name)
+        if known is not None and known.fn is not spec.fn:
+            raise ValueError(f"{kind} {spec.name!r} is already declared by {_where(known.fn)}")
+        table[spec.name] = spec
 
     def sweep(self, name: str) -> Callable[[F], F]:
         """Declare ``fn(runtime) -> int`` as the sweep ``name``, run by every consumer process."""
 
         def decorator(fn: F) -> F:
-            _check_name(name)
-            known = self._sweeps.get(name)
-            if known is not None and known.fn is not fn:
-                raise ValueError(f"sweep {name!r} is already declared by {_where(known.fn)}")
-            self._sweeps[name] = SweepSpec(name=name, fn=fn)
+            self.add(SweepSpec(name=name, fn=fn))
             return fn
 
         return decorator

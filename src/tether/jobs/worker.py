@@ -18,7 +18,7 @@ import time
 
 from huey.consumer import Consumer
 
-from tether.jobs.jobs import Jobs
+from tether.jobs.binding import Jobs
 from tether.logging import get_logger
 
 log = get_logger("tether.jobs")

@@ -23,10 +23,10 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from tether.connections import lifecycle
-from tether.connections.basic import basic_authorization
-from tether.connections.errors import sync_error
+from tether.connections.basic_sources import basic_authorization
 from tether.connections.queries import require_connection
 from tether.connections.sources import fhir_base_url
+from tether.connections.sync_errors import sync_error
 from tether.connections.tokens import (
     EXPIRED_CODE,
     RefreshResult,
@@ -38,6 +38,7 @@ from tether.connections.tokens import (
 from tether.domain import RESOURCE_TYPES, Status, SyncStatus
 from tether.errors import Conflict, Fenced, PageError, SourceUnavailable, Unauthorized
 from tether.fhir.paging import DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, PageReader
+from tether.identity.principals import MemberPrincipal
 from tether.logging import get_logger
 from tether.runtime import Runtime
 from tether.store.models import Connection, DataSource
@@ -88,7 +89,6 @@ class _State:
     retry_after: float | None = None
 
 
-# ---------------------------------------------------------------------------- claim
 def _claim(runtime: Runtime, pk: int, epoch: int) -> _Claim | None:
     now = runtime.clock()
     with runtime.db.write() as session:
@@ -120,7 +120,6 @@ def _claim(runtime: Runtime, pk: int, epoch: int) -> _Claim | None:
         )
 
 
-# ---------------------------------------------------------------------------- the run
 def run_sync(
     runtime: Runtime,
     connection_pk: int,
@@ -361,7 +360,6 @@ def _rows(
     yield from seen.values()
 
 
-# ---------------------------------------------------------------------------- finish
 def _next_sync(now: datetime, claim: _Claim, state: _State, soon: bool) -> datetime:
     if state.retry_after:
         return now + timedelta(seconds=max(state.retry_after, 1))
@@ -447,13 +445,12 @@ def _finish(runtime: Runtime, claim: _Claim, state: _State) -> SyncReport | None
     return SyncReport(status=status, written=state.written, errors=errors, counts=counts)
 
 
-# ---------------------------------------------------------------------------- scheduling
-def request_sync(runtime: Runtime, *, member_id: str, connection_id: str) -> tuple[int, int]:
-    """ "Sync now": due immediately; returns ``(connection pk, epoch)`` for the job."""
+def request_sync(runtime: Runtime, *, member: MemberPrincipal, connection_id: str) -> None:
+    """ "Sync now": due immediately, and the ``sync`` job is queued."""
     now = runtime.clock()
     with runtime.db.write() as session:
         conn = require_connection(
-            session, member_id=member_id, connection_id=connection_id, for_update=True
+            session, member_id=member.member_id, connection_id=connection_id, for_update=True
         )
         if conn.status != Status.CONNECTED:
             raise Conflict(
@@ -461,7 +458,8 @@ def request_sync(runtime: Runtime, *, member_id: str, connection_id: str) -> tup
                 code="NOT_CONNECTED",
             )
         conn.next_sync_at = now
-        return conn.id, conn.grant_epoch
+        pk, epoch = conn.id, conn.grant_epoch
+    runtime.enqueue("sync", connection_pk=pk, epoch=epoch)
 
 
 def claim_due_syncs(

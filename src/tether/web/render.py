@@ -1,4 +1,5 @@
-"""Rendering the member page: Jinja2 (autoescaped) and the response headers every page gets.
+"""Rendering tether's HTML pages (the member page, the OAuth launch and completion pages): the
+one Jinja2 environment (autoescaped) and the one Content-Security-Policy builder.
 
 The Content-Security-Policy allows only scripts and styles that carry this response's nonce
 (tether's own ``app.js``, ``app.css`` and the vendored htmx), requests to tether itself, forms
@@ -20,8 +21,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
+from tether.http.origins import origin_of
 from tether.ids import new_secret
-from tether.web.session import origin_of
 
 HERE = Path(__file__).parent
 TEMPLATES = Environment(
@@ -59,15 +60,21 @@ def csp(nonce: str, ancestors: str) -> str:
     )
 
 
+# The member page: keeps window.opener for the sign-in popup, isolates it from anything else,
+# and varies with the session and htmx. Not for the OAuth completion page, whose opener may be
+# the tenant's own site (a cross-origin opener must stay reachable for postMessage).
+MEMBER_PAGE_HEADERS = {
+    "Cross-Origin-Opener-Policy": "same-origin-allow-popups",
+    "Vary": "Cookie, HX-Request",
+}
+
+
 def headers(nonce: str, ancestors: str) -> dict[str, str]:
     return {
         "Content-Security-Policy": csp(nonce, ancestors),
         "Cache-Control": "no-store",
         "Referrer-Policy": "no-referrer",
         "X-Content-Type-Options": "nosniff",
-        # Keeps window.opener for the sign-in popup, isolates the page from anything else.
-        "Cross-Origin-Opener-Policy": "same-origin-allow-popups",
-        "Vary": "Cookie, HX-Request",
     }
 
 
@@ -79,6 +86,7 @@ def render(
     extra_headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
+    """``template`` with a fresh nonce; ``ancestors`` is the CSP's ``frame-ancestors``."""
     nonce = new_secret(16)
     html = TEMPLATES.get_template(template).render(nonce=nonce, version=static_version, **context)
     return HTMLResponse(
@@ -86,3 +94,9 @@ def render(
         status_code=status_code,
         headers={**headers(nonce, ancestors), **(extra_headers or {})},
     )
+
+
+def render_page(template: str, **kwargs: Any) -> HTMLResponse:
+    """A member-page response: :func:`render` plus :data:`MEMBER_PAGE_HEADERS`."""
+    extra = {**MEMBER_PAGE_HEADERS, **(kwargs.pop("extra_headers", None) or {})}
+    return render(template, extra_headers=extra, **kwargs)

@@ -1,4 +1,5 @@
-"""getMemberConnections, one connection, and getOauthUrl (member token)."""
+"""getMemberConnections, one connection, createConnection, getOauthUrl, sync now, disconnect
+and delete (member token)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from tether.accounts.service import Principal
-from tether.api.deps import MemberPrincipal, RuntimeDep
 from tether.api.schemas import (
     CreateConnectionIn,
     MemberConnectionOut,
@@ -15,33 +14,34 @@ from tether.api.schemas import (
     OauthUrlOut,
     StatusUpdateOut,
 )
-from tether.connections import basic, establish, manage, queries
+from tether.connections import establish
+from tether.connections.basic_sources import create_connection as create_basic_connection
+from tether.connections.deletion import delete_connection as delete_member_connection
+from tether.connections.disconnect import disconnect
+from tether.connections.views import member_connection, member_connections
 from tether.domain import SourceType, Status, SyncStatus
-from tether.runtime import Runtime
-from tether.store.models import DataSource
-from tether.sync.service import request_sync
+from tether.http.deps import MemberCaller, RuntimeDep
+from tether.sync.scheduling import request_sync
 
 router = APIRouter(prefix="/v1/connections", tags=["connections"])
 
 
 @router.get("", response_model=list[MemberConnectionOut], summary="getMemberConnections")
 def get_member_connections(
-    member: MemberPrincipal,
+    member: MemberCaller,
     runtime: RuntimeDep,
     status: Annotated[list[Status] | None, Query()] = None,
     sync_status: Annotated[list[SyncStatus] | None, Query(alias="syncStatus")] = None,
     type: Annotated[list[SourceType] | None, Query()] = None,
 ) -> list[MemberConnectionOut]:
-    assert member.member_id is not None
-    with runtime.db.read() as session:
-        rows = queries.member_connections(
-            session,
-            member_id=member.member_id,
-            status=status or (),
-            sync_status=sync_status or (),
-            source_type=type or (),
-        )
-        return [MemberConnectionOut.of(conn, source) for conn, source in rows]
+    views = member_connections(
+        runtime,
+        member=member,
+        status=status or (),
+        sync_status=sync_status or (),
+        source_type=type or (),
+    )
+    return [MemberConnectionOut.of(view) for view in views]
 
 
 @router.post(
@@ -51,41 +51,40 @@ def get_member_connections(
     summary="createConnection: connect a BASIC source with the member's portal credentials",
 )
 def create_connection(
-    body: CreateConnectionIn, member: MemberPrincipal, runtime: RuntimeDep
+    body: CreateConnectionIn, member: MemberCaller, runtime: RuntimeDep
 ) -> MemberConnectionOut:
-    basic.create_connection(
-        runtime, member, body.connection_id, body.username, body.password.get_secret_value()
+    view = create_basic_connection(
+        runtime,
+        member=member,
+        connection_id=body.connection_id,
+        username=body.username,
+        password=body.password.get_secret_value(),
     )
-    return _view(runtime, member, body.connection_id)
+    return MemberConnectionOut.of(view)
 
 
 @router.get("/{connection_id}", response_model=MemberConnectionOut, summary="One connection")
 def get_connection(
-    connection_id: str, member: MemberPrincipal, runtime: RuntimeDep
+    connection_id: str, member: MemberCaller, runtime: RuntimeDep
 ) -> MemberConnectionOut:
-    return _view(runtime, member, connection_id)
-
-
-def _view(runtime: Runtime, member: Principal, connection_id: str) -> MemberConnectionOut:
-    """The member's connection as the API shows it."""
-    assert member.member_id is not None
-    with runtime.db.read() as session:
-        conn = queries.require_connection(
-            session, member_id=member.member_id, connection_id=connection_id
-        )
-        source = session.get(DataSource, conn.data_source_id)
-        assert source is not None
-        return MemberConnectionOut.of(conn, source)
+    return MemberConnectionOut.of(
+        member_connection(runtime, member=member, connection_id=connection_id)
+    )
 
 
 @router.post("/{connection_id}/oauth-url", response_model=OauthUrlOut, summary="getOauthUrl")
 def get_oauth_url(
     connection_id: str,
-    member: MemberPrincipal,
+    member: MemberCaller,
     runtime: RuntimeDep,
     body: OauthUrlIn | None = None,
 ) -> OauthUrlOut:
-    url = establish.get_oauth_url(runtime, member, connection_id, body.return_url if body else None)
+    url = establish.get_oauth_url(
+        runtime,
+        member=member,
+        connection_id=connection_id,
+        return_url=body.return_url if body else None,
+    )
     return OauthUrlOut(redirect_url=url)
 
 
@@ -95,13 +94,11 @@ def get_oauth_url(
     status_code=202,
     summary="Sync now (asynchronous: poll the connection's syncStatus)",
 )
-def sync_now(
-    connection_id: str, member: MemberPrincipal, runtime: RuntimeDep
-) -> MemberConnectionOut:
-    assert member.member_id is not None
-    pk, epoch = request_sync(runtime, member_id=member.member_id, connection_id=connection_id)
-    runtime.enqueue("sync", connection_id=pk, epoch=epoch)
-    return _view(runtime, member, connection_id)
+def sync_now(connection_id: str, member: MemberCaller, runtime: RuntimeDep) -> MemberConnectionOut:
+    request_sync(runtime, member=member, connection_id=connection_id)
+    return MemberConnectionOut.of(
+        member_connection(runtime, member=member, connection_id=connection_id)
+    )
 
 
 @router.post(
@@ -110,9 +107,9 @@ def sync_now(
     summary="disconnectConnection: stop retrieval, revoke tokens, keep the data",
 )
 def disconnect_connection(
-    connection_id: str, member: MemberPrincipal, runtime: RuntimeDep
+    connection_id: str, member: MemberCaller, runtime: RuntimeDep
 ) -> StatusUpdateOut:
-    return StatusUpdateOut.of(manage.disconnect(runtime, member, connection_id))
+    return StatusUpdateOut.of(disconnect(runtime, member=member, connection_id=connection_id))
 
 
 @router.delete(
@@ -122,6 +119,8 @@ def disconnect_connection(
     summary="deleteConnection: revoke tokens now, delete the data asynchronously",
 )
 def delete_connection(
-    connection_id: str, member: MemberPrincipal, runtime: RuntimeDep
+    connection_id: str, member: MemberCaller, runtime: RuntimeDep
 ) -> StatusUpdateOut:
-    return StatusUpdateOut.of(manage.delete_connection(runtime, member, connection_id))
+    return StatusUpdateOut.of(
+        delete_member_connection(runtime, member=member, connection_id=connection_id)
+    )

@@ -6,17 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from tether.api.deps import AnyPrincipal, RuntimeDep
 from tether.api.schemas import DataSourceOut, DataSourcePage
 from tether.directory import service as directory
 from tether.domain import SourceType
+from tether.http.deps import AnyCaller, RuntimeDep
 
 router = APIRouter(prefix="/v1/data-sources", tags=["data sources"])
 
 
 @router.get("", response_model=DataSourcePage, summary="searchDataSources")
 def search_data_sources(
-    _caller: AnyPrincipal,
+    _caller: AnyCaller,
     runtime: RuntimeDep,
     query: Annotated[str | None, Query(max_length=200, description="name or alias words")] = None,
     type: Annotated[SourceType | None, Query()] = None,
@@ -26,11 +26,10 @@ def search_data_sources(
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> DataSourcePage:
     place = directory.parse_near(near, radius)
-    with runtime.db.read() as session:
-        page = directory.search_data_sources(
-            session, query=query, source_type=type, near=place, limit=limit, offset=offset
-        )
-        items = [DataSourceOut.of(s, page.distances.get(s.id)) for s in page.items]
+    page = directory.search(
+        runtime, query=query, source_type=type, near=place, limit=limit, offset=offset
+    )
+    items = [DataSourceOut.of(s, page.distances.get(s.id)) for s in page.items]
     return DataSourcePage(
         items=items,
         total=page.total,
@@ -40,8 +39,5 @@ def search_data_sources(
 
 
 @router.get("/{connection_id}", response_model=DataSourceOut, summary="getDataSource")
-def get_data_source(
-    connection_id: str, _caller: AnyPrincipal, runtime: RuntimeDep
-) -> DataSourceOut:
-    with runtime.db.read() as session:
-        return DataSourceOut.of(directory.get_data_source(session, connection_id))
+def get_data_source(connection_id: str, _caller: AnyCaller, runtime: RuntimeDep) -> DataSourceOut:
+    return DataSourceOut.of(directory.data_source(runtime, connection_id=connection_id))

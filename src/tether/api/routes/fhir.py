@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
-from tether.api.deps import MemberPrincipal, RuntimeDep
-from tether.sync.records import MAX_COUNT, read_records
+from tether.data.records import MAX_COUNT, MAX_CURSOR, read_records
+from tether.http.deps import MemberCaller, RuntimeDep
 
 router = APIRouter(prefix="/v1/fhir", tags=["health data"])
 FHIR_JSON = "application/fhir+json"
@@ -23,23 +23,21 @@ FHIR_JSON = "application/fhir+json"
     responses={200: {"content": {FHIR_JSON: {}}}},
 )
 def search(
-    member: MemberPrincipal,
+    member: MemberCaller,
     runtime: RuntimeDep,
     resource_type: Annotated[str, Path(pattern=r"^[A-Z][A-Za-z]{1,63}$")],
     count: Annotated[int, Query(alias="_count", ge=1, le=MAX_COUNT)] = 50,
-    cursor: Annotated[int | None, Query(alias="_cursor", ge=0)] = None,
+    cursor: Annotated[int | None, Query(alias="_cursor", ge=0, le=MAX_CURSOR)] = None,
     connection_id: Annotated[str | None, Query(alias="connectionId", max_length=100)] = None,
 ) -> Response:
-    assert member.member_id is not None
-    with runtime.db.read() as session:
-        page = read_records(
-            session,
-            member_id=member.member_id,
-            resource_type=resource_type,
-            connection_id=connection_id,
-            count=count,
-            after=cursor,
-        )
+    page = read_records(
+        runtime,
+        member=member,
+        resource_type=resource_type,
+        connection_id=connection_id,
+        count=count,
+        after=cursor,
+    )
     base = f"{runtime.settings.public_base_url}/v1/fhir/{resource_type}"
     params: dict[str, str] = {"_count": str(count)}
     if connection_id:

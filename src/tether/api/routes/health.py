@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 from starlette.responses import JSONResponse
 
-from tether.api.deps import RuntimeDep
+from tether.http.deps import RuntimeDep
 
 router = APIRouter(tags=["health"])
 

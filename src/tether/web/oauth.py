@@ -11,13 +11,14 @@ from typing import Annotated
 from fastapi import APIRouter, Cookie, Query
 from starlette.responses import RedirectResponse, Response
 
-from tether.api.deps import RuntimeDep
-from tether.api.pages import render
 from tether.connections import establish
 from tether.errors import ProblemError
+from tether.http.deps import RuntimeDep
+from tether.web.render import render
 
 router = APIRouter(prefix="/oauth", tags=["oauth"], include_in_schema=True)
 COOKIE = "tether_oauth"
+ANCESTORS = "'none'"  # never framed: the sign-in pages are clickjacking targets
 
 MESSAGES = {
     "success": "Your account is connected. Your records will start arriving shortly.",
@@ -31,11 +32,12 @@ MESSAGES = {
 @router.get("/launch/{token}", summary="Start the OAuth flow (the redirectUrl of getOauthUrl)")
 def launch(token: str, runtime: RuntimeDep) -> Response:
     try:
-        started = establish.launch(runtime, token)
+        started = establish.launch(runtime, token=token)
     except ProblemError as exc:
         unavailable = exc.code == "SOURCE_UNAVAILABLE"
         return render(
             "oauth_result.html",
+            ancestors=ANCESTORS,
             status_code=exc.status,
             ok=False,
             title="The data source is unavailable" if unavailable else "This link cannot be used",
@@ -73,6 +75,7 @@ def callback(
     except ProblemError as exc:
         return render(
             "oauth_result.html",
+            ancestors=ANCESTORS,
             status_code=exc.status,
             ok=False,
             title="This sign-in cannot be completed",
@@ -85,6 +88,7 @@ def callback(
     else:
         response = render(
             "oauth_result.html",
+            ancestors=ANCESTORS,
             ok=outcome.ok,
             title="Connected" if outcome.ok else "Not connected",
             message=MESSAGES.get(outcome.status_code, "The connection could not be completed."),

@@ -17,32 +17,26 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from tether.accounts import service as accounts
-from tether.api.deps import RuntimeDep
-from tether.connections import establish, manage, queries
+from tether.accounts.tenants import tenant as tenant_view
+from tether.connections import establish
+from tether.connections.deletion import delete_connection
+from tether.connections.disconnect import disconnect as disconnect_connection
+from tether.connections.views import member_connections
 from tether.directory import service as directory
 from tether.domain import SourceType
-from tether.errors import Forbidden, InvalidRequest, ProblemError
+from tether.errors import Forbidden, ProblemError
+from tether.http.deps import RuntimeDep
+from tether.http.origins import origin_of
+from tether.identity.app_links import redeem_app_link
+from tether.identity.credentials import authenticate_member
+from tether.identity.page_sessions import PageSession, display_of, new_session
 from tether.runtime import Runtime
-from tether.store.models import Tenant
-from tether.sync.service import request_sync
+from tether.sync.scheduling import request_sync
 from tether.web import render as web
-from tether.web.links import redeem_app_link
-from tether.web.session import (
-    DISPLAYS,
-    Display,
-    WebSession,
-    check_csrf,
-    from_own_page,
-    new_session,
-    origin_of,
-    own_origin,
-    read_session,
-    set_cookie,
-)
-from tether.web.views import (
+from tether.web.cookies import check_csrf, from_own_page, own_origin, read_session, set_cookie
+from tether.web.presenters import (
     TYPE_LABELS,
-    ConnectionView,
+    ConnectionCard,
     Notice,
     SourceView,
     action_notice,
@@ -61,7 +55,6 @@ def _htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
-# ---------------------------------------------------------------------------- static files
 @cache
 def _static_bytes(name: str) -> bytes:
     return (web.HERE / "static" / name).read_bytes()
@@ -80,9 +73,8 @@ def static(name: str, v: str | None = None) -> Response:
     )
 
 
-# ---------------------------------------------------------------------------- entering
 def _message(title: str, text: str, *, status_code: int, ancestors: str = "'self'") -> Response:
-    return web.render(
+    return web.render_page(
         "message.html", status_code=status_code, ancestors=ancestors, title=title, text=text
     )
 
@@ -105,7 +97,7 @@ def _no_store(response: Response) -> Response:
 @router.get("/enter")
 def enter_page() -> Response:
     """The app link lands here; its script POSTs the fragment's token (never sent in a URL)."""
-    return web.render("enter.html", page="enter", title="Opening your connections")
+    return web.render_page("enter.html", page="enter", title="Opening your connections")
 
 
 @router.post("/enter")
@@ -132,14 +124,8 @@ def start_session(
 ) -> Response:
     """For apps that embed the page: POST a member token (never put it in a URL)."""
     try:
-        if accounts.looks_like_api_key(token):
-            raise Forbidden("this needs a member token, not an API key")
-        with runtime.db.read() as db:
-            principal = accounts.authenticate_member_token(
-                db, token=token, secret_key=runtime.secret_key
-            )
-            tenant = db.get(Tenant, principal.tenant_id)
-            return_urls = [str(u) for u in (tenant.return_urls if tenant else [])]
+        member = authenticate_member(runtime, token)
+        return_urls = tenant_view(runtime, tenant_id=member.tenant_id).return_urls
         # Against login CSRF: only tether itself or the tenant's own site may post here.
         origin = request.headers.get("origin")
         allowed = {own_origin(runtime), *(origin_of(u) for u in return_urls)}
@@ -147,11 +133,10 @@ def start_session(
             raise Forbidden("this page can only be opened from the app's own site")
     except ProblemError as exc:
         return _cannot_enter(exc)
-    chosen: Display = "redirect" if display == "redirect" else "popup"
-    session = new_session(runtime, principal, chosen)
+    session = new_session(runtime, member, display_of(display))
     # A page, not a redirect: the navigation to /app then starts on tether's own page, so
     # the SameSite=Strict cookie goes with it even when the app posted from another site.
-    response = web.render(
+    response = web.render_page(
         "entered.html",
         page="entered",
         title="Opening your connections",
@@ -161,19 +146,17 @@ def start_session(
     return response
 
 
-# ---------------------------------------------------------------------------- reading
-def _connections(runtime: Runtime, member_id: str) -> list[ConnectionView]:
+def _connections(runtime: Runtime, session: PageSession) -> list[ConnectionCard]:
     now = runtime.clock()
-    with runtime.db.read() as db:
-        rows = queries.member_connections(db, member_id=member_id)
-        return [ConnectionView.of(conn, source, now) for conn, source in rows]
+    views = member_connections(runtime, member=session.principal)
+    return [ConnectionCard.of(view, now) for view in views]
 
 
 def _source_type(value: str | None) -> SourceType | None:
     return SourceType(value) if value and value in SourceType.__members__ else None
 
 
-def _name_of(connections: list[ConnectionView], connection_id: str | None) -> str | None:
+def _name_of(connections: list[ConnectionCard], connection_id: str | None) -> str | None:
     return next((c.name for c in connections if c.id == connection_id), None)
 
 
@@ -181,7 +164,7 @@ def _signed_out(request: Request, exc: ProblemError) -> Response:
     text = "Your session has ended. Go back to the app and open your connections again."
     if _htmx(request):
         target = request.headers.get("hx-target") or ""
-        return web.render(
+        return web.render_page(
             "_signed_out.html",
             status_code=exc.status,
             target=target if _TARGET.match(target) else "connections",
@@ -191,13 +174,13 @@ def _signed_out(request: Request, exc: ProblemError) -> Response:
 
 
 def _connections_fragment(
-    runtime: Runtime, session: WebSession, notice: Notice | None, status_code: int = 200
+    runtime: Runtime, session: PageSession, notice: Notice | None, status_code: int = 200
 ) -> Response:
-    return web.render(
+    return web.render_page(
         "_connections_response.html",
         status_code=status_code,
         ancestors=web.frame_ancestors(session.return_urls),
-        connections=_connections(runtime, session.member_id),
+        connections=_connections(runtime, session),
         notice=notice,
         csrf=session.csrf,
     )
@@ -217,11 +200,11 @@ def page(
         session = read_session(runtime, request)
     except ProblemError as exc:
         return _signed_out(request, exc)
-    connections = _connections(runtime, session.member_id)
+    connections = _connections(runtime, session)
     name = _name_of(connections, connection_id)
     shown = outcome_notice(status_code, name) or action_notice(notice, name)
     results, search_error = _search(runtime, q, type, connections)
-    return web.render(
+    return web.render_page(
         "app.html",
         ancestors=web.frame_ancestors(session.return_urls),
         page="app",
@@ -239,15 +222,14 @@ def page(
 
 
 def _search(
-    runtime: Runtime, q: str | None, type: str | None, connections: list[ConnectionView]
+    runtime: Runtime, q: str | None, type: str | None, connections: list[ConnectionCard]
 ) -> tuple[list[SourceView] | None, Notice | None]:
     if not (q or "").strip() and _source_type(type) is None:
         return None, None
     try:
-        with runtime.db.read() as db:
-            found = directory.search_data_sources(
-                db, query=q, source_type=_source_type(type), limit=SEARCH_LIMIT
-            )
+        found = directory.search(
+            runtime, query=q, source_type=_source_type(type), limit=SEARCH_LIMIT
+        )
     except ProblemError as exc:
         return None, problem_notice(exc)
     return source_views(found, connections), None
@@ -267,7 +249,7 @@ def connections_fragment(
         return _signed_out(request, exc)
     name = None
     if status_code:
-        name = _name_of(_connections(runtime, session.member_id), connection_id)
+        name = _name_of(_connections(runtime, session), connection_id)
     return _connections_fragment(runtime, session, outcome_notice(status_code, name))
 
 
@@ -286,9 +268,9 @@ def sources_fragment(
         session = read_session(runtime, request)
     except ProblemError as exc:
         return _signed_out(request, exc)
-    connections = _connections(runtime, session.member_id)
+    connections = _connections(runtime, session)
     results, error = _search(runtime, q, type, connections)
-    return web.render(
+    return web.render_page(
         "_results.html",
         status_code=400 if error else 200,
         ancestors=web.frame_ancestors(session.return_urls),
@@ -299,14 +281,13 @@ def sources_fragment(
     )
 
 
-# ---------------------------------------------------------------------------- acting
 def _act(
     request: Request,
     runtime: RuntimeDep,
     connection_id: str,
     csrf: str | None,
     kind: str,
-    action: Callable[[WebSession], object],
+    action: Callable[[PageSession], object],
 ) -> Response:
     """Check the session and CSRF token, run one service call, answer the list or a redirect."""
     try:
@@ -322,7 +303,7 @@ def _act(
         notice = problem_notice(exc)
         return _message(notice.title or "Something went wrong", notice.text, status_code=exc.status)
     if _htmx(request):
-        name = _name_of(_connections(runtime, session.member_id), connection_id)
+        name = _name_of(_connections(runtime, session), connection_id)
         return _connections_fragment(runtime, session, action_notice(kind, name))
     query = urlencode({"notice": kind, "connectionId": connection_id})
     return RedirectResponse(f"/app?{query}", status_code=303)
@@ -338,7 +319,7 @@ def disconnect(
         connection_id,
         csrf,
         "disconnected",
-        lambda s: manage.disconnect(runtime, s.principal, connection_id),
+        lambda s: disconnect_connection(runtime, member=s.principal, connection_id=connection_id),
     )
 
 
@@ -352,7 +333,7 @@ def delete(
         connection_id,
         csrf,
         "deleted",
-        lambda s: manage.delete_connection(runtime, s.principal, connection_id),
+        lambda s: delete_connection(runtime, member=s.principal, connection_id=connection_id),
     )
 
 
@@ -360,11 +341,14 @@ def delete(
 def sync_now(
     connection_id: str, request: Request, runtime: RuntimeDep, csrf: CsrfField = None
 ) -> Response:
-    def run(session: WebSession) -> None:
-        pk, epoch = request_sync(runtime, member_id=session.member_id, connection_id=connection_id)
-        runtime.enqueue("sync", connection_id=pk, epoch=epoch)
-
-    return _act(request, runtime, connection_id, csrf, "sync", run)
+    return _act(
+        request,
+        runtime,
+        connection_id,
+        csrf,
+        "sync",
+        lambda s: request_sync(runtime, member=s.principal, connection_id=connection_id),
+    )
 
 
 @router.post("/connections/{connection_id}/connect")
@@ -392,8 +376,8 @@ def connect(
         return _message(notice.title or "Something went wrong", notice.text, status_code=exc.status)
     if wants_json:
         return _no_store(JSONResponse({"redirectUrl": url}))
-    name = _name_of(_connections(runtime, session.member_id), connection_id)
-    return web.render(
+    name = _name_of(_connections(runtime, session), connection_id)
+    return web.render_page(
         "continue.html",
         ancestors=web.frame_ancestors(session.return_urls),
         title="Continue to sign in",
@@ -402,18 +386,13 @@ def connect(
     )
 
 
-def _oauth_url(runtime: Runtime, session: WebSession, connection_id: str, display: str) -> str:
+def _oauth_url(runtime: Runtime, session: PageSession, connection_id: str, display: str) -> str:
     """In a popup tether's completion page reports back to this page; in this window the
-    member comes back to ``/app`` when the tenant allows it, else to the completion page."""
-    if display not in DISPLAYS or display == "popup":
-        return establish.get_oauth_url(runtime, session.principal, connection_id)
-    back = f"{runtime.settings.public_base_url}/app"
-    try:
-        return establish.get_oauth_url(runtime, session.principal, connection_id, back)
-    except InvalidRequest as exc:
-        if exc.code != "RETURN_URL_NOT_ALLOWED":
-            raise
-        return establish.get_oauth_url(runtime, session.principal, connection_id)
+    member comes back to this page (``/app``)."""
+    back = None if display_of(display) == "popup" else f"{runtime.settings.public_base_url}/app"
+    return establish.get_oauth_url(
+        runtime, member=session.principal, connection_id=connection_id, trusted_return_url=back
+    )
 
 
 def _problem_json(exc: ProblemError) -> Response:

@@ -20,12 +20,12 @@ from datetime import datetime
 
 import httpx
 
-from tether.accounts.service import Principal
 from tether.connections import lifecycle
 from tether.connections.grants import start_grant
 from tether.connections.queries import connection_for
 from tether.connections.sources import fhir_base_url, smart_client
 from tether.connections.tokens import store_tokens
+from tether.connections.views import ConnectionView, member_connection
 from tether.domain import Category, Status
 from tether.errors import (
     AccessEnded,
@@ -36,6 +36,7 @@ from tether.errors import (
     SourceUnavailable,
     UpstreamError,
 )
+from tether.identity.principals import MemberPrincipal
 from tether.oauth import rfc6749
 from tether.runtime import Runtime
 from tether.sealed import connection_binding
@@ -111,17 +112,22 @@ def _password_grant(
 
 
 def create_connection(
-    runtime: Runtime, principal: Principal, connection_id: str, username: str, password: str
-) -> Connection:
-    """createConnection(connectionId, username, password) for a BASIC source."""
-    assert principal.member_id is not None
+    runtime: Runtime,
+    *,
+    member: MemberPrincipal,
+    connection_id: str,
+    username: str,
+    password: str,
+) -> ConnectionView:
+    """createConnection(connectionId, username, password) for a BASIC source: the new
+    connection, CONNECTED/PENDING (its first sync is queued)."""
     if not username or not password:
         raise InvalidRequest("username and password are required", code="MISSING_CREDENTIALS")
     if len(username) > MAX_CREDENTIAL or len(password) > MAX_CREDENTIAL:
         raise InvalidRequest("username or password is too long")
     with runtime.db.read() as session:
         source = _basic_source(session.get(DataSource, connection_id), connection_id)
-        existing = connection_for(session, member_id=principal.member_id, connection_id=source.id)
+        existing = connection_for(session, member_id=member.member_id, connection_id=source.id)
     if existing is not None:
         lifecycle.check(existing, Status.CONNECTED)
     base = fhir_base_url(runtime, source)
@@ -134,19 +140,19 @@ def create_connection(
         patient = tokens.patient
     else:
         patient = _check_http_basic(runtime, base, username, password)
-    return _store(runtime, principal, source, patient, username, password, tokens)
+    _store(runtime, member, source, patient, username, password, tokens)
+    return member_connection(runtime, member=member, connection_id=source.id)
 
 
 def _store(
     runtime: Runtime,
-    principal: Principal,
+    member: MemberPrincipal,
     source: DataSource,
     patient: str,
     username: str,
     password: str,
     tokens: rfc6749.TokenSet | None,
 ) -> Connection:
-    assert principal.member_id is not None
 
     def seal(conn: Connection, now: datetime) -> None:
         conn.credentials = runtime.vault.encrypt(
@@ -158,10 +164,10 @@ def _store(
 
     return start_grant(
         runtime,
-        member_id=principal.member_id,
+        member_id=member.member_id,
         source_id=source.id,
         patient=patient,
-        actor=principal.actor,
+        actor=member.actor,
         seal=seal,
         detail={"method": (source.settings or {}).get("basic_auth", "http_basic")},
     )

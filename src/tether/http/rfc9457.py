@@ -1,4 +1,10 @@
-"""RFC 9457 problem details: the one place where errors become HTTP responses."""
+"""RFC 9457 problem details: the one place where errors become HTTP responses.
+
+Every :class:`~tether.errors.ProblemError` becomes ``application/problem+json`` with ``type``
+(``urn:tether:problem:<slug>``), ``title``, ``status``, ``detail``, ``instance`` and ``requestId``;
+request validation errors are 422 with an ``errors`` list; anything unexpected is a 500 whose
+detail points at the request id in the logs.
+"""
 
 from __future__ import annotations
 

@@ -3,13 +3,13 @@
 ``POST /v1/members/{id}/app-links`` (API key) answers ``{url, expiresAt}`` with
 ``url = <public base>/app/enter#<token>``. The token sits in the URL *fragment*, which a
 browser never sends to a server: it reaches no access log, no proxy and no ``Referer``. The
-enter page's script reads it, erases it from the address bar and the history entry
-(``history.replaceState``) and POSTs it to ``/app/enter``, which sets the session cookie
-(:mod:`tether.web.session`) and redirects to ``/app``. A link preview or mail scanner that
-fetches the URL sees only the enter page and consumes nothing.
+enter page's script reads it, erases it from the address bar and the history entry and POSTs it
+to ``/app/enter``, which redeems it (:func:`redeem_app_link`) for a page session
+(:mod:`tether.identity.page_sessions`). A link preview or mail scanner that fetches the URL sees
+only the enter page and consumes nothing.
 
-The token is ``{member, tenant, jti, issue event id, expiry, display}`` (plus the API key
-that asked for it, so that revoking the key stops the link and the session it opens) signed with
+The token is ``{member, tenant, jti, issue event id, expiry, display}`` (plus the API key that
+asked for it, so that revoking the key stops the link and the session it opens) signed with
 itsdangerous under a key derived from ``TETHER_SECRET_KEY`` for this purpose alone. It lives
 :data:`APP_LINK_TTL` seconds and is single use without a table of its own: issuing writes the
 audit event ``web.app_link_issued`` (whose id the token carries), redeeming writes
@@ -27,13 +27,20 @@ from typing import Any
 from itsdangerous import BadData
 from sqlalchemy import select
 
-from tether.accounts import service as accounts
-from tether.accounts.service import Principal
+from tether.accounts.members import get_member
 from tether.errors import AuthenticationRequired, Conflict, Gone
+from tether.identity.liveness import require_live
+from tether.identity.page_sessions import (
+    Display,
+    PageSession,
+    display_of,
+    new_session,
+    signer,
+)
+from tether.identity.principals import MemberPrincipal, TenantPrincipal
 from tether.ids import new_secret
 from tether.runtime import Runtime
 from tether.store.models import AuditEvent, Member
-from tether.web.session import Display, WebSession, new_session, serializer
 
 APP_LINK_TTL = 600  # seconds
 DEMO_LINK_TTL = 3600
@@ -50,10 +57,10 @@ class AppLink:
 
 def issue_app_link(
     runtime: Runtime,
-    tenant: Principal,
+    *,
+    tenant: TenantPrincipal,
     member_id: str,
     display: Display = "popup",
-    *,
     ttl: int = APP_LINK_TTL,
 ) -> AppLink:
     """A one-time link that opens the member page as ``member_id`` (the tenant's member)."""
@@ -61,11 +68,11 @@ def issue_app_link(
     expires = now + timedelta(seconds=ttl)
     jti = new_secret(16)
     with runtime.db.write() as session:
-        member = accounts.get_member(session, member_id=member_id, tenant_id=tenant.tenant_id)
+        member = get_member(session, member_id=member_id, tenant_id=tenant.tenant_id)
         if member.disabled_at is not None:
             raise Conflict("this member is disabled", code="MEMBER_DISABLED")
         if tenant.key_id is not None:
-            accounts.require_live(session, tenant_id=tenant.tenant_id, key_id=tenant.key_id)
+            require_live(session, tenant_id=tenant.tenant_id, key_id=tenant.key_id)
         event = AuditEvent(
             tenant_id=tenant.tenant_id,
             member_id=member.id,
@@ -87,7 +94,7 @@ def issue_app_link(
     }
     if tenant.key_id is not None:
         data["k"] = tenant.key_id
-    token = serializer(runtime, "app-link").dumps(data)
+    token = signer(runtime, "app-link").dumps(data)
     return AppLink(f"{runtime.settings.public_base_url}{ENTER_PATH}#{token}", expires)
 
 
@@ -96,13 +103,15 @@ def demo_app_link(
 ) -> AppLink:
     """For ``tether demo``: a one-time link to the seeded member's page, valid ``ttl`` seconds
     (an hour by default, so it still works when the demo's user gets to it)."""
-    return issue_app_link(runtime, Principal(tenant_id=tenant_id), member_id, ttl=ttl)
+    return issue_app_link(
+        runtime, tenant=TenantPrincipal(tenant_id=tenant_id), member_id=member_id, ttl=ttl
+    )
 
 
-def redeem_app_link(runtime: Runtime, token: str) -> WebSession:
-    """Check the link and use it up; answers the session to set (410 if used or expired)."""
+def redeem_app_link(runtime: Runtime, token: str) -> PageSession:
+    """Check the link and use it up; answers the session to open (410 if used or expired)."""
     try:
-        data: Any = serializer(runtime, "app-link").loads(token)
+        data: Any = signer(runtime, "app-link").loads(token)
         member_id, tenant_id, jti = str(data["m"]), str(data["t"]), str(data["j"])
         event_id, expires, display = int(data["a"]), int(data["e"]), str(data["d"])
         key_id = None if data.get("k") is None else str(data["k"])
@@ -114,7 +123,7 @@ def redeem_app_link(runtime: Runtime, token: str) -> WebSession:
     with runtime.db.write() as session:
         # The member's row lock serialises redemptions of this member's links.
         session.get(Member, member_id, with_for_update=True)
-        accounts.require_live(session, tenant_id=tenant_id, member_id=member_id, key_id=key_id)
+        require_live(session, tenant_id=tenant_id, member_id=member_id, key_id=key_id)
         issued = session.get(AuditEvent, event_id)
         if (
             issued is None
@@ -143,5 +152,5 @@ def redeem_app_link(runtime: Runtime, token: str) -> WebSession:
                 at=now,
             )
         )
-    principal = Principal(tenant_id=tenant_id, member_id=member_id, key_id=key_id)
-    return new_session(runtime, principal, "redirect" if display == "redirect" else "popup")
+    member = MemberPrincipal(tenant_id=tenant_id, member_id=member_id, key_id=key_id)
+    return new_session(runtime, member, display_of(display))

@@ -12,7 +12,10 @@
 - **refresh** exchanges that refresh token (and the same clientKey) for a new access token
   (carrying the same ``kid``) and id token; the refresh token is not rotated and keeps its
   expiry. A disabled member or tenant, a revoked issuing API key, a revoked or expired refresh
-  token, or another tenant's clientKey stops it (:func:`tether.accounts.service.require_live`).
+  token, or another tenant's clientKey stops it (:func:`tether.identity.liveness.require_live`).
+
+Refresh tokens past their expiry are deleted by the ``sdk-refresh-tokens`` sweep
+(:func:`purge_expired_refresh_tokens`).
 """
 
 from __future__ import annotations
@@ -27,14 +30,10 @@ import jwt
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from tether.accounts.service import (
-    ISSUER,
-    authenticate_member_token,
-    issue_member_token,
-    looks_like_api_key,
-    require_live,
-)
-from tether.errors import AuthenticationRequired, Forbidden, InvalidRequest
+from tether.errors import AuthenticationRequired, InvalidRequest
+from tether.identity.credentials import authenticate_member
+from tether.identity.liveness import require_live
+from tether.identity.member_tokens import ISSUER, issue_member_token
 from tether.ids import keyed_hash, new_secret, sha256_hex
 from tether.runtime import Runtime
 from tether.store.models import SdkRefreshToken
@@ -59,7 +58,6 @@ class SdkTokens:
     refresh_token: str | None = None  # only getToken hands one out
 
 
-# ---------------------------------------------------------------------------- clientKey
 def client_key_for(tenant_id: str, *, env: str = CLIENT_KEY_ENV) -> str:
     """The clientKey an app passes to the SDK to reach this tenant on tether."""
     payload = json.dumps({"env": env, "tenant": tenant_id}, separators=(",", ":"))
@@ -93,7 +91,6 @@ def _require_same_tenant(client_key: ClientKey, tenant_id: str) -> None:
         )
 
 
-# ---------------------------------------------------------------------------- id token
 def _id_token_key(secret_key: str) -> str:
     return keyed_hash(secret_key, "sdk-id-token-signing", purpose="jwt")
 
@@ -156,7 +153,6 @@ def _token_set(
     return issued.token, id_token, issued.expires_at
 
 
-# ---------------------------------------------------------------------------- getToken
 def get_token(runtime: Runtime, *, member_token: str | None, client_key: str | None) -> SdkTokens:
     """getToken: a tether member token plus the tenant's clientKey → the SDK's token set."""
     token = (member_token or "").strip()
@@ -166,15 +162,12 @@ def get_token(runtime: Runtime, *, member_token: str | None, client_key: str | N
         raise AuthenticationRequired(
             "send a tether member token in the Authorization header", code="TOKEN_MISSING"
         )
-    if looks_like_api_key(token):
-        raise Forbidden("getToken needs a member token, not an API key")
     key = parse_client_key(client_key)
+    principal = authenticate_member(runtime, token)  # 403 for an API key
+    _require_same_tenant(key, principal.tenant_id)
     now = runtime.clock()
     secret = new_secret(32)
     with runtime.db.write() as session:
-        principal = authenticate_member_token(session, token=token, secret_key=runtime.secret_key)
-        assert principal.member_id is not None
-        _require_same_tenant(key, principal.tenant_id)
         access, id_token, expires = _token_set(
             session,
             runtime,
@@ -196,7 +189,6 @@ def get_token(runtime: Runtime, *, member_token: str | None, client_key: str | N
     return SdkTokens(access, id_token, expires, refresh_token=REFRESH_TOKEN_PREFIX + secret)
 
 
-# ---------------------------------------------------------------------------- refresh
 _INVALID = "this refresh token is not valid; authenticate again"
 
 
@@ -236,7 +228,6 @@ def refresh(runtime: Runtime, *, refresh_token: str | None, client_key: str | No
     return SdkTokens(access, id_token, expires)
 
 
-# ---------------------------------------------------------------------------- housekeeping
 def revoke_refresh_tokens(session: Session, *, member_id: str, now: datetime) -> int:
     """Revoke every live refresh token of a member (sign-out everywhere); returns how many."""
     result = session.execute(
@@ -247,7 +238,18 @@ def revoke_refresh_tokens(session: Session, *, member_id: str, now: datetime) ->
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def purge_expired_refresh_tokens(session: Session, *, now: datetime) -> int:
-    """Delete refresh tokens that expired (for the periodic sweeper); returns how many."""
-    result = session.execute(delete(SdkRefreshToken).where(SdkRefreshToken.expires_at <= now))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+def purge_expired_refresh_tokens(runtime: Runtime, *, limit: int = 5000) -> int:
+    """Delete up to ``limit`` refresh tokens that have expired (the periodic sweep); returns
+    how many. Batched, so a large backlog never holds the write lock for long."""
+    now = runtime.clock()
+    with runtime.db.write() as session:
+        expired = (
+            select(SdkRefreshToken.token_hash)
+            .where(SdkRefreshToken.expires_at <= now)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        result = session.execute(
+            delete(SdkRefreshToken).where(SdkRefreshToken.token_hash.in_(expired))
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

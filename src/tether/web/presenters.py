@@ -1,7 +1,7 @@
-"""What the member page shows, in plain words: view models built from the service layer's rows.
+"""What the member page shows, in plain words, built from the read side's views.
 
-Which actions a connection offers comes from the lifecycle itself (:func:`lifecycle.check`), so
-the page never offers a move the service would refuse.
+Which actions a connection offers comes from the lifecycle itself (the view's ``allowed``
+moves), so the page never offers a move the service would refuse.
 """
 
 from __future__ import annotations
@@ -9,12 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from tether.api.routes.oauth import MESSAGES as OAUTH_MESSAGES
-from tether.connections import lifecycle
+from tether.connections.views import CodeableConcept, ConnectionView
 from tether.directory.service import SearchPage
 from tether.domain import SourceType, Status, SyncStatus
-from tether.errors import Conflict, ProblemError
-from tether.store.models import Connection, DataSource
+from tether.errors import ProblemError
+from tether.web.oauth import MESSAGES as OAUTH_MESSAGES
 
 TYPE_LABELS = {
     SourceType.CLINICAL: "Health system or clinic",
@@ -67,14 +66,6 @@ OUTCOME_MESSAGES = {
 }
 
 
-def _allowed(conn: Connection, to: Status) -> bool:
-    try:
-        lifecycle.check(conn, to)
-    except Conflict:
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class Badge:
     code: str
@@ -83,7 +74,7 @@ class Badge:
 
 
 @dataclass(frozen=True)
-class ConnectionView:
+class ConnectionCard:
     id: str
     name: str
     type_label: str
@@ -101,39 +92,39 @@ class ConnectionView:
     busy: bool
 
     @classmethod
-    def of(cls, conn: Connection, source: DataSource, now: datetime) -> ConnectionView:
-        status, sync = Status(conn.status), SyncStatus(conn.sync_status)
+    def of(cls, view: ConnectionView, now: datetime) -> ConnectionCard:
+        status, sync = view.status, view.sync_status
         # "Sync now" (or a schedule) made a sync due that no worker has picked up yet.
         due = (
             status == Status.CONNECTED
             and sync in (SyncStatus.RETRIEVED, SyncStatus.ERROR)
-            and conn.next_sync_at is not None
-            and conn.next_sync_at <= now
+            and view.next_sync is not None
+            and view.next_sync <= now
         )
         counts = sorted(
-            ((RESOURCE_LABELS.get(k, k), int(v)) for k, v in (conn.resource_counts or {}).items()),
+            ((RESOURCE_LABELS.get(k, k), n) for k, n in view.resource_counts.items()),
             key=lambda item: (-item[1], item[0]),
         )
-        errors = [str(e.get("text") or _display(e)) for e in conn.sync_errors or []]
+        errors = [e.text or _display(e) for e in view.sync_errors]
         busy = (
             due
             or sync == SyncStatus.DELETING
             or (status == Status.CONNECTED and sync in (SyncStatus.PENDING, SyncStatus.RETRIEVING))
         )
         return cls(
-            id=source.id,
-            name=source.name,
-            type_label=TYPE_LABELS.get(SourceType(source.type), source.type),
+            id=view.id,
+            name=view.name,
+            type_label=TYPE_LABELS.get(view.type, view.type),
             status=Badge(status.value, *STATUS_LABELS[status]),
             sync=Badge(sync.value, *(SYNC_REQUESTED if due else _sync_label(status, sync))),
-            last_synced=conn.last_synced_at,
-            status_updated=conn.status_updated_at,
+            last_synced=view.last_synced,
+            status_updated=view.status_updated,
             counts=counts,
             total=sum(n for _, n in counts),
             errors=[e for e in errors if e],
-            can_reconnect=status != Status.CONNECTED and _allowed(conn, Status.CONNECTED),
-            can_disconnect=status != Status.DISCONNECTED and _allowed(conn, Status.DISCONNECTED),
-            can_delete=status != Status.DELETED and _allowed(conn, Status.DELETED),
+            can_reconnect=status != Status.CONNECTED and Status.CONNECTED in view.allowed,
+            can_disconnect=status != Status.DISCONNECTED and Status.DISCONNECTED in view.allowed,
+            can_delete=status != Status.DELETED and Status.DELETED in view.allowed,
             can_sync=status == Status.CONNECTED and sync != SyncStatus.RETRIEVING,
             busy=busy,
         )
@@ -148,11 +139,9 @@ def _sync_label(status: Status, sync: SyncStatus) -> tuple[str, str]:
     return SYNC_LABELS[sync]
 
 
-def _display(concept: dict[str, object]) -> str:
-    codings = concept.get("coding")
-    if isinstance(codings, list) and codings and isinstance(codings[0], dict):
-        return str(codings[0].get("display") or codings[0].get("code") or "")
-    return ""
+def _display(concept: CodeableConcept) -> str:
+    first = concept.coding[0] if concept.coding else None
+    return (first.display or first.code or "") if first else ""
 
 
 @dataclass(frozen=True)
@@ -164,7 +153,7 @@ class SourceView:
     state: str  # "new", "connected", "reconnect" or "busy"
 
 
-def source_views(page: SearchPage, connections: list[ConnectionView]) -> list[SourceView]:
+def source_views(page: SearchPage, connections: list[ConnectionCard]) -> list[SourceView]:
     mine = {c.id: c for c in connections}
     views = []
     for source in page.items:

@@ -20,16 +20,8 @@ from huey.exceptions import RetryTask
 from huey.utils import normalize_time
 
 from tether.errors import QueueUnavailable, RetryLater, UnknownTask
-from tether.jobs.queue import DEFAULT_QUEUE_NAME, make_huey
-from tether.jobs.registry import (
-    BUILTIN_TASK_MODULES,
-    REGISTRY,
-    F,
-    SweepSpec,
-    TaskRegistry,
-    TaskSpec,
-    load_task_modules,
-)
+from tether.jobs.backends import DEFAULT_QUEUE_NAME, make_huey
+from tether.jobs.registry import REGISTRY, F, SweepSpec, TaskRegistry, TaskSpec
 from tether.jobs.retry import DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP, DEFAULT_RETRIES
 from tether.logging import get_logger
 
@@ -70,10 +62,8 @@ class Jobs:
         self._local = TaskRegistry()
         self._bound: dict[str, TaskWrapper] = {}
         self._lock = threading.Lock()
-        load_task_modules(BUILTIN_TASK_MODULES)
         self.bind()
 
-    # ------------------------------------------------------------------ declarations
     def task(
         self,
         name: str,
@@ -118,7 +108,6 @@ class Jobs:
                 if spec.name not in self._bound:
                     self._bound[spec.name] = self._wrap(spec)
 
-    # ------------------------------------------------------------------ producing
     def enqueue(self, name: str, /, **kwargs: object) -> None:
         """Queue task ``name`` to run as soon as a worker is free.
 
@@ -170,7 +159,6 @@ class Jobs:
         """Messages waiting in the queue (not counting delayed ones)."""
         return int(self.huey.pending_count())
 
-    # ------------------------------------------------------------------ consuming
     def run_sweeps(self) -> dict[str, int]:
         """Run every sweep once; a sweep that raises is logged and left out of the result."""
         done: dict[str, int] = {}

@@ -1,0 +1,194 @@
+"""The composition root: the one module that builds tether from its parts.
+
+It builds the runtime (settings → database, vault, job queue), installs tether's tasks and
+sweeps (:mod:`tether.tasks`, an explicit list) in the job registry, assembles the ASGI app
+(REST, the OAuth and member pages, GraphQL, the sandbox) and the ``tether`` command line.
+Everything below it is built from what this module passes down; nothing below imports it
+(``tests/test_layers.py`` pins the import graph)::
+
+    bootstrap                                   (this module, tether.demo, tether.testing)
+      ↑
+    adapters   api · graphql · web · cli · tasks
+      ↑
+    http       the HTTP adapters' shared kit (deps, RFC 9457, middleware, origins)
+      ↑
+    services   identity · accounts · directory · connections · sync · data · audit · jobs
+      ↑
+    ground     settings · errors · domain · ids · logging · vault · sealed · store ·
+               runtime · oauth · fhir
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import typer
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from tether import api, graphql, tasks
+from tether.cli.app import build_cli
+from tether.connections.retirement import import_directory
+from tether.directory.schema import BUNDLED_DIRECTORY
+from tether.errors import ConfigurationError, ProblemError
+from tether.http import rfc9457
+from tether.http.middleware import RequestContextMiddleware
+from tether.ids import new_secret
+from tether.jobs import REGISTRY, EmbeddedWorker, Jobs, TaskRegistry, make_huey
+from tether.jobs.backends import DEFAULT_QUEUE_NAME
+from tether.logging import configure_logging
+from tether.runtime import Runtime
+from tether.settings import Settings
+from tether.store.db import Database
+from tether.store.migrate import upgrade
+from tether.store.models import DataSource
+from tether.vault import Vault
+from tether.web import member_page, oauth
+
+
+def install_tasks(registry: TaskRegistry = REGISTRY) -> None:
+    """Declare tether's own tasks and sweeps (idempotent: the same functions again are fine)."""
+    for task in tasks.TASKS:
+        registry.add(task)
+    for sweep in tasks.SWEEPS:
+        registry.add(sweep)
+
+
+def build_jobs(runtime: Runtime, *, queue_name: str = DEFAULT_QUEUE_NAME) -> Jobs:
+    """The job queue at ``settings.resolved_queue_url`` (namespace ``queue_name``), with
+    tether's tasks and any plugin's declared in :data:`~tether.jobs.REGISTRY`."""
+    install_tasks()
+    return Jobs(runtime, huey=make_huey(runtime.settings.resolved_queue_url, name=queue_name))
+
+
+def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
+    """Check the secrets, open the database (migrating it if asked), the vault and the queue."""
+    settings.require_secrets()
+    db = Database(settings.resolved_database_url)
+    if migrate:
+        upgrade(db.engine)
+    vault = Vault([k.get_secret_value() for k in settings.vault_keys])
+    runtime = Runtime(settings=settings, db=db, vault=vault)
+    runtime.jobs = build_jobs(runtime)
+    return runtime
+
+
+def ensure_directory(runtime: Runtime) -> None:
+    """At start-up: import the configured directory file (ending access to the sources it
+    retires), or the bundled one into an empty store."""
+    configured = runtime.settings.directory_file
+    if configured is not None:
+        import_directory(runtime, configured)
+        return
+    with runtime.db.read() as session:
+        empty = not session.scalar(select(func.count()).select_from(DataSource))
+    if empty or runtime.settings.demo:
+        import_directory(runtime, BUNDLED_DIRECTORY)
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """The HTTP application over ``runtime``: REST, the OAuth and member pages, GraphQL and
+    (when enabled) the sandbox; the runtime's services start and stop with it."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runtime.start()
+        try:
+            yield
+        finally:
+            runtime.stop()
+
+    app = FastAPI(
+        title="tether",
+        version="0.1.0",
+        summary="Connection manager for consumer health data (SMART on FHIR).",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    rfc9457.install(app)
+    for router in api.routers():
+        app.include_router(router)
+    app.include_router(oauth.router)
+    app.include_router(member_page.router)
+    app.include_router(graphql.create_router())
+    if runtime.settings.sandbox_enabled:
+        _mount_sandbox(app, runtime)
+    app.add_middleware(graphql.GraphQLCORSMiddleware, **graphql.cors_options(runtime.settings))
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def _mount_sandbox(app: FastAPI, runtime: Runtime) -> None:
+    """Serve the bundled sandbox data sources at ``/sandbox`` on the same host and port."""
+    from tether.sandbox import SandboxConfig, create_sandbox_app  # the data generator is big
+
+    settings = runtime.settings
+    secret = settings.sandbox_admin_secret
+    sandbox_app = create_sandbox_app(
+        SandboxConfig(
+            public_url=settings.sandbox_url,
+            redirect_uris=[settings.callback_url],
+            # Without a configured secret the admin endpoints get an unguessable one.
+            admin_secret=secret.get_secret_value() if secret else new_secret(32),
+            state_path=settings.data_dir / "sandbox.sqlite",
+        )
+    )
+    app.mount("/sandbox", sandbox_app)
+    app.state.sandbox = sandbox_app.sandbox
+
+
+def serve(runtime: Runtime, *, host: str, port: int, worker_threads: int = 0) -> None:
+    """Run the HTTP app with uvicorn until stopped; with ``worker_threads``, an embedded worker
+    consumes the job queue in this process (started and stopped with the app)."""
+    import uvicorn
+
+    if worker_threads:
+        assert isinstance(runtime.jobs, Jobs)  # attached by build_runtime
+        runtime.services.append(EmbeddedWorker(runtime.jobs, threads=worker_threads))
+    configure_logging(level=runtime.settings.log_level, json_output=runtime.settings.log_json)
+    uvicorn.run(
+        create_app(runtime),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+class Assembly:
+    """What the command line needs from the composition root (:class:`tether.cli.app.Parts`)."""
+
+    build_runtime = staticmethod(build_runtime)
+    build_jobs = staticmethod(build_jobs)
+    ensure_directory = staticmethod(ensure_directory)
+    serve = staticmethod(serve)
+
+    @staticmethod
+    def seed_demo(runtime: Runtime) -> Any:
+        from tether.demo import seed
+
+        return seed(runtime)
+
+
+def cli() -> typer.Typer:
+    """The ``tether`` command line, wired to this composition root."""
+    return build_cli(Assembly())
+
+
+def main() -> None:
+    """``tether`` and ``python -m tether``."""
+    try:
+        cli()()
+    except ConfigurationError as exc:
+        from tether.cli.app import err_console
+
+        err_console.print(f"[red]configuration error:[/red] {exc}")
+        raise SystemExit(2) from None
+    except ProblemError as exc:
+        from tether.cli.app import err_console
+
+        err_console.print(f"[red]{exc.title}:[/red] {exc.detail}")
+        raise SystemExit(1) from None

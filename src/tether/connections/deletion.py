@@ -1,0 +1,136 @@
+"""deleteConnection and the asynchronous deletion of the connection's data.
+
+:func:`delete_connection` answers at once: the tokens are revoked and dropped, the grant epoch
+moves on (a running sync writes nothing more), the status becomes DELETED/DELETING and the
+``delete`` job is queued. :func:`run_delete` is that job: it removes the records in short
+batches so other members' reads and writes go on, then marks the connection DATA_DELETED.
+:func:`claim_stale_deletes` finds deletions whose job was lost, for the sweeper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+
+from tether.connections import lifecycle
+from tether.connections.queries import require_connection
+from tether.connections.revocation import revoke_at_source, take_grant
+from tether.connections.views import StatusUpdate
+from tether.domain import Status, SyncStatus
+from tether.identity.principals import MemberPrincipal
+from tether.logging import get_logger
+from tether.runtime import Runtime
+from tether.store.models import Connection, FhirResource
+
+log = get_logger("tether.connections")
+
+DELETE_BATCH = 2000
+DELETE_STALE_SECONDS = 120
+
+
+def delete_connection(
+    runtime: Runtime, *, member: MemberPrincipal, connection_id: str
+) -> StatusUpdate:
+    """deleteConnection (idempotent): tokens revoked and dropped now, data deleted by a job."""
+    now = runtime.clock()
+    grant = None
+    with runtime.db.write() as session:
+        conn = require_connection(
+            session, member_id=member.member_id, connection_id=connection_id, for_update=True
+        )
+        if conn.status != Status.DELETED:
+            lifecycle.check(conn, Status.DELETED)
+            grant = take_grant(runtime, conn)
+            conn.sync_errors = []
+            conn.sync_heartbeat_at = now  # the delete job's lease starts now
+            lifecycle.transition(
+                session,
+                conn,
+                Status.DELETED,
+                sync_status=SyncStatus.DELETING,
+                action="connection.deleted",
+                actor=member.actor,
+                now=now,
+                detail={"grant_epoch": conn.grant_epoch},
+            )
+        pk, epoch = conn.id, conn.grant_epoch
+        deleting = conn.sync_status == SyncStatus.DELETING
+        result = StatusUpdate.of(conn)
+    if deleting:
+        runtime.enqueue("delete", connection_pk=pk, epoch=epoch)
+    if grant is not None:
+        revoke_at_source(runtime, grant, actor=member.actor)
+    return result
+
+
+def run_delete(
+    runtime: Runtime,
+    *,
+    connection_pk: int,
+    epoch: int,
+    batch: int = DELETE_BATCH,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Delete the connection's resources in batches; mark DATA_DELETED when none are left.
+
+    Safe to run twice and after a crash: every batch is its own short transaction, fenced by
+    the epoch and the DELETING status; the last one flips the status in the same transaction
+    that finds nothing left. Returns how many rows this run deleted.
+    """
+    deleted = 0
+    while True:
+        now = runtime.clock()
+        with runtime.db.write() as session:
+            conn = session.get(Connection, connection_pk, with_for_update=True)
+            if conn is None or conn.grant_epoch != epoch or conn.sync_status != SyncStatus.DELETING:
+                return deleted
+            ids = select(FhirResource.id).where(FhirResource.connection_id == connection_pk)
+            result = session.execute(
+                delete(FhirResource).where(FhirResource.id.in_(ids.limit(batch).scalar_subquery()))
+            )
+            count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            deleted += count
+            conn.sync_heartbeat_at = now
+            if count == 0:
+                conn.resource_counts = {}
+                conn.sync_cursor = {}
+                conn.sync_heartbeat_at = None
+                lifecycle.set_sync_status(
+                    session,
+                    conn,
+                    SyncStatus.DATA_DELETED,
+                    now=now,
+                    actor="system:delete",
+                    action="connection.data_deleted",
+                    detail={"deleted": deleted},
+                    stamp=True,
+                )
+                log.info("connection data deleted", connection=connection_pk, rows=deleted)
+                return deleted
+        if on_batch is not None:
+            on_batch(count)
+
+
+def claim_stale_deletes(runtime: Runtime, *, limit: int = 100) -> list[tuple[int, int]]:
+    """DELETING connections with no live job (no heartbeat lately): ``(pk, epoch)`` to
+    re-drive, each with a fresh heartbeat so the next sweep does not claim it again."""
+    now = runtime.clock()
+    stale = now - timedelta(seconds=DELETE_STALE_SECONDS)
+    with runtime.db.write() as session:
+        rows = session.execute(
+            select(Connection.id, Connection.grant_epoch)
+            .where(
+                Connection.sync_status == SyncStatus.DELETING.value,
+                (Connection.sync_heartbeat_at.is_(None)) | (Connection.sync_heartbeat_at < stale),
+            )
+            .limit(limit)
+        ).all()
+        if rows:
+            session.execute(
+                update(Connection)
+                .where(Connection.id.in_([r[0] for r in rows]))
+                .values(sync_heartbeat_at=now)
+            )
+    return [(r[0], r[1]) for r in rows]

@@ -1,0 +1,148 @@
+"""The read side of connections: getMemberConnections, one connection, and what the lifecycle
+operations answer, as frozen view objects.
+
+REST, GraphQL, the member page and the CLI (through REST) render these; none of them reads a
+connection row itself. Every query is scoped to one member.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tether.connections import lifecycle
+from tether.connections.queries import member_connection_rows, require_connection
+from tether.domain import Category, SourceType, Status, SyncStatus
+from tether.errors import Conflict
+from tether.identity.principals import MemberPrincipal
+from tether.runtime import Runtime
+from tether.store.models import Connection, DataSource
+
+# The moves a member can ask for; a view says which of them the lifecycle allows now.
+MEMBER_MOVES = (Status.CONNECTED, Status.DISCONNECTED, Status.DELETED)
+
+
+@dataclass(frozen=True)
+class Coding:
+    system: str | None
+    code: str | None
+    display: str | None
+
+
+@dataclass(frozen=True)
+class CodeableConcept:
+    """A sync error: ``{text, coding: [{system, code, display}]}``."""
+
+    text: str | None
+    coding: tuple[Coding, ...]
+
+    @classmethod
+    def of(cls, value: Mapping[str, Any]) -> CodeableConcept:
+        return cls(
+            text=value.get("text"),
+            coding=tuple(
+                Coding(c.get("system"), c.get("code"), c.get("display"))
+                for c in value.get("coding") or ()
+                if isinstance(c, Mapping)
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class ConnectionView:
+    """A MemberConnection (DESIGN.md), plus resource counts, the next scheduled sync and the
+    member's moves that the lifecycle allows now."""
+
+    id: str  # the data source's id: the connectionId
+    name: str
+    category: Category
+    type: SourceType
+    status: Status
+    sync_status: SyncStatus
+    sync_errors: tuple[CodeableConcept, ...]
+    created: datetime
+    status_updated: datetime
+    last_synced: datetime | None
+    resource_counts: Mapping[str, int]
+    next_sync: datetime | None  # only while CONNECTED
+    allowed: frozenset[Status]
+
+    @classmethod
+    def of(cls, conn: Connection, source: DataSource) -> ConnectionView:
+        status = Status(conn.status)
+        return cls(
+            id=source.id,
+            name=source.name,
+            category=Category(source.category),
+            type=SourceType(source.type),
+            status=status,
+            sync_status=SyncStatus(conn.sync_status),
+            sync_errors=tuple(CodeableConcept.of(e) for e in conn.sync_errors or ()),
+            created=conn.created_at,
+            status_updated=conn.status_updated_at,
+            last_synced=conn.last_synced_at,
+            resource_counts={k: int(v) for k, v in (conn.resource_counts or {}).items()},
+            next_sync=conn.next_sync_at if status == Status.CONNECTED else None,
+            allowed=frozenset(to for to in MEMBER_MOVES if _allowed(conn, to)),
+        )
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """``{status, statusUpdated}`` (and the syncStatus): what disconnectConnection and
+    deleteConnection answer."""
+
+    connection_id: str
+    status: Status
+    sync_status: SyncStatus
+    status_updated: datetime
+
+    @classmethod
+    def of(cls, conn: Connection) -> StatusUpdate:
+        return cls(
+            conn.data_source_id,
+            Status(conn.status),
+            SyncStatus(conn.sync_status),
+            conn.status_updated_at,
+        )
+
+
+def _allowed(conn: Connection, to: Status) -> bool:
+    try:
+        lifecycle.check(conn, to)
+    except Conflict:
+        return False
+    return True
+
+
+def member_connections(
+    runtime: Runtime,
+    *,
+    member: MemberPrincipal,
+    status: Sequence[Status] = (),
+    sync_status: Sequence[SyncStatus] = (),
+    source_type: Sequence[SourceType] = (),
+) -> list[ConnectionView]:
+    """getMemberConnections: the member's connections, oldest first, filtered."""
+    with runtime.db.read() as session:
+        rows = member_connection_rows(
+            session,
+            member_id=member.member_id,
+            status=status,
+            sync_status=sync_status,
+            source_type=source_type,
+        )
+        return [ConnectionView.of(conn, source) for conn, source in rows]
+
+
+def member_connection(
+    runtime: Runtime, *, member: MemberPrincipal, connection_id: str
+) -> ConnectionView:
+    """One of the member's connections (404 ``UNKNOWN_CONNECTION`` otherwise)."""
+    with runtime.db.read() as session:
+        conn = require_connection(session, member_id=member.member_id, connection_id=connection_id)
+        source = session.get(DataSource, conn.data_source_id)
+        assert source is not None  # a foreign key
+        return ConnectionView.of(conn, source)

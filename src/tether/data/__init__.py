@@ -1,0 +1,1 @@
+"""The data side: reading the members' stored health data back."""

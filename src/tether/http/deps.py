@@ -1,0 +1,47 @@
+"""FastAPI dependencies: the runtime, and the caller's identity from ``Authorization: Bearer``.
+
+Verifying the credential is :mod:`tether.identity`'s; these only read the header and say which
+kind of principal a route needs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from tether.identity.credentials import authenticate, bearer_credential
+from tether.identity.principals import (
+    MemberPrincipal,
+    Principal,
+    TenantPrincipal,
+    member_only,
+    tenant_only,
+)
+from tether.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
+    """The tenant or member behind the request's bearer credential (401 otherwise)."""
+    return authenticate(runtime, bearer_credential(request.headers.get("authorization")))
+
+
+def get_member(principal: Annotated[Principal, Depends(get_principal)]) -> MemberPrincipal:
+    return member_only(principal)
+
+
+def get_tenant(principal: Annotated[Principal, Depends(get_principal)]) -> TenantPrincipal:
+    return tenant_only(principal)
+
+
+AnyCaller = Annotated[Principal, Depends(get_principal)]
+MemberCaller = Annotated[MemberPrincipal, Depends(get_member)]
+TenantCaller = Annotated[TenantPrincipal, Depends(get_tenant)]

@@ -1,0 +1,55 @@
+"""The one check that a credential's member, tenant and minting API key are still live.
+
+Member tokens, the SDK's refresh tokens, the member page's app links and sessions all go
+through :func:`require_live`, so revoking a key stops everything it minted, and disabling a
+member or a tenant ends every credential of theirs at the next request.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from tether.errors import AuthenticationRequired
+from tether.store.models import ApiKey, Member, Tenant
+
+KEY_REVOKED = "the API key that issued this token was revoked"
+
+
+def require_live(
+    session: Session,
+    *,
+    tenant_id: str,
+    member_id: str | None = None,
+    key_id: str | None = None,
+) -> Tenant:
+    """The tenant, when it (and the member, and the API key that issued a credential) is live.
+
+    Raises 401 with a code: ``MEMBER_DISABLED`` (the member is gone, disabled or not the
+    tenant's), ``TENANT_DISABLED``, or ``API_KEY_REVOKED`` (the issuing key is revoked,
+    unknown, or another tenant's).
+    """
+    if member_id is not None:
+        member = session.get(Member, member_id)
+        if member is None or member.tenant_id != tenant_id or member.disabled_at is not None:
+            raise AuthenticationRequired(
+                "this member no longer exists or is disabled", code="MEMBER_DISABLED"
+            )
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None or tenant.disabled_at is not None:
+        raise AuthenticationRequired("this tenant is disabled", code="TENANT_DISABLED")
+    if key_id is not None:
+        key = session.get(ApiKey, key_id)
+        if key is None or key.tenant_id != tenant_id or key.revoked_at is not None:
+            raise AuthenticationRequired(KEY_REVOKED, code="API_KEY_REVOKED")
+    return tenant
+
+
+def require_live_credential(
+    session: Session, *, tenant_id: str, member_id: str | None = None, key_id: str | None = None
+) -> Tenant:
+    """:func:`require_live` for a bearer credential: a failure is a plain 401 (code
+    ``UNAUTHENTICATED`` on GraphQL, like any bad credential) with the same detail."""
+    try:
+        return require_live(session, tenant_id=tenant_id, member_id=member_id, key_id=key_id)
+    except AuthenticationRequired as exc:
+        raise AuthenticationRequired(exc.detail) from None

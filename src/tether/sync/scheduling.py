@@ -1,0 +1,5 @@
+"""Temporary: moves here with the sync split."""
+
+from tether.sync.service import request_sync
+
+__all__ = ["request_sync"]

@@ -1,0 +1,27 @@
+"""Job entry points: tether's own tasks and sweeps, as one explicit list.
+
+The composition root (:mod:`tether.bootstrap`) adds :data:`TASKS` and :data:`SWEEPS` to the job
+registry; nothing here declares itself on import. Task arguments are JSON values: a
+connection's row key (``connection_pk``, never the source slug that services call
+``connection_id``) and the grant epoch.
+"""
+
+from __future__ import annotations
+
+from tether.jobs.registry import SweepSpec, TaskSpec
+from tether.jobs.retry import RetryPolicy
+from tether.tasks import connections, identity, sync
+
+TASKS: tuple[TaskSpec, ...] = (
+    TaskSpec("sync", sync.sync, RetryPolicy(retries=5)),
+    TaskSpec("refresh", sync.refresh, RetryPolicy(retries=3)),
+    TaskSpec("delete", connections.delete, RetryPolicy(retries=5)),
+)
+SWEEPS: tuple[SweepSpec, ...] = (
+    SweepSpec("due-syncs", sync.due_syncs),
+    SweepSpec("expiring-tokens", sync.expiring_tokens),
+    SweepSpec("stale-deletes", connections.stale_deletes),
+    SweepSpec("sdk-refresh-tokens", identity.expired_refresh_tokens),
+)
+
+__all__ = ["SWEEPS", "TASKS"]

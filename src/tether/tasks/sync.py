@@ -1,0 +1,39 @@
+"""Job entry points of the sync: the ``sync`` and ``refresh`` tasks and the sweeps that re-drive
+them. Thin: ids and the grant epoch in, one service call, safe to run twice."""
+
+from __future__ import annotations
+
+from tether.connections.tokens import claim_expiring_tokens, refresh_connection
+from tether.errors import RetryLater, SourceUnavailable
+from tether.runtime import Runtime
+from tether.sync.run import run_sync
+from tether.sync.scheduling import claim_due_syncs
+
+SWEEP_BATCH = 200
+
+
+def sync(runtime: Runtime, *, connection_pk: int, epoch: int) -> None:
+    run_sync(runtime, connection_pk, epoch)
+
+
+def refresh(runtime: Runtime, *, connection_pk: int, stale: str) -> None:
+    try:
+        refresh_connection(runtime, connection_pk, stale_sealed=stale, actor="system:sweeper")
+    except SourceUnavailable as exc:
+        raise RetryLater(60, reason=str(exc)) from None
+
+
+def due_syncs(runtime: Runtime) -> int:
+    """Scheduled syncs that are due, and RETRIEVING ones whose worker stopped heartbeating."""
+    found = claim_due_syncs(runtime, limit=SWEEP_BATCH)
+    for pk, epoch in found:
+        runtime.enqueue("sync", connection_pk=pk, epoch=epoch)
+    return len(found)
+
+
+def expiring_tokens(runtime: Runtime) -> int:
+    """Refresh access tokens before they expire (one refresh per connection: see tokens.py)."""
+    found = claim_expiring_tokens(runtime, limit=SWEEP_BATCH)
+    for pk, sealed in found:
+        runtime.enqueue("refresh", connection_pk=pk, stale=sealed or "")
+    return len(found)
