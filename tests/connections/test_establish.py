@@ -266,7 +266,7 @@ def test_refresh_rotates_and_network_errors_never_expire(
     assert sandbox.counters(CLINIC).refreshes == count
 
     sandbox.set_knobs(CLINIC, {"rate_503": 1.0, "token_endpoint_faults": True})
-    from tether.oauth.smart import SourceUnavailable
+    from tether.errors import SourceUnavailable
 
     with pytest.raises(SourceUnavailable):
         refresh_connection(runtime, conn.id, stale_sealed=None)
@@ -285,3 +285,54 @@ def test_attempt_rows_hold_no_plain_secrets(client, member: MemberCtx, runtime: 
     assert attempt.state_hash != state
     assert attempt.code_verifier is None  # spent
     assert attempt.outcome == "success"
+
+
+def test_an_unreachable_source_gives_the_launch_link_back(
+    client, member: MemberCtx, runtime: Runtime, tmp_path
+) -> None:
+    """Discovery fails before anything reaches the source: the page says to try again later,
+    and the same link then still works (it is not spent), until it is used or expires."""
+    import json
+
+    from tether.connections.retirement import import_directory
+    from tether.testing.live_server import free_port
+
+    path = tmp_path / "dead.json"
+    dead = {
+        "id": "dead-clinic",
+        "name": "Unreachable Clinic",
+        "category": "OAUTH",
+        "type": "CLINICAL",
+        "fhir_base_url": f"http://127.0.0.1:{free_port()}/fhir",
+        "oauth": {"client_id": "tether", "client_secret": "sandbox-secret"},
+    }
+    path.write_text(json.dumps([dead]))
+    import_directory(runtime, path)
+    link = get_redirect_url(client, member.headers, "dead-clinic")
+    with httpx.Client(timeout=30) as browser:
+        for _ in range(2):
+            page = browser.get(link)
+            assert page.status_code == 502
+            assert "unavailable" in page.text and "try the link again" in page.text
+    with runtime.db.read() as session:
+        attempt = session.scalars(select(OAuthAttempt)).one()
+    assert attempt.launched_at is None and attempt.state_hash is None
+
+
+def test_the_callback_stores_only_protocol_error_codes(
+    client, member: MemberCtx, runtime: Runtime
+) -> None:
+    """An ``error`` value that is not an RFC 6749 code is recorded as authorization_error."""
+    link = get_redirect_url(client, member.headers, CLINIC)
+    with httpx.Client(timeout=30) as browser:
+        authorize = browser.get(link)
+        assert authorize.status_code == 302
+        state = parse_qs(urlsplit(authorize.headers["location"]).query)["state"][0]
+        junk = "<script>alert(1)</script> please call 555-0100"
+        back = browser.get(
+            f"{client.base_url}/oauth/callback", params={"state": state, "error": junk}
+        )
+    assert back.status_code == 200 and junk not in back.text
+    with runtime.db.read() as session:
+        attempt = session.scalars(select(OAuthAttempt)).one()
+    assert attempt.outcome == "authorization_error"

@@ -153,6 +153,29 @@ def test_expired_or_revoked_refresh_tokens_stop(
     assert sdk.refresh().code == "REFRESH_TOKEN_INVALID"
 
 
+def test_the_sweep_purges_expired_refresh_tokens(
+    client: httpx.Client, member: MemberCtx, other_member: MemberCtx, runtime: Runtime
+) -> None:
+    """Expired refresh tokens are deleted by the periodic ``sdk-refresh-tokens`` sweep; live
+    ones stay (before the sweep existed, nothing deleted them and the table only grew)."""
+    old = _sdk(client, member)
+    real_clock = runtime.clock
+    later = real_clock() + timedelta(seconds=runtime.settings.sdk_refresh_ttl + 1)
+    runtime.clock = lambda: later
+    try:
+        young = _sdk(client, other_member)  # issued "later": still live then
+        assert runtime.jobs is not None
+        swept = runtime.jobs.run_sweeps()
+    finally:
+        runtime.clock = real_clock
+    assert swept["sdk-refresh-tokens"] == 1
+    with runtime.db.read() as session:
+        left = session.scalars(select(SdkRefreshToken)).all()
+    assert [row.member_id for row in left] == [other_member.member_id]
+    assert old.refresh().code == "REFRESH_TOKEN_INVALID"
+    assert not young.refresh().errors
+
+
 def test_a_disabled_member_or_tenant_stops_everything(
     client: httpx.Client, member: MemberCtx, other_member: MemberCtx, runtime: Runtime
 ) -> None:

@@ -9,9 +9,8 @@ source's sign-in in a popup. See docs/web.md for the design.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Protocol
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
@@ -30,6 +29,7 @@ from tether.http.origins import origin_of
 from tether.identity.app_links import redeem_app_link
 from tether.identity.credentials import authenticate_member
 from tether.identity.page_sessions import PageSession, display_of, new_session
+from tether.identity.principals import MemberPrincipal
 from tether.runtime import Runtime
 from tether.sync.scheduling import request_sync
 from tether.web import render as web
@@ -48,6 +48,16 @@ from tether.web.presenters import (
 router = APIRouter(prefix="/app", include_in_schema=False)
 SEARCH_LIMIT = 20
 CsrfField = Annotated[str | None, Form(max_length=200)]
+
+
+class MemberOperation(Protocol):
+    """A use case on one of the member's connections (disconnect, delete, sync now)."""
+
+    def __call__(
+        self, runtime: Runtime, /, *, member: MemberPrincipal, connection_id: str
+    ) -> object: ...
+
+
 _TARGET = re.compile(r"^[a-z][a-z0-9\-]{0,40}$")
 
 
@@ -287,16 +297,17 @@ def _act(
     connection_id: str,
     csrf: str | None,
     kind: str,
-    action: Callable[[PageSession], object],
+    operation: MemberOperation,
 ) -> Response:
-    """Check the session and CSRF token, run one service call, answer the list or a redirect."""
+    """Check the session and CSRF token, run ``operation`` for the session's member on this
+    connection, answer the list (htmx) or a redirect back to the page."""
     try:
         session = read_session(runtime, request)
     except ProblemError as exc:
         return _signed_out(request, exc)
     try:
         check_csrf(runtime, request, session, csrf)
-        action(session)
+        operation(runtime, member=session.principal, connection_id=connection_id)
     except ProblemError as exc:
         if _htmx(request):
             return _connections_fragment(runtime, session, problem_notice(exc), exc.status)
@@ -313,42 +324,21 @@ def _act(
 def disconnect(
     connection_id: str, request: Request, runtime: RuntimeDep, csrf: CsrfField = None
 ) -> Response:
-    return _act(
-        request,
-        runtime,
-        connection_id,
-        csrf,
-        "disconnected",
-        lambda s: disconnect_connection(runtime, member=s.principal, connection_id=connection_id),
-    )
+    return _act(request, runtime, connection_id, csrf, "disconnected", disconnect_connection)
 
 
 @router.post("/connections/{connection_id}/delete")
 def delete(
     connection_id: str, request: Request, runtime: RuntimeDep, csrf: CsrfField = None
 ) -> Response:
-    return _act(
-        request,
-        runtime,
-        connection_id,
-        csrf,
-        "deleted",
-        lambda s: delete_connection(runtime, member=s.principal, connection_id=connection_id),
-    )
+    return _act(request, runtime, connection_id, csrf, "deleted", delete_connection)
 
 
 @router.post("/connections/{connection_id}/sync")
 def sync_now(
     connection_id: str, request: Request, runtime: RuntimeDep, csrf: CsrfField = None
 ) -> Response:
-    return _act(
-        request,
-        runtime,
-        connection_id,
-        csrf,
-        "sync",
-        lambda s: request_sync(runtime, member=s.principal, connection_id=connection_id),
-    )
+    return _act(request, runtime, connection_id, csrf, "sync", request_sync)
 
 
 @router.post("/connections/{connection_id}/connect")
