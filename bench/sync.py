@@ -59,8 +59,8 @@ from tether.connections.tokens import access_token
 from tether.directory.files import ensure_directory
 from tether.runtime import Runtime
 from tether.store.models import Connection, DataSource, FhirResource
+from tether.sync.fenced_writes import upsert_resources
 from tether.sync.service import DEFAULT_RESOURCE_TYPES, run_sync
-from tether.sync.store import upsert_resources
 
 TARGET_RATIO = 1.3
 TARGET_RSS_MB = 250.0

@@ -41,7 +41,7 @@ from tether.fhir.paging import DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, PageReader
 from tether.logging import get_logger
 from tether.runtime import Runtime
 from tether.store.models import Connection, DataSource
-from tether.sync.store import fence, resource_counts, upsert_resources
+from tether.sync.fenced_writes import fence, resource_counts, upsert_resources
 
 log = get_logger("tether.sync")
 
