@@ -266,7 +266,7 @@ def test_refresh_rotates_and_network_errors_never_expire(
     assert sandbox.counters(CLINIC).refreshes == count
 
     sandbox.set_knobs(CLINIC, {"rate_503": 1.0, "token_endpoint_faults": True})
-    from tether.oauth.smart import SourceUnavailable
+    from tether.errors import SourceUnavailable
 
     with pytest.raises(SourceUnavailable):
         refresh_connection(runtime, conn.id, stale_sealed=None)
