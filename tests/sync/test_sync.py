@@ -6,6 +6,7 @@ from tests.conftest import MemberCtx, make_member
 from tests.sync.helpers import codes, connected, reload, stored
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
+from tether.store.models import Connection
 from tether.sync.service import run_sync
 
 CLINIC = "sandbox-clinic"
@@ -176,6 +177,31 @@ def test_expired_access_token_is_refreshed_once(client, member, runtime, sandbox
     assert report is not None and report.status == "RETRIEVED", report.errors
     assert sandbox.counters(CLINIC).refreshes - before == 1
     assert reload(runtime, conn.id).status == "CONNECTED"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("refreshable", [True, False], ids=["refresh-token", "no-refresh-token"])
+@pytest.mark.parametrize("lifetime", [30, 5])
+def test_short_lived_access_token_is_refreshed_at_most_once(
+    client, member: MemberCtx, runtime: Runtime, sandbox: Sandbox, lifetime: int, refreshable: bool
+) -> None:
+    """A token that expires within the refresh margin (the source issues only 30 s or 5 s
+    tokens) is refreshed at most once, never without a refresh token, and then used as it is:
+    the sync ends RETRIEVED instead of refreshing (or re-reading) until the token dies."""
+    sandbox.knobs(CLINIC).access_token_lifetime = lifetime
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    if not refreshable:
+        with runtime.db.write() as session:
+            row = session.get(Connection, conn.id)
+            assert row is not None
+            row.refresh_token = None
+    before = sandbox.counters(CLINIC).refreshes
+    report = run_sync(runtime, conn.id, conn.grant_epoch, page_size=1000)
+    assert report is not None and report.status == "RETRIEVED", report.errors
+    refreshes = sandbox.counters(CLINIC).refreshes - before
+    assert refreshes <= (1 if refreshable else 0)
+    after = reload(runtime, conn.id)
+    assert (after.status, after.sync_status, after.sync_errors) == ("CONNECTED", "RETRIEVED", [])
 
 
 def test_revoked_at_source_expires_the_connection(client, member, runtime, sandbox) -> None:

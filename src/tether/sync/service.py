@@ -23,17 +23,16 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from tether.connections import lifecycle
-from tether.connections.basic import basic_authorization
 from tether.connections.errors import sync_error
 from tether.connections.queries import require_connection
 from tether.connections.sources import fhir_base_url
 from tether.connections.tokens import (
     EXPIRED_CODE,
     RefreshResult,
-    access_token,
+    SourceAuthorization,
     expire,
-    needs_refresh,
     refresh_connection,
+    source_authorization,
 )
 from tether.domain import RESOURCE_TYPES, Status, SyncStatus
 from tether.errors import Conflict, Fenced, PageError, SourceUnavailable, Unauthorized
@@ -86,6 +85,16 @@ class _State:
     foreign: int = 0
     expired: bool = False
     retry_after: float | None = None
+
+
+@dataclass
+class _Holder:
+    """The authorization the fetcher uses now (replaced after a refresh)."""
+
+    current: SourceAuthorization
+
+    def header(self) -> str:
+        return self.current.header
 
 
 # ---------------------------------------------------------------------------- claim
@@ -145,46 +154,23 @@ def run_sync(
     return _finish(runtime, claim, state)
 
 
-def _token_holder(runtime: Runtime, claim: _Claim) -> dict[str, str] | None:
-    """The Authorization header to use now (refreshing a token that is about to expire)."""
-    with runtime.db.read() as session:
-        conn = session.get(Connection, claim.pk)
-    if conn is None or conn.grant_epoch != claim.epoch:
-        raise Fenced()
-    if conn.status != Status.CONNECTED:
-        return None
-    basic = basic_authorization(runtime, conn)
-    if basic is not None:
-        return {"authorization": basic, "sealed": conn.credentials or "", "kind": "basic"}
-    token = access_token(runtime, conn)
-    if token is None:
-        return None
-    if needs_refresh(conn, runtime.clock(), ahead=60):
-        result = refresh_connection(runtime, claim.pk, stale_sealed=token.sealed)
-        if result is RefreshResult.EXPIRED:
-            return None
-        if result is RefreshResult.NOT_CONNECTED:
-            raise Fenced()
-        return _token_holder(runtime, claim)
-    return {"authorization": f"Bearer {token.token}", "sealed": token.sealed, "kind": "bearer"}
-
-
 def _pull(runtime: Runtime, claim: _Claim, state: _State, page_size: int, max_pages: int) -> None:
     try:
-        holder = _token_holder(runtime, claim)
+        first = source_authorization(runtime, connection_pk=claim.pk, epoch=claim.epoch)
     except SourceUnavailable:
         state.failed["*"] = PageError("SOURCE_UNAVAILABLE", "token refresh failed")
         return
-    if holder is None:
+    if first is None:
         state.expired = True
         return
+    holder = _Holder(first)
     pages: queue.Queue[tuple[str, str, Any]] = queue.Queue(maxsize=QUEUE_DEPTH)
     stop = threading.Event()
     with runtime.http_client() as http:
         reader = PageReader(
             http=http,
             base_url=claim.base_url,
-            authorization=lambda: holder["authorization"],
+            authorization=holder.header,
             max_pages=max_pages,
         )
         fetcher = threading.Thread(
@@ -220,7 +206,7 @@ def _fetch_all(
     runtime: Runtime,
     claim: _Claim,
     reader: PageReader,
-    holder: dict[str, str],
+    holder: _Holder,
     pages: queue.Queue[tuple[str, str, Any]],
     stop: threading.Event,
     state: _State,
@@ -241,7 +227,7 @@ def _fetch_all(
                     pages.put(("done", rtype, None))
                     break
                 except Unauthorized:
-                    if holder["kind"] == "basic":  # the portal password changed: no refresh
+                    if holder.current.kind == "basic":  # the portal password changed: no refresh
                         expire(runtime, claim.pk, claim.epoch, "system:sync", reason="credentials")
                         pages.put(("expired", rtype, None))
                         return
@@ -249,15 +235,19 @@ def _fetch_all(
                         pages.put(("expired", rtype, None))
                         return
                     refreshed = True
-                    result = refresh_connection(runtime, claim.pk, stale_sealed=holder["sealed"])
+                    result = refresh_connection(
+                        runtime, claim.pk, stale_sealed=holder.current.sealed
+                    )
                     if result in (RefreshResult.EXPIRED, RefreshResult.NOT_CONNECTED):
                         pages.put(("expired", rtype, None))
                         return
-                    fresh = _token_holder(runtime, claim)
+                    fresh = source_authorization(  # just refreshed: take what is stored now
+                        runtime, connection_pk=claim.pk, epoch=claim.epoch, refresh_ahead=False
+                    )
                     if fresh is None:
                         pages.put(("expired", rtype, None))
                         return
-                    holder.update(fresh)
+                    holder.current = fresh
                 except PageError as exc:
                     pages.put(("error", rtype, exc))
                     if exc.code in SOURCE_DOWN:

@@ -5,16 +5,10 @@ Thin wrappers: ids and the grant epoch in, one service call, safe to run twice.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from sqlalchemy import select
-
 from tether import jobs
-from tether.connections.tokens import REFRESH_AHEAD_SECONDS, refresh_connection
-from tether.domain import Status
+from tether.connections.tokens import claim_expiring_tokens, refresh_connection
 from tether.errors import SourceUnavailable
 from tether.runtime import Runtime
-from tether.store.models import Connection
 from tether.sync.service import claim_due_syncs, run_sync
 
 SWEEP_BATCH = 200
@@ -45,19 +39,7 @@ def due_syncs(runtime: Runtime) -> int:
 @jobs.sweep("expiring-tokens")
 def expiring_tokens(runtime: Runtime) -> int:
     """Refresh access tokens before they expire (one refresh per connection: see tokens.py)."""
-    soon = runtime.clock() + timedelta(seconds=REFRESH_AHEAD_SECONDS)
-    with runtime.db.read() as session:
-        rows = session.execute(
-            select(Connection.id, Connection.access_token)
-            .where(
-                Connection.status == Status.CONNECTED.value,
-                Connection.refresh_token.is_not(None),
-                Connection.token_expires_at <= soon,
-                (Connection.refresh_lease_until.is_(None))
-                | (Connection.refresh_lease_until < runtime.clock()),
-            )
-            .limit(SWEEP_BATCH)
-        ).all()
-    for pk, sealed in rows:
-        runtime.enqueue("refresh", connection_id=pk, stale=sealed or "")
-    return len(rows)
+    found = claim_expiring_tokens(runtime, limit=SWEEP_BATCH)
+    for pk, sealed in found:
+        runtime.enqueue("refresh", connection_id=pk, stale=sealed)
+    return len(found)
