@@ -6,7 +6,7 @@ from tests.conftest import MemberCtx, make_member
 from tests.sync.helpers import codes, connected, reload, stored
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
-from tether.store.models import Connection
+from tether.store.models import AuditEvent, Connection
 from tether.sync.service import run_sync
 
 CLINIC = "sandbox-clinic"
@@ -81,6 +81,27 @@ def test_stale_epoch_or_second_run_does_nothing(
     assert run_sync(runtime, conn.id, conn.grant_epoch + 1) is None
     assert reload(runtime, conn.id).sync_status == "PENDING"
     assert stored(runtime, conn.id) == {}
+
+
+def test_every_finished_sync_is_audited(client, member: MemberCtx, runtime: Runtime) -> None:
+    """Finishing a sync records ``sync.<status>`` (the claim moved it to RETRIEVING, without a
+    record) with what was written and the error codes; the authorization status is not in it."""
+    from sqlalchemy import select
+
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    first = run_sync(runtime, conn.id, conn.grant_epoch)
+    again = run_sync(runtime, conn.id, conn.grant_epoch)
+    assert first is not None and again is not None and again.status == "RETRIEVED"
+    with runtime.db.read() as session:
+        events = session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+    assert [e.action for e in events] == [
+        "connection.authorized",
+        "sync.retrieved",
+        "sync.retrieved",
+    ]
+    for event, report in zip(events[1:], (first, again), strict=True):
+        assert (event.actor, event.from_status, event.to_status) == ("system:sync", None, None)
+        assert event.detail == {"written": report.written, "errors": []}
 
 
 def _sync_with(runtime: Runtime, sandbox: Sandbox, conn, knobs: dict, **kw):

@@ -114,7 +114,9 @@ def _claim(runtime: Runtime, pk: int, epoch: int) -> _Claim | None:
         if source is None or not conn.patient_id:
             return None
         settings = source.settings or {}
-        conn.sync_status = SyncStatus.RETRIEVING.value
+        lifecycle.set_sync_status(
+            session, conn, SyncStatus.RETRIEVING, now=now, actor="system:sync"
+        )
         conn.sync_heartbeat_at = now
         return _Claim(
             pk=conn.id,
@@ -415,17 +417,15 @@ def _finish(runtime: Runtime, claim: _Claim, state: _State) -> SyncReport | None
             errors = [sync_error(EXPIRED_CODE), *errors]
             status = SyncStatus.ERROR
         conn.sync_errors = errors
-        previous = conn.sync_status
-        conn.sync_status = status.value
-        if previous != status.value:
-            lifecycle.audit(
-                session,
-                conn=conn,
-                action=f"sync.{status.value.lower()}",
-                actor="system:sync",
-                now=now,
-                detail={"written": state.written, "errors": sorted(codes_seen)},
-            )
+        lifecycle.set_sync_status(
+            session,
+            conn,
+            status,
+            now=now,
+            actor="system:sync",
+            action=f"sync.{status.value.lower()}",
+            detail={"written": state.written, "errors": sorted(codes_seen)},
+        )
         counts = dict(conn.resource_counts)
     log.info(
         "sync finished",
