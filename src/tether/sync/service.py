@@ -438,8 +438,8 @@ def _finish(runtime: Runtime, claim: _Claim, state: _State) -> SyncReport | None
 
 
 # ---------------------------------------------------------------------------- scheduling
-def request_sync(runtime: Runtime, *, member_id: str, connection_id: str) -> tuple[int, int]:
-    """ "Sync now": due immediately; returns ``(connection pk, epoch)`` for the job."""
+def request_sync(runtime: Runtime, *, member_id: str, connection_id: str) -> None:
+    """ "Sync now": the sync is due immediately, and its job is queued once that is committed."""
     now = runtime.clock()
     with runtime.db.write() as session:
         conn = require_connection(
@@ -451,7 +451,8 @@ def request_sync(runtime: Runtime, *, member_id: str, connection_id: str) -> tup
                 code="NOT_CONNECTED",
             )
         conn.next_sync_at = now
-        return conn.id, conn.grant_epoch
+        pk, epoch = conn.id, conn.grant_epoch
+    runtime.enqueue("sync", connection_id=pk, epoch=epoch)
 
 
 def claim_due_syncs(

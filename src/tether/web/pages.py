@@ -361,8 +361,7 @@ def sync_now(
     connection_id: str, request: Request, runtime: RuntimeDep, csrf: CsrfField = None
 ) -> Response:
     def run(session: WebSession) -> None:
-        pk, epoch = request_sync(runtime, member_id=session.member_id, connection_id=connection_id)
-        runtime.enqueue("sync", connection_id=pk, epoch=epoch)
+        request_sync(runtime, member_id=session.member_id, connection_id=connection_id)
 
     return _act(request, runtime, connection_id, csrf, "sync", run)
 

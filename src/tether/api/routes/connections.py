@@ -99,8 +99,7 @@ def sync_now(
     connection_id: str, member: MemberPrincipal, runtime: RuntimeDep
 ) -> MemberConnectionOut:
     assert member.member_id is not None
-    pk, epoch = request_sync(runtime, member_id=member.member_id, connection_id=connection_id)
-    runtime.enqueue("sync", connection_id=pk, epoch=epoch)
+    request_sync(runtime, member_id=member.member_id, connection_id=connection_id)
     return _view(runtime, member, connection_id)
 
 
