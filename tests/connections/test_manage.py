@@ -17,7 +17,8 @@ from tether.runtime import Runtime
 from tether.sandbox import Sandbox
 from tether.store.models import AuditEvent, FhirResource, utcnow
 from tether.sync.fenced_writes import upsert_resources
-from tether.sync.service import claim_due_syncs, run_sync
+from tether.sync.run import run_sync
+from tether.sync.scheduling import claim_due_syncs
 from tether.testing.flow import connect
 
 CLINIC, LAB = "sandbox-clinic", "sandbox-lab"

@@ -7,7 +7,7 @@ from tests.sync.helpers import codes, connected, reload, stored
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
 from tether.store.models import AuditEvent, Connection
-from tether.sync.service import run_sync
+from tether.sync.run import run_sync
 
 CLINIC = "sandbox-clinic"
 PATIENT = "clinic-1"

@@ -9,7 +9,8 @@ from tether import jobs
 from tether.connections.tokens import claim_expiring_tokens, refresh_connection
 from tether.errors import SourceUnavailable
 from tether.runtime import Runtime
-from tether.sync.service import claim_due_syncs, run_sync
+from tether.sync.run import run_sync
+from tether.sync.scheduling import claim_due_syncs
 
 SWEEP_BATCH = 200
 

@@ -25,7 +25,7 @@ from tether.domain import SourceType
 from tether.errors import Forbidden, InvalidRequest, ProblemError
 from tether.runtime import Runtime
 from tether.store.models import Tenant
-from tether.sync.service import request_sync
+from tether.sync.scheduling import request_sync
 from tether.web import render as web
 from tether.web.links import redeem_app_link
 from tether.web.session import (

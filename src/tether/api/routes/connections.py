@@ -19,7 +19,7 @@ from tether.connections import basic, establish, manage, queries
 from tether.domain import SourceType, Status, SyncStatus
 from tether.runtime import Runtime
 from tether.store.models import DataSource
-from tether.sync.service import request_sync
+from tether.sync.scheduling import request_sync
 
 router = APIRouter(prefix="/v1/connections", tags=["connections"])
 
