@@ -157,7 +157,7 @@ def source_authorization(
     call bounds the cost of guessing wrong to one needless refresh. ``refresh_ahead=False`` is for
     a caller that has just refreshed itself (after a 401) and wants what is stored now.
     """
-    conn = _grant(runtime, connection_pk, epoch)
+    conn = _read_in_epoch(runtime, connection_pk, epoch)
     current = _authorization(runtime, conn)
     if (
         current is None
@@ -171,10 +171,10 @@ def source_authorization(
         return None
     if result is RefreshResult.NOT_CONNECTED:
         raise Fenced()
-    return _authorization(runtime, _grant(runtime, connection_pk, epoch))
+    return _authorization(runtime, _read_in_epoch(runtime, connection_pk, epoch))
 
 
-def _grant(runtime: Runtime, connection_pk: int, epoch: int) -> Connection:
+def _read_in_epoch(runtime: Runtime, connection_pk: int, epoch: int) -> Connection:
     """The connection as stored now; Fenced unless it still holds grant ``epoch``."""
     with runtime.db.read() as session:
         conn = session.get(Connection, connection_pk)
