@@ -4,10 +4,11 @@
 (AUTHORIZATION_EXPIRED when the source stopped accepting the grant; then one error per failure
 code, naming the type; INVALID_RESPONSE when resources for another patient were left out; and
 PARTIAL_RETRIEVAL, first, naming the types missing when others came) and a ``syncStatus``
-(RETRIEVED when at least one type came whole and the authorization held, else ERROR). In one
-transaction it advances the incremental cursor of each completed type, recounts the stored
-resources, ends the heartbeat, schedules the next sync and records the status change (with an
-audit row when it changed). Nothing is written when the grant epoch moved on meanwhile.
+(RETRIEVED when at least one type came whole and the authorization held, else ERROR; an
+expiry the token layer recorded meanwhile is kept). In one transaction it advances the
+incremental cursor of each completed type, recounts the stored resources, ends the heartbeat,
+schedules the next sync and records the status change (with an audit row when it changed).
+Nothing is written when the grant epoch moved on meanwhile.
 """
 
 from __future__ import annotations

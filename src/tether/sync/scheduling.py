@@ -1,9 +1,10 @@
 """When connections sync: the next scheduled run, "Sync now", and finding the runs that are due.
 
-Every CONNECTED connection has ``next_sync_at``. A finished sync sets it one interval ahead
-(:func:`next_sync_at`: the source's ``sync_interval``, ±10 % so syncs scheduled together drift
-apart), sooner after the source was down or throttling, and no sooner than a Retry-After it
-sent. :func:`request_sync` ("Sync now") makes it due now and queues the ``sync`` job.
+Every CONNECTED connection has ``next_sync_at``. A finished sync sets it (:func:`next_sync_at`)
+one interval ahead (the source's ``sync_interval``, ±10 % so syncs scheduled together drift
+apart), or when the source's Retry-After says, or at most 15 minutes ahead after the source was
+down or throttling. :func:`request_sync` ("Sync now") makes it due now and queues the ``sync``
+job.
 :func:`claim_due_syncs` finds the due ones (and RETRIEVING ones whose run stopped heartbeating)
 for the due-syncs sweep to queue.
 """
