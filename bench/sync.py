@@ -57,10 +57,11 @@ from bench._support import (
 from tether.bootstrap import ensure_directory
 from tether.connections.sources import fhir_base_url
 from tether.connections.tokens import access_token
+from tether.domain import RESOURCE_TYPES
 from tether.runtime import Runtime
 from tether.store.models import Connection, DataSource, FhirResource
-from tether.sync.service import DEFAULT_RESOURCE_TYPES, run_sync
-from tether.sync.store import upsert_resources
+from tether.sync.fenced_writes import upsert_resources
+from tether.sync.run import run_sync
 
 TARGET_RATIO = 1.3
 TARGET_RSS_MB = 250.0
@@ -88,7 +89,7 @@ def fetch_baseline(
     token = access_token(runtime, conn)
     assert token is not None
     base = fhir_base_url(runtime, source)
-    types = tuple((source.settings or {}).get("resource_types") or DEFAULT_RESOURCE_TYPES)
+    types = tuple((source.settings or {}).get("resource_types") or RESOURCE_TYPES)
     headers = {"Authorization": f"Bearer {token.token}", "Accept": "application/fhir+json"}
     pages: list[tuple[str, bytes]] = []
     resources = 0

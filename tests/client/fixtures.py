@@ -21,7 +21,7 @@ from tests.conftest import MemberCtx
 from tether.client import ConnectionManager, MemberConnection
 from tether.connections.deletion import run_delete
 from tether.runtime import Runtime
-from tether.sync.service import run_sync
+from tether.sync.run import run_sync
 from tether.testing.flow import authorize_in_browser
 from tether.testing.live_server import LiveServer
 

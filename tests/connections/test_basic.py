@@ -10,7 +10,7 @@ from tether.connections.deletion import run_delete
 from tether.runtime import Runtime
 from tether.sealed import connection_binding
 from tether.store.models import Connection
-from tether.sync.service import run_sync
+from tether.sync.run import run_sync
 
 PHARMACY = "sandbox-pharmacy"
 GOOD = {"connectionId": PHARMACY, "username": "pharmacy-1", "password": "sandbox-password"}

@@ -16,8 +16,9 @@ from tether.connections.deletion import claim_stale_deletes, run_delete
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
 from tether.store.models import AuditEvent, FhirResource, utcnow
-from tether.sync.service import claim_due_syncs, run_sync
-from tether.sync.store import upsert_resources
+from tether.sync.fenced_writes import upsert_resources
+from tether.sync.run import run_sync
+from tether.sync.scheduling import claim_due_syncs
 from tether.testing.flow import connect
 
 CLINIC, LAB = "sandbox-clinic", "sandbox-lab"

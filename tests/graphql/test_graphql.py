@@ -13,7 +13,7 @@ from tether.connections.deletion import run_delete
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
 from tether.store.models import Connection
-from tether.sync.service import run_sync
+from tether.sync.run import run_sync
 from tether.testing.flow import authorize_in_browser, connect
 
 CLINIC, LAB = "sandbox-clinic", "sandbox-lab"

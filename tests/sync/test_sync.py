@@ -6,7 +6,8 @@ from tests.conftest import MemberCtx, make_member
 from tests.sync.helpers import codes, connected, reload, stored
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
-from tether.sync.service import run_sync
+from tether.store.models import AuditEvent, Connection
+from tether.sync.run import run_sync
 
 CLINIC = "sandbox-clinic"
 PATIENT = "clinic-1"
@@ -80,6 +81,27 @@ def test_stale_epoch_or_second_run_does_nothing(
     assert run_sync(runtime, conn.id, conn.grant_epoch + 1) is None
     assert reload(runtime, conn.id).sync_status == "PENDING"
     assert stored(runtime, conn.id) == {}
+
+
+def test_every_finished_sync_is_audited(client, member: MemberCtx, runtime: Runtime) -> None:
+    """Finishing a sync records ``sync.<status>`` (the claim moved it to RETRIEVING, without a
+    record) with what was written and the error codes; the authorization status is not in it."""
+    from sqlalchemy import select
+
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    first = run_sync(runtime, conn.id, conn.grant_epoch)
+    again = run_sync(runtime, conn.id, conn.grant_epoch)
+    assert first is not None and again is not None and again.status == "RETRIEVED"
+    with runtime.db.read() as session:
+        events = session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+    assert [e.action for e in events] == [
+        "connection.authorized",
+        "sync.retrieved",
+        "sync.retrieved",
+    ]
+    for event, report in zip(events[1:], (first, again), strict=True):
+        assert (event.actor, event.from_status, event.to_status) == ("system:sync", None, None)
+        assert event.detail == {"written": report.written, "errors": []}
 
 
 def _sync_with(runtime: Runtime, sandbox: Sandbox, conn, knobs: dict, **kw):
@@ -176,6 +198,31 @@ def test_expired_access_token_is_refreshed_once(client, member, runtime, sandbox
     assert report is not None and report.status == "RETRIEVED", report.errors
     assert sandbox.counters(CLINIC).refreshes - before == 1
     assert reload(runtime, conn.id).status == "CONNECTED"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("refreshable", [True, False], ids=["refresh-token", "no-refresh-token"])
+@pytest.mark.parametrize("lifetime", [30, 5])
+def test_short_lived_access_token_is_refreshed_at_most_once(
+    client, member: MemberCtx, runtime: Runtime, sandbox: Sandbox, lifetime: int, refreshable: bool
+) -> None:
+    """A token that expires within the refresh margin (the source issues only 30 s or 5 s
+    tokens) is refreshed at most once, never without a refresh token, and then used as it is:
+    the sync ends RETRIEVED instead of refreshing (or re-reading) until the token dies."""
+    sandbox.knobs(CLINIC).access_token_lifetime = lifetime
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    if not refreshable:
+        with runtime.db.write() as session:
+            row = session.get(Connection, conn.id)
+            assert row is not None
+            row.refresh_token = None
+    before = sandbox.counters(CLINIC).refreshes
+    report = run_sync(runtime, conn.id, conn.grant_epoch, page_size=1000)
+    assert report is not None and report.status == "RETRIEVED", report.errors
+    refreshes = sandbox.counters(CLINIC).refreshes - before
+    assert refreshes <= (1 if refreshable else 0)
+    after = reload(runtime, conn.id)
+    assert (after.status, after.sync_status, after.sync_errors) == ("CONNECTED", "RETRIEVED", [])
 
 
 def test_revoked_at_source_expires_the_connection(client, member, runtime, sandbox) -> None:

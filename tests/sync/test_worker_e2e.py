@@ -135,7 +135,7 @@ def test_worker_killed_mid_sync_is_recovered_by_the_sweeper(
     # The recovered data is exactly what a clean sync of the same patient brings.
     other = make_member(runtime, member.tenant, "dave")
     clean = connected(client, other, runtime, CLINIC, "clinic-large")
-    from tether.sync.service import run_sync
+    from tether.sync.run import run_sync
 
     runtime.jobs = None
     run_sync(runtime, clean.id, clean.grant_epoch)

@@ -14,7 +14,6 @@ vault (bound to the row) and the connection becomes CONNECTED/PENDING in a new g
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import datetime
 
@@ -171,14 +170,3 @@ def _store(
         seal=seal,
         detail={"method": (source.settings or {}).get("basic_auth", "http_basic")},
     )
-
-
-def basic_authorization(runtime: Runtime, conn: Connection) -> str | None:
-    """The ``Authorization`` header value for an http_basic connection, or None."""
-    if conn.credentials is None or conn.access_token is not None:
-        return None
-    creds = json.loads(
-        runtime.vault.decrypt(conn.credentials, binding=connection_binding(conn.id, "credentials"))
-    )
-    raw = f"{creds['username']}:{creds['password']}".encode()
-    return "Basic " + base64.b64encode(raw).decode()

@@ -11,18 +11,21 @@ EXPIRED and drops its tokens; network failures never expire a connection.
 
 from __future__ import annotations
 
+import base64
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 
 from tether.connections import lifecycle
 from tether.connections.sources import smart_client
 from tether.connections.sync_errors import sync_error
 from tether.domain import Status
-from tether.errors import OAuthProtocolError, SourceUnavailable
+from tether.errors import Fenced, OAuthProtocolError, SourceUnavailable
 from tether.logging import get_logger
 from tether.oauth import rfc6749
 from tether.runtime import Runtime
@@ -34,7 +37,8 @@ log = get_logger("tether.tokens")
 LEASE_SECONDS = 30
 LEASE_WAIT_SECONDS = 45.0
 LEASE_POLL_SECONDS = 0.05
-REFRESH_AHEAD_SECONDS = 300
+REFRESH_AHEAD_SECONDS = 300  # the expiring-tokens sweep refreshes this long before expiry
+REFRESH_MARGIN_SECONDS = 60  # a sync refreshes a token this close to expiry before using it
 EXPIRED_CODE = "AUTHORIZATION_EXPIRED"
 
 
@@ -54,6 +58,15 @@ class AccessToken:
     epoch: int
     patient_id: str | None
     expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SourceAuthorization:
+    """How to authorize a request to a connection's FHIR API, for one grant epoch."""
+
+    header: str = field(repr=False)  # the ``Authorization`` value: a secret, never printed
+    sealed: str  # the sealed access token (bearer) or credentials (basic) it was made from
+    kind: Literal["bearer", "basic"]
 
 
 def store_tokens(
@@ -96,10 +109,114 @@ def access_token(runtime: Runtime, conn: Connection) -> AccessToken | None:
     )
 
 
-def needs_refresh(conn: Connection, now: datetime, ahead: int = REFRESH_AHEAD_SECONDS) -> bool:
-    return conn.token_expires_at is not None and conn.token_expires_at <= now + timedelta(
-        seconds=ahead
+def claim_expiring_tokens(runtime: Runtime, *, limit: int) -> list[tuple[int, str]]:
+    """Connections whose access token expires within ``REFRESH_AHEAD_SECONDS`` and that can be
+    refreshed now (a refresh token, no live lease): ``(pk, sealed access token)`` pairs.
+
+    Nothing is written: the refresh job takes the lease, and the sealed token it is given makes
+    a second refresh of the same token a no-op, so a connection found twice refreshes once.
+    """
+    now = runtime.clock()
+    soon = now + timedelta(seconds=REFRESH_AHEAD_SECONDS)
+    with runtime.db.read() as session:
+        rows = session.execute(
+            select(Connection.id, Connection.access_token)
+            .where(
+                Connection.status == Status.CONNECTED.value,
+                Connection.refresh_token.is_not(None),
+                Connection.token_expires_at <= soon,
+                or_(
+                    Connection.refresh_lease_until.is_(None),
+                    Connection.refresh_lease_until < now,
+                ),
+            )
+            .limit(limit)
+        ).all()
+    return [(pk, sealed or "") for pk, sealed in rows]
+
+
+def source_authorization(
+    runtime: Runtime, *, connection_pk: int, epoch: int, refresh_ahead: bool = True
+) -> SourceAuthorization | None:
+    """The ``Authorization`` to send to the connection's FHIR API now, for grant ``epoch``.
+
+    Raises :class:`~tether.errors.Fenced` when the grant epoch moved on (or the connection left
+    CONNECTED while its token was being refreshed) and :class:`~tether.errors.SourceUnavailable`
+    when a refresh could not reach the source; None when nothing usable is left (not CONNECTED,
+    no token, or the grant turned out to be dead and the connection is now EXPIRED).
+
+    A bearer token that has expired, or that has a refresh token and expires within
+    ``REFRESH_MARGIN_SECONDS``, is refreshed first, **at most once per call**: whatever the
+    refresh leaves in place is used as it is. The bound matters for sources whose tokens live a
+    minute or less, where a freshly issued token is itself "about to expire"; refreshing until it
+    is not would never end. A token within the margin that cannot be refreshed (no refresh token,
+    or the refresh found nothing to do) is used until it actually expires; an expired one without
+    a refresh token expires the grant.
+
+    The margin is a fixed minute, not a share of the token's lifetime, because only the expiry is
+    stored: a token with 30 s left may be an hour-long one near its end (refreshing ahead saves a
+    401 and a retry mid-sync) or a fresh 30-second one (refreshing gains nothing). One refresh per
+    call bounds the cost of guessing wrong to one needless refresh. ``refresh_ahead=False`` is for
+    a caller that has just refreshed itself (after a 401) and wants what is stored now.
+    """
+    conn = _read_in_epoch(runtime, connection_pk, epoch)
+    current = _authorization(runtime, conn)
+    if (
+        current is None
+        or current.kind == "basic"
+        or not refresh_ahead
+        or not _refresh_due(conn, runtime.clock())
+    ):
+        return current
+    result = refresh_connection(runtime, connection_pk, stale_sealed=current.sealed)
+    if result is RefreshResult.EXPIRED:
+        return None
+    if result is RefreshResult.NOT_CONNECTED:
+        raise Fenced()
+    return _authorization(runtime, _read_in_epoch(runtime, connection_pk, epoch))
+
+
+def _read_in_epoch(runtime: Runtime, connection_pk: int, epoch: int) -> Connection:
+    """The connection as stored now; Fenced unless it still holds grant ``epoch``."""
+    with runtime.db.read() as session:
+        conn = session.get(Connection, connection_pk)
+    if conn is None or conn.grant_epoch != epoch:
+        raise Fenced()
+    return conn
+
+
+def basic_authorization(runtime: Runtime, conn: Connection) -> str | None:
+    """The ``Authorization`` header value (RFC 7617) for an ``http_basic`` connection, from its
+    sealed portal credentials; None for any other connection."""
+    if conn.credentials is None or conn.access_token is not None:
+        return None
+    creds = json.loads(
+        runtime.vault.decrypt(conn.credentials, binding=connection_binding(conn.id, "credentials"))
     )
+    raw = f"{creds['username']}:{creds['password']}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def _authorization(runtime: Runtime, conn: Connection) -> SourceAuthorization | None:
+    if conn.status != Status.CONNECTED:
+        return None
+    basic = basic_authorization(runtime, conn)
+    if basic is not None:
+        return SourceAuthorization(header=basic, sealed=conn.credentials or "", kind="basic")
+    token = access_token(runtime, conn)
+    if token is None:
+        return None
+    return SourceAuthorization(header=f"Bearer {token.token}", sealed=token.sealed, kind="bearer")
+
+
+def _refresh_due(conn: Connection, now: datetime) -> bool:
+    expires = conn.token_expires_at
+    if expires is None:
+        return False
+    if expires <= now:
+        return True  # refresh it, or learn (without a refresh token) that the grant is dead
+    margin = timedelta(seconds=REFRESH_MARGIN_SECONDS)
+    return conn.refresh_token is not None and expires - now <= margin
 
 
 def _take_lease(runtime: Runtime, connection_pk: int) -> bool:

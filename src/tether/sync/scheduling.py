@@ -1,5 +1,94 @@
-"""Temporary: moves here with the sync split."""
+"""When connections sync: the next scheduled run, "Sync now", and finding the runs that are due.
 
-from tether.sync.service import request_sync
+Every CONNECTED connection has ``next_sync_at``. A finished sync sets it (:func:`next_sync_at`)
+one interval ahead (the source's ``sync_interval``, ±10 % so syncs scheduled together drift
+apart), or when the source's Retry-After says, or at most 15 minutes ahead after the source was
+down or throttling. :func:`request_sync` ("Sync now") makes it due now and queues the ``sync``
+job.
+:func:`claim_due_syncs` finds the due ones (and RETRIEVING ones whose run stopped heartbeating)
+for the due-syncs sweep to queue.
+"""
 
-__all__ = ["request_sync"]
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+
+from tether.connections.queries import require_connection
+from tether.domain import Status, SyncStatus
+from tether.errors import Conflict
+from tether.identity.principals import MemberPrincipal
+from tether.runtime import Runtime
+from tether.store.models import Connection
+from tether.sync.claim import HEARTBEAT_STALE_SECONDS
+
+RETRY_SOON_SECONDS = 900
+JITTER_FRACTION = 0.1
+
+
+def next_sync_at(
+    now: datetime, *, interval: int, retry_after: float | None, soon: bool
+) -> datetime:
+    """When to sync next: after ``retry_after`` seconds when the source asked for that (at
+    least 1 s), within ``RETRY_SOON_SECONDS`` when ``soon`` (a transient failure), else one
+    ``interval`` ahead with ±``JITTER_FRACTION`` of jitter."""
+    if retry_after:
+        return now + timedelta(seconds=max(retry_after, 1))
+    if soon:
+        return now + timedelta(seconds=min(RETRY_SOON_SECONDS, interval))
+    jitter = interval * JITTER_FRACTION
+    return now + timedelta(seconds=interval + random.uniform(-jitter, jitter))
+
+
+def request_sync(runtime: Runtime, *, member: MemberPrincipal, connection_id: str) -> None:
+    """ "Sync now": the sync is due immediately, and its job is queued once that is committed."""
+    now = runtime.clock()
+    with runtime.db.write() as session:
+        conn = require_connection(
+            session, member_id=member.member_id, connection_id=connection_id, for_update=True
+        )
+        if conn.status != Status.CONNECTED:
+            raise Conflict(
+                f"only a CONNECTED connection can sync; this one is {conn.status}",
+                code="NOT_CONNECTED",
+            )
+        conn.next_sync_at = now
+        pk, epoch = conn.id, conn.grant_epoch
+    runtime.enqueue("sync", connection_pk=pk, epoch=epoch)
+
+
+def claim_due_syncs(
+    runtime: Runtime, *, limit: int = 100, requeue_after: int = 300
+) -> list[tuple[int, int]]:
+    """Connections whose sync is due (or whose RETRIEVING heartbeat went stale).
+
+    Each one found gets ``next_sync_at`` pushed ``requeue_after`` seconds ahead, so a lost
+    message is re-driven later but a queued one is not queued twice.
+    """
+    now = runtime.clock()
+    stale = now - timedelta(seconds=HEARTBEAT_STALE_SECONDS)
+    with runtime.db.write() as session:
+        rows = session.execute(
+            select(Connection.id, Connection.grant_epoch)
+            .where(
+                Connection.status == Status.CONNECTED.value,
+                Connection.next_sync_at <= now,
+                or_(
+                    Connection.sync_status != SyncStatus.RETRIEVING.value,
+                    Connection.sync_heartbeat_at.is_(None),
+                    Connection.sync_heartbeat_at < stale,
+                ),
+            )
+            .order_by(Connection.next_sync_at)
+            .limit(limit)
+        ).all()
+        ids = [row[0] for row in rows]
+        if ids:
+            session.execute(
+                update(Connection)
+                .where(Connection.id.in_(ids))
+                .values(next_sync_at=now + timedelta(seconds=requeue_after))
+            )
+    return [(row[0], row[1]) for row in rows]

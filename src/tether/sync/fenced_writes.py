@@ -1,10 +1,12 @@
-"""Writing a page of resources: one short transaction, fenced by the grant epoch.
+"""The sync's writes: resources upserted in short transactions, each fenced by the grant epoch.
 
 The fence is the heartbeat update itself: ``UPDATE connections SET sync_heartbeat_at=… WHERE
 id=… AND grant_epoch=… AND status='CONNECTED'``. When it touches no row, the member disconnected,
 deleted or re-authorized since the sync started, and the page is not written. The update holds
 the connection row's lock until commit, so a disconnect that commits first is always seen, and
-one that comes later waits for this page's transaction to finish.
+one that comes later waits for this page's transaction to finish. :func:`upsert_resources`
+writes the rows of a batch of pages in one driver-level ``executemany``; :func:`resource_counts`
+counts what the connection has stored.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from tether.domain import Status
 from tether.errors import Fenced
 from tether.store.models import Connection, FhirResource
 
+Row = tuple[str, str, str | None, dict[str, Any]]  # (type, id, meta.lastUpdated, the resource)
+
 
 def fence(session: Session, connection_pk: int, epoch: int, now: datetime) -> None:
+    """Renew the sync's heartbeat, or raise :class:`~tether.errors.Fenced` (see above)."""
     result = session.execute(
         update(Connection)
         .where(
@@ -54,7 +59,7 @@ def upsert_resources(
     member_id: str,
     connection_pk: int,
     epoch: int,
-    rows: Sequence[tuple[str, str, str | None, dict[str, Any]]],
+    rows: Sequence[Row],
 ) -> int:
     """Upsert ``(resource_type, id, lastUpdated, resource)`` rows; returns how many."""
     if not rows:
@@ -71,6 +76,7 @@ def upsert_resources(
 
 
 def resource_counts(session: Session, connection_pk: int) -> dict[str, int]:
+    """How many resources are stored for the connection, per type."""
     rows = session.execute(
         select(FhirResource.resource_type, func.count())
         .where(FhirResource.connection_id == connection_pk)

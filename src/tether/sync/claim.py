@@ -1,0 +1,73 @@
+"""Claiming a connection for one sync run: at most one live run per connection and grant epoch.
+
+:func:`claim_sync` locks the connection row and, when the connection is still CONNECTED in the
+given grant epoch and no other run is heartbeating, moves it to RETRIEVING and starts the
+heartbeat (which every page's fenced write then renews). What the run needs to know is read
+once, into a :class:`Claim`, so the run holds no row and no transaction while it talks to the
+source. A run whose heartbeat is older than ``HEARTBEAT_STALE_SECONDS`` is presumed dead: a new
+claim takes over, and the due-syncs sweep queues one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from tether.connections import lifecycle
+from tether.connections.sources import fhir_base_url
+from tether.domain import RESOURCE_TYPES, Status, SyncStatus
+from tether.runtime import Runtime
+from tether.store.models import Connection, DataSource
+
+HEARTBEAT_STALE_SECONDS = 120
+DEFAULT_INTERVAL_SECONDS = 86400  # between scheduled syncs, unless the source sets sync_interval
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a sync run knows about its connection, read when the run was claimed."""
+
+    pk: int
+    epoch: int
+    member_id: str
+    slug: str  # the data source's id, stamped into every stored resource's meta.source
+    base_url: str  # the source's FHIR base URL
+    patient_id: str
+    types: tuple[str, ...]  # the resource types to search, in order
+    cursor: dict[str, str]  # per type, the newest meta.lastUpdated a completed sync stored
+    interval: int  # seconds between scheduled syncs
+
+
+def claim_sync(runtime: Runtime, *, connection_pk: int, epoch: int) -> Claim | None:
+    """Claim the connection's sync for grant ``epoch``; None when there is nothing to do (not
+    CONNECTED, another epoch, no patient, or a live run already holds it)."""
+    now = runtime.clock()
+    with runtime.db.write() as session:
+        conn = session.get(Connection, connection_pk, with_for_update=True)
+        if conn is None or conn.grant_epoch != epoch or conn.status != Status.CONNECTED:
+            return None
+        if (
+            conn.sync_status == SyncStatus.RETRIEVING
+            and conn.sync_heartbeat_at
+            and (now - conn.sync_heartbeat_at < timedelta(seconds=HEARTBEAT_STALE_SECONDS))
+        ):
+            return None  # a live sync is already running
+        source = session.get(DataSource, conn.data_source_id)
+        if source is None or not conn.patient_id:
+            return None
+        settings = source.settings or {}
+        lifecycle.set_sync_status(
+            session, conn, SyncStatus.RETRIEVING, now=now, actor="system:sync"
+        )
+        conn.sync_heartbeat_at = now
+        return Claim(
+            pk=conn.id,
+            epoch=epoch,
+            member_id=conn.member_id,
+            slug=source.id,
+            base_url=fhir_base_url(runtime, source),
+            patient_id=conn.patient_id,
+            types=tuple(settings.get("resource_types") or RESOURCE_TYPES),
+            cursor=dict(conn.sync_cursor or {}),
+            interval=int(settings.get("sync_interval", DEFAULT_INTERVAL_SECONDS)),
+        )

@@ -1,0 +1,110 @@
+"""The end of a sync run: what it amounts to, written back to the connection at once.
+
+:func:`finish_sync` turns the run's :class:`~tether.sync.pipeline.Progress` into ``syncErrors``
+(AUTHORIZATION_EXPIRED when the source stopped accepting the grant; then one error per failure
+code, naming the type; INVALID_RESPONSE when resources for another patient were left out; and
+PARTIAL_RETRIEVAL, first, naming the types missing when others came) and a ``syncStatus``
+(RETRIEVED when at least one type came whole and the authorization held, else ERROR; an
+expiry the token layer recorded meanwhile is kept). In one transaction it advances the
+incremental cursor of each completed type, recounts the stored resources, ends the heartbeat,
+schedules the next sync and records the status change (with an audit row when it changed).
+Nothing is written when the grant epoch moved on meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tether.connections import lifecycle
+from tether.connections.sync_errors import sync_error
+from tether.connections.tokens import EXPIRED_CODE
+from tether.domain import Status, SyncStatus
+from tether.logging import get_logger
+from tether.runtime import Runtime
+from tether.store.models import Connection
+from tether.sync.claim import Claim
+from tether.sync.fenced_writes import resource_counts
+from tether.sync.pipeline import SOURCE_DOWN, WHOLE_SYNC, Progress
+from tether.sync.scheduling import next_sync_at
+
+log = get_logger("tether.sync")
+
+
+@dataclass
+class SyncReport:
+    """What a finished sync run amounted to (as written to the connection)."""
+
+    status: SyncStatus
+    written: int  # resources written by this run (new or updated)
+    errors: list[dict[str, object]]  # the syncErrors
+    counts: dict[str, int]  # resources stored for the connection now, per type
+
+
+def finish_sync(runtime: Runtime, *, claim: Claim, progress: Progress) -> SyncReport | None:
+    """Write the run's outcome to the connection; None when its grant epoch moved on."""
+    now = runtime.clock()
+    failed = progress.failed
+    ok = [t for t in claim.types if t in progress.done and t not in failed]
+    errors: list[dict[str, object]] = []
+    codes_seen: set[str] = set()
+    if progress.expired:
+        errors.append(sync_error(EXPIRED_CODE))
+        codes_seen.add(EXPIRED_CODE)
+    for rtype, exc in failed.items():
+        if exc.code not in codes_seen:
+            codes_seen.add(exc.code)
+            where = "" if rtype == WHOLE_SYNC else f" ({rtype})"
+            errors.append(sync_error(exc.code, f"{exc}{where}"))
+    foreign = progress.tally.foreign
+    if foreign:
+        errors.append(
+            sync_error("INVALID_RESPONSE", f"{foreign} resources for another patient were ignored")
+        )
+    incomplete = [t for t in claim.types if t not in ok]
+    if ok and incomplete:
+        errors.insert(0, sync_error("PARTIAL_RETRIEVAL", "not retrieved: " + ", ".join(incomplete)))
+    status = SyncStatus.RETRIEVED if ok and not progress.expired else SyncStatus.ERROR
+    transient = any(e.code in SOURCE_DOWN for e in failed.values())
+    with runtime.db.write() as session:
+        conn = session.get(Connection, claim.pk, with_for_update=True)
+        if conn is None or conn.grant_epoch != claim.epoch:
+            return None  # disconnected, deleted or re-authorized meanwhile
+        cursor = dict(conn.sync_cursor or {})
+        newest = progress.tally.newest
+        for rtype in ok:
+            if rtype in newest:
+                cursor[rtype] = max(cursor.get(rtype, ""), newest[rtype])
+        conn.sync_cursor = cursor
+        conn.resource_counts = resource_counts(session, claim.pk)
+        conn.sync_heartbeat_at = None
+        if ok:
+            conn.last_synced_at = now
+        if conn.status == Status.CONNECTED:
+            conn.next_sync_at = next_sync_at(
+                now, interval=claim.interval, retry_after=progress.retry_after, soon=transient
+            )
+        else:
+            conn.next_sync_at = None
+        # Keep an expiry error that the token layer recorded during this run.
+        if conn.status == Status.EXPIRED and not progress.expired:
+            errors = [sync_error(EXPIRED_CODE), *errors]
+            status = SyncStatus.ERROR
+        conn.sync_errors = errors
+        lifecycle.set_sync_status(
+            session,
+            conn,
+            status,
+            now=now,
+            actor="system:sync",
+            action=f"sync.{status.value.lower()}",
+            detail={"written": progress.written, "errors": sorted(codes_seen)},
+        )
+        counts = dict(conn.resource_counts)
+    log.info(
+        "sync finished",
+        connection=claim.pk,
+        status=status.value,
+        written=progress.written,
+        errors=sorted(codes_seen),
+    )
+    return SyncReport(status=status, written=progress.written, errors=errors, counts=counts)

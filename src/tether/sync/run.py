@@ -1,0 +1,47 @@
+"""One sync run: pull a connection's patient compartment from its source into the store.
+
+:func:`run_sync` is what the ``sync`` job calls: it claims the connection
+(:mod:`tether.sync.claim`), fetches and stores its resources (:mod:`tether.sync.pipeline`) and
+writes the outcome (:mod:`tether.sync.outcome`). It is safe to run twice: a run while another
+is alive does nothing, and so does one whose grant epoch is stale. ``syncStatus`` goes
+PENDING → RETRIEVING → RETRIEVED, or ERROR with ``syncErrors``.
+"""
+
+from __future__ import annotations
+
+from tether.errors import Fenced, PageError
+from tether.fhir.paging import DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE
+from tether.logging import get_logger
+from tether.runtime import Runtime
+from tether.sync.claim import claim_sync
+from tether.sync.outcome import SyncReport, finish_sync
+from tether.sync.pipeline import WHOLE_SYNC, Progress, pull
+
+__all__ = ["SyncReport", "run_sync"]
+
+log = get_logger("tether.sync")
+
+
+def run_sync(
+    runtime: Runtime,
+    connection_pk: int,
+    epoch: int,
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    max_pages: int = DEFAULT_MAX_PAGES,
+) -> SyncReport | None:
+    """Sync one connection for grant ``epoch``; None when there was nothing to do (or the
+    connection was disconnected, deleted or re-authorized while it ran)."""
+    claim = claim_sync(runtime, connection_pk=connection_pk, epoch=epoch)
+    if claim is None:
+        return None
+    progress = Progress()
+    try:
+        pull(runtime, claim=claim, progress=progress, page_size=page_size, max_pages=max_pages)
+    except Fenced:
+        log.info("sync stopped: the connection changed", connection=connection_pk)
+        return None
+    except Exception:
+        log.exception("sync failed unexpectedly", connection=connection_pk)
+        progress.failed[WHOLE_SYNC] = PageError("PATIENT_RETRIEVAL_ERROR", "unexpected failure")
+    return finish_sync(runtime, claim=claim, progress=progress)
