@@ -10,7 +10,8 @@ connects members through the real consent flow, then, per page size:
 - **fetch-and-parse** baseline: the sync's searches (every default resource type, same
   ``_count``, same bearer token, same ``runtime.http_client()``) read page by page following
   ``next``, each page parsed with ``orjson.loads`` as the sync does, nothing stored;
-- **sync**: ``run_sync(runtime, pk, epoch, page_size=...)`` on a freshly connected member;
+- **sync**: ``run_sync(runtime, connection_pk=…, epoch=…, page_size=…)`` on a freshly connected
+  member;
 - **store-only** baseline: the pages fetched by the first baseline (kept as bytes, parsed and
   turned into rows outside the clock) upserted with ``upsert_resources``, one page per
   ``runtime.db.write()`` transaction, into another freshly connected member's connection.
@@ -184,7 +185,9 @@ def memory_child() -> None:
     sampler.start()
     cpu0 = time.process_time()
     start = time.perf_counter()
-    report = run_sync(runtime, payload["pk"], payload["epoch"], page_size=payload["page_size"])
+    report = run_sync(
+        runtime, connection_pk=payload["pk"], epoch=payload["epoch"], page_size=payload["page_size"]
+    )
     seconds = time.perf_counter() - start
     cpu = time.process_time() - cpu0
     done.set()
@@ -253,7 +256,7 @@ def bench_engine(engine: str, args: argparse.Namespace, with_memory: bool) -> di
             print(f"[{engine}] page {page_size}: fetch {fetch_s:.1f} s", flush=True)
             cpu0 = time.process_time()
             start = time.perf_counter()
-            report = run_sync(runtime, sync_pk, sync_epoch, page_size=page_size)
+            report = run_sync(runtime, connection_pk=sync_pk, epoch=sync_epoch, page_size=page_size)
             sync_s = time.perf_counter() - start
             sync_cpu = time.process_time() - cpu0
             assert report is not None

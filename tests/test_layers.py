@@ -96,9 +96,10 @@ def _imports(module: str, path: Path) -> Iterator[str]:
                 target = ".".join([*base, node.module] if node.module else base)
             else:
                 target = node.module or ""
-            yield target
-            for alias in node.names:  # ``from tether import graphql`` imports a part
-                yield f"{target}.{alias.name}"
+            if target == "tether":  # ``from tether import graphql`` imports a part
+                yield from (f"tether.{alias.name}" for alias in node.names)
+            else:
+                yield target
 
 
 def _violations() -> list[str]:

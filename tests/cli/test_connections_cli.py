@@ -18,13 +18,13 @@ from typer.testing import CliRunner, Result
 
 from tests.client.fixtures import CLINIC, RETIRED, ThreadJobs, consent, sdk, worker
 from tests.conftest import MemberCtx
-from tether.cli import commands  # noqa: F401 - registers the command groups
-from tether.cli.app import app
+from tether.bootstrap import cli
 from tether.cli.connections import wire
 from tether.client import ConnectionManager
 from tether.testing.live_server import LiveServer, free_port
 
 __all__ = ["sdk", "worker"]  # fixtures shared with tests/client
+app = cli()
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:

@@ -39,9 +39,9 @@ class ThreadJobs:
 
     def enqueue(self, task: str, /, **kwargs: Any) -> None:
         self.enqueued.append((task, kwargs))
-        pk, epoch = kwargs["connection_id"], kwargs["epoch"]
+        pk, epoch = kwargs["connection_pk"], kwargs["epoch"]
         tasks: dict[str, Callable[[], object]] = {
-            "sync": lambda: run_sync(self.runtime, pk, epoch),
+            "sync": lambda: run_sync(self.runtime, connection_pk=pk, epoch=epoch),
             "delete": lambda: run_delete(self.runtime, connection_pk=pk, epoch=epoch),
         }
         thread = threading.Thread(target=tasks[task], name=f"test-job-{task}", daemon=True)

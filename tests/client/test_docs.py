@@ -70,8 +70,8 @@ def test_the_python_examples_run(
 SHELL = """
 import shlex, sys
 import click
-from tether.cli import commands
-from tether.cli.app import app
+from tether.bootstrap import cli
+app = cli()
 for line in sys.stdin:
     args = shlex.split(line)[1:]
     try:

@@ -35,7 +35,7 @@ def test_create_sync_disconnect_delete(client, member: MemberCtx, runtime: Runti
     )
     assert sealed == {"username": "pharmacy-1", "password": "sandbox-password"}
 
-    report = run_sync(runtime, conn.id, conn.grant_epoch)
+    report = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
     assert report is not None and report.status == "RETRIEVED", report.errors
     assert stored(runtime, conn.id)["Patient"] == 1
     assert stored(runtime, conn.id).get("MedicationRequest", 0) > 0
@@ -89,7 +89,7 @@ def test_changed_portal_password_expires_the_connection(
             json.dumps({"username": "pharmacy-1", "password": "old"}),
             binding=connection_binding(conn.id, "credentials"),
         )
-    report = run_sync(runtime, conn.id, conn.grant_epoch)
+    report = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
     assert report is not None and report.status == "ERROR"
     after = reload(runtime, conn.id)
     assert after.status == "EXPIRED" and after.credentials is None
@@ -127,6 +127,6 @@ def test_password_grant_sources(client, member: MemberCtx, runtime: Runtime, tmp
     conn = _only(runtime)
     assert conn.access_token is not None and conn.refresh_token is not None  # OAuth tokens
     assert conn.patient_id == "pharmacy-1"
-    report = run_sync(runtime, conn.id, conn.grant_epoch)
+    report = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
     assert report is not None and report.status == "RETRIEVED", report.errors
     assert stored(runtime, conn.id)["Patient"] == 1

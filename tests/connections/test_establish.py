@@ -231,7 +231,10 @@ def test_expiry_and_reestablish_keeps_data(
             )
         )
     assert sandbox.revoke_all(CLINIC) >= 1
-    assert refresh_connection(runtime, conn.id, stale_sealed=None) == RefreshResult.EXPIRED
+    assert (
+        refresh_connection(runtime, connection_pk=conn.id, stale_sealed=None)
+        == RefreshResult.EXPIRED
+    )
     expired = client.get(f"/v1/connections/{CLINIC}", headers=member.headers).json()
     assert expired["status"] == "EXPIRED"
     assert expired["syncErrors"][0]["coding"][0]["code"] == "AUTHORIZATION_EXPIRED"
@@ -256,20 +259,26 @@ def test_refresh_rotates_and_network_errors_never_expire(
     conn = _connection(runtime, member)
     assert conn is not None
     before = (conn.access_token, conn.refresh_token)
-    assert refresh_connection(runtime, conn.id, stale_sealed=conn.access_token) == "refreshed"
+    assert (
+        refresh_connection(runtime, connection_pk=conn.id, stale_sealed=conn.access_token)
+        == "refreshed"
+    )
     fresh = _connection(runtime, member)
     assert fresh is not None
     assert fresh.access_token != before[0] and fresh.refresh_token != before[1]
     # A caller holding the old token finds it already refreshed: no second refresh.
     count = sandbox.counters(CLINIC).refreshes
-    assert refresh_connection(runtime, conn.id, stale_sealed=before[0]) == "already_fresh"
+    assert (
+        refresh_connection(runtime, connection_pk=conn.id, stale_sealed=before[0])
+        == "already_fresh"
+    )
     assert sandbox.counters(CLINIC).refreshes == count
 
     sandbox.set_knobs(CLINIC, {"rate_503": 1.0, "token_endpoint_faults": True})
     from tether.errors import SourceUnavailable
 
     with pytest.raises(SourceUnavailable):
-        refresh_connection(runtime, conn.id, stale_sealed=None)
+        refresh_connection(runtime, connection_pk=conn.id, stale_sealed=None)
     sandbox.set_knobs(CLINIC, {"rate_503": 0.0, "token_endpoint_faults": False})
     still = _connection(runtime, member)
     assert still is not None and still.status == "CONNECTED" and still.refresh_lease_until is None

@@ -28,7 +28,7 @@ def test_disconnect_keeps_data_revokes_and_stops_retrieval(
     client, member: MemberCtx, runtime: Runtime, sandbox: Sandbox
 ) -> None:
     conn = connected(client, member, runtime, CLINIC, "clinic-1")
-    run_sync(runtime, conn.id, conn.grant_epoch)
+    run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
     counts = stored(runtime, conn.id)
     revocations = sandbox.counters(CLINIC).revocations
     response = client.post(f"/v1/connections/{CLINIC}/disconnect", headers=member.headers)
@@ -43,7 +43,7 @@ def test_disconnect_keeps_data_revokes_and_stops_retrieval(
     bundle = client.get("/v1/fhir/Patient", headers=member.headers).json()
     assert len(bundle["entry"]) == 1  # and stays readable
     # No retrieval afterwards: the old job is fenced, and nothing is due.
-    assert run_sync(runtime, conn.id, conn.grant_epoch) is None
+    assert run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch) is None
     assert conn.id not in [pk for pk, _ in claim_due_syncs(runtime)]
     again = client.post(f"/v1/connections/{CLINIC}/disconnect", headers=member.headers)
     assert again.status_code == 200 and again.json()["status"] == "DISCONNECTED"
@@ -66,7 +66,9 @@ def test_a_running_sync_writes_nothing_after_disconnect(
     sandbox.set_knobs(CLINIC, {"latency_ms": 30})
     results: list[object] = []
     worker = threading.Thread(
-        target=lambda: results.append(run_sync(runtime, conn.id, conn.grant_epoch, page_size=50))
+        target=lambda: results.append(
+            run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, page_size=50)
+        )
     )
     worker.start()
     deadline = time.monotonic() + 30
@@ -91,7 +93,7 @@ def test_delete_is_asynchronous_and_touches_nothing_else(
     other = make_member(runtime, member.tenant, "carol")
     theirs = connected(client, other, runtime, CLINIC, "clinic-1")
     for conn in (clinic, lab, theirs):
-        run_sync(runtime, conn.id, conn.grant_epoch)
+        run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
     lab_counts, their_counts = stored(runtime, lab.id), stored(runtime, theirs.id)
 
     response = client.delete(f"/v1/connections/{CLINIC}", headers=member.headers)
@@ -119,7 +121,7 @@ def test_delete_is_asynchronous_and_touches_nothing_else(
     fresh = reload(runtime, clinic.id)
     assert fresh.status == "CONNECTED" and fresh.sync_cursor == {}
     assert fresh.created_at > clinic.created_at
-    report = run_sync(runtime, fresh.id, fresh.grant_epoch)
+    report = run_sync(runtime, connection_pk=fresh.id, epoch=fresh.grant_epoch)
     assert report is not None and report.written == sum(stored(runtime, clinic.id).values())
 
 
@@ -127,7 +129,7 @@ def test_lost_delete_message_is_redriven_by_the_sweeper(
     client, member: MemberCtx, runtime: Runtime
 ) -> None:
     conn = connected(client, member, runtime, CLINIC, "clinic-1")
-    run_sync(runtime, conn.id, conn.grant_epoch)
+    run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
     runtime.jobs = None  # the delete message is lost: never reaches the queue
     client.delete(f"/v1/connections/{CLINIC}", headers=member.headers)
     assert claim_stale_deletes(runtime) == []  # its lease is still fresh
@@ -163,7 +165,7 @@ def test_sigkill_in_the_middle_of_a_delete_is_finished_by_the_sweeper(
 ) -> None:
     conn = connected(client, member, runtime, CLINIC, "clinic-1")
     keep = connected(client, member, runtime, LAB, "lab-1")
-    run_sync(runtime, keep.id, keep.grant_epoch)
+    run_sync(runtime, connection_pk=keep.id, epoch=keep.grant_epoch)
     kept = stored(runtime, keep.id)
     with runtime.db.write() as session:
         upsert_resources(
@@ -266,7 +268,7 @@ def test_retiring_a_source_ends_access(
     from tether.directory.schema import BUNDLED_DIRECTORY, load_file
 
     conn = connected(client, member, runtime, CLINIC, "clinic-1")
-    run_sync(runtime, conn.id, conn.grant_epoch)
+    run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
     entries = [e.model_dump(mode="json", exclude_none=True) for e in load_file(BUNDLED_DIRECTORY)]
     for entry in entries:
         if entry["id"] == CLINIC:
@@ -277,7 +279,7 @@ def test_retiring_a_source_ends_access(
     after = reload(runtime, conn.id)
     assert after.status == "ACCESS_ENDED" and after.access_token is None
     assert stored(runtime, conn.id)  # the data stays until the member deletes it
-    assert run_sync(runtime, conn.id, conn.grant_epoch) is None
+    assert run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch) is None
     again = client.post(f"/v1/connections/{CLINIC}/oauth-url", headers=member.headers)
     assert again.status_code == 409 and again.json()["code"] == "ACCESS_ENDED"
     deleted = client.delete(f"/v1/connections/{CLINIC}", headers=member.headers)

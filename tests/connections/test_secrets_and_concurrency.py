@@ -38,7 +38,7 @@ def test_no_secret_in_database_or_logs(
     assert result.status_code == "success"
     with runtime.db.read() as session:
         conn = session.scalars(select(Connection)).one()
-    refresh_connection(runtime, conn.id, stale_sealed=None)
+    refresh_connection(runtime, connection_pk=conn.id, stale_sealed=None)
     with runtime.db.read() as session:
         conn = session.scalars(select(Connection)).one()
     query = parse_qs(urlsplit(result.callback_url).query)
@@ -76,7 +76,7 @@ def test_no_secret_in_database_or_logs(
 def _refresh_in_process(settings: Settings, pk: int, seen: str, barrier, results) -> None:
     runtime = build_runtime(settings, migrate=False)
     barrier.wait(timeout=60)
-    results.put(str(refresh_connection(runtime, pk, stale_sealed=seen)))
+    results.put(str(refresh_connection(runtime, connection_pk=pk, stale_sealed=seen)))
 
 
 def test_two_processes_refreshing_refresh_once_at_the_source(

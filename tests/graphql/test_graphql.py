@@ -141,7 +141,8 @@ def _lifecycle(api: Api, runtime: Runtime, member: MemberCtx, sandbox: Sandbox) 
     step(api.connections())
     sandbox.set_knobs(CLINIC, {"forbidden_types": ["Observation"]})
     try:
-        run_sync(runtime, *grant())
+        pk, epoch = grant()
+        run_sync(runtime, connection_pk=pk, epoch=epoch)
     finally:
         sandbox.reset(CLINIC)
     step(api.connections())

@@ -73,7 +73,8 @@ def test_establish_view_errors_disconnect_reestablish_delete(
     # A sync that the source partly refuses: the errors travel in subscription_subscription.
     sandbox.set_knobs(CLINIC, {"forbidden_types": ["Observation"]})
     try:
-        report = run_sync(runtime, *_grant(runtime, member))
+        pk, epoch = _grant(runtime, member)
+        report = run_sync(runtime, connection_pk=pk, epoch=epoch)
     finally:
         sandbox.reset(CLINIC)
     assert report is not None

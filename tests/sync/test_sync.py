@@ -19,7 +19,7 @@ def test_full_then_incremental_sync(
 ) -> None:
     conn = connected(client, member, runtime, CLINIC, PATIENT)
     assert conn.sync_status == "PENDING"
-    report = run_sync(runtime, conn.id, conn.grant_epoch, page_size=20)
+    report = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, page_size=20)
     assert report is not None
     assert report.status == "RETRIEVED", report.errors
     after = reload(runtime, conn.id)
@@ -52,7 +52,7 @@ def test_full_then_incremental_sync(
     # Incremental: only what changed at the source since is fetched; nothing duplicates.
     touched = sandbox.touch(CLINIC, PATIENT, 3)
     assert len(touched) == 3
-    again = run_sync(runtime, conn.id, conn.grant_epoch, page_size=20)
+    again = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, page_size=20)
     assert again is not None and again.status == "RETRIEVED"
     assert again.written < report.written
     assert again.written >= 3
@@ -63,7 +63,7 @@ def test_another_members_data_is_invisible(
     client, member: MemberCtx, other_member: MemberCtx, runtime: Runtime
 ) -> None:
     conn = connected(client, member, runtime, CLINIC, PATIENT)
-    run_sync(runtime, conn.id, conn.grant_epoch)
+    run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
     mine = client.get("/v1/fhir/Patient", headers=member.headers).json()
     assert len(mine["entry"]) == 1
     theirs = client.get("/v1/fhir/Patient", headers=other_member.headers).json()
@@ -78,7 +78,7 @@ def test_stale_epoch_or_second_run_does_nothing(
     client, member: MemberCtx, runtime: Runtime
 ) -> None:
     conn = connected(client, member, runtime, CLINIC, PATIENT)
-    assert run_sync(runtime, conn.id, conn.grant_epoch + 1) is None
+    assert run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch + 1) is None
     assert reload(runtime, conn.id).sync_status == "PENDING"
     assert stored(runtime, conn.id) == {}
 
@@ -89,8 +89,8 @@ def test_every_finished_sync_is_audited(client, member: MemberCtx, runtime: Runt
     from sqlalchemy import select
 
     conn = connected(client, member, runtime, CLINIC, PATIENT)
-    first = run_sync(runtime, conn.id, conn.grant_epoch)
-    again = run_sync(runtime, conn.id, conn.grant_epoch)
+    first = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
+    again = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
     assert first is not None and again is not None and again.status == "RETRIEVED"
     with runtime.db.read() as session:
         events = session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
@@ -107,7 +107,7 @@ def test_every_finished_sync_is_audited(client, member: MemberCtx, runtime: Runt
 def _sync_with(runtime: Runtime, sandbox: Sandbox, conn, knobs: dict, **kw):
     sandbox.set_knobs(CLINIC, knobs)
     try:
-        return run_sync(runtime, conn.id, conn.grant_epoch, **kw)
+        return run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, **kw)
     finally:
         FAULTS.append(sandbox.counters(CLINIC).faults)
         sandbox.reset(CLINIC)
@@ -194,7 +194,7 @@ def test_expired_access_token_is_refreshed_once(client, member, runtime, sandbox
     conn = connected(client, member, runtime, CLINIC, PATIENT)
     sandbox.expire_tokens(CLINIC)
     before = sandbox.counters(CLINIC).refreshes
-    report = run_sync(runtime, conn.id, conn.grant_epoch)
+    report = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
     assert report is not None and report.status == "RETRIEVED", report.errors
     assert sandbox.counters(CLINIC).refreshes - before == 1
     assert reload(runtime, conn.id).status == "CONNECTED"
@@ -217,7 +217,7 @@ def test_short_lived_access_token_is_refreshed_at_most_once(
             assert row is not None
             row.refresh_token = None
     before = sandbox.counters(CLINIC).refreshes
-    report = run_sync(runtime, conn.id, conn.grant_epoch, page_size=1000)
+    report = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, page_size=1000)
     assert report is not None and report.status == "RETRIEVED", report.errors
     refreshes = sandbox.counters(CLINIC).refreshes - before
     assert refreshes <= (1 if refreshable else 0)
@@ -228,7 +228,7 @@ def test_short_lived_access_token_is_refreshed_at_most_once(
 def test_revoked_at_source_expires_the_connection(client, member, runtime, sandbox) -> None:
     conn = connected(client, member, runtime, CLINIC, PATIENT)
     sandbox.revoke_all(CLINIC)
-    report = run_sync(runtime, conn.id, conn.grant_epoch)
+    report = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
     assert report is not None and report.status == "ERROR"
     after = reload(runtime, conn.id)
     assert after.status == "EXPIRED"
@@ -251,12 +251,12 @@ def test_memory_stays_bounded_by_a_few_pages(
     warm = make_member(runtime, member.tenant, "warm")
     first = connected(client, warm, runtime, CLINIC, "clinic-large")
     run_sync(
-        runtime, first.id, first.grant_epoch
+        runtime, connection_pk=first.id, epoch=first.grant_epoch
     )  # the sandbox (in this process) builds its record
     conn = connected(client, other_member, runtime, CLINIC, "clinic-large")
     tracemalloc.start()
     try:
-        report = run_sync(runtime, conn.id, conn.grant_epoch, page_size=50)
+        report = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, page_size=50)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

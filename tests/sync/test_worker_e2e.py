@@ -138,6 +138,6 @@ def test_worker_killed_mid_sync_is_recovered_by_the_sweeper(
     from tether.sync.run import run_sync
 
     runtime.jobs = None
-    run_sync(runtime, clean.id, clean.grant_epoch)
+    run_sync(runtime, connection_pk=clean.id, epoch=clean.grant_epoch)
     assert stored(runtime, clean.id) == recovered
     assert sum(recovered.values()) >= 20_000

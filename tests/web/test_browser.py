@@ -101,7 +101,9 @@ def test_member_page_end_to_end(
 
     # Revoked at the source: the next refresh gets invalid_grant and the connection expires.
     sandbox.revoke_all(CLINIC)
-    refresh_connection(runtime, connection_row(runtime, member, CLINIC).id, stale_sealed=None)
+    refresh_connection(
+        runtime, connection_pk=connection_row(runtime, member, CLINIC).id, stale_sealed=None
+    )
     page.reload()
     expect(card).to_have_attribute("data-status", "EXPIRED")
     expect(card.locator(".sync-errors")).to_contain_text("authorization expired")

@@ -168,7 +168,7 @@ def source_authorization(
         or not _refresh_due(conn, runtime.clock())
     ):
         return current
-    result = refresh_connection(runtime, connection_pk, stale_sealed=current.sealed)
+    result = refresh_connection(runtime, connection_pk=connection_pk, stale_sealed=current.sealed)
     if result is RefreshResult.EXPIRED:
         return None
     if result is RefreshResult.NOT_CONNECTED:
@@ -252,7 +252,7 @@ def _release_lease(runtime: Runtime, connection_pk: int) -> None:
 
 
 def refresh_connection(
-    runtime: Runtime, connection_pk: int, *, stale_sealed: str | None, actor: str = "system"
+    runtime: Runtime, *, connection_pk: int, stale_sealed: str | None, actor: str = "system"
 ) -> RefreshResult:
     """Refresh the connection's access token unless someone already replaced ``stale_sealed``.
 
@@ -274,7 +274,13 @@ def refresh_connection(
         if conn.refresh_token is None:
             if conn.token_expires_at is not None and conn.token_expires_at > runtime.clock():
                 return RefreshResult.ALREADY_FRESH
-            expire(runtime, connection_pk, epoch, actor, reason="no refresh token")
+            expire(
+                runtime,
+                connection_pk=connection_pk,
+                epoch=epoch,
+                actor=actor,
+                reason="no refresh token",
+            )
             return RefreshResult.EXPIRED
         refresh_token = runtime.vault.decrypt(
             conn.refresh_token, binding=connection_binding(conn.id, "refresh_token")
@@ -284,7 +290,9 @@ def refresh_connection(
                 tokens = rfc6749.refresh(client, config, refresh_token=refresh_token)
         except OAuthProtocolError as exc:
             if exc.error in ("invalid_grant", "invalid_client", "unauthorized_client"):
-                expire(runtime, connection_pk, epoch, actor, reason=exc.error)
+                expire(
+                    runtime, connection_pk=connection_pk, epoch=epoch, actor=actor, reason=exc.error
+                )
                 return RefreshResult.EXPIRED
             raise SourceUnavailable(f"refresh refused: {exc.error}") from None
         return _save_refreshed(runtime, connection_pk, epoch, tokens)
@@ -307,7 +315,7 @@ def _save_refreshed(
     return RefreshResult.REFRESHED
 
 
-def expire(runtime: Runtime, connection_pk: int, epoch: int, actor: str, *, reason: str) -> None:
+def expire(runtime: Runtime, *, connection_pk: int, epoch: int, actor: str, reason: str) -> None:
     """The grant is dead: EXPIRED with AUTHORIZATION_EXPIRED, tokens and credentials dropped."""
     now = runtime.clock()
     with runtime.db.write() as session:

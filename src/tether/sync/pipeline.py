@@ -185,7 +185,13 @@ def _fetch_all(
                     break
                 except Unauthorized:
                     if current.authorization.kind == "basic":  # the portal password changed
-                        expire(runtime, claim.pk, claim.epoch, "system:sync", reason="credentials")
+                        expire(
+                            runtime,
+                            connection_pk=claim.pk,
+                            epoch=claim.epoch,
+                            actor="system:sync",
+                            reason="credentials",
+                        )
                         pages.put(AuthorizationLost(rtype))
                         return
                     if refreshed or attempt > 1:
@@ -193,7 +199,7 @@ def _fetch_all(
                         return
                     refreshed = True
                     result = refresh_connection(
-                        runtime, claim.pk, stale_sealed=current.authorization.sealed
+                        runtime, connection_pk=claim.pk, stale_sealed=current.authorization.sealed
                     )
                     if result in (RefreshResult.EXPIRED, RefreshResult.NOT_CONNECTED):
                         pages.put(AuthorizationLost(rtype))

@@ -24,9 +24,9 @@ log = get_logger("tether.sync")
 
 def run_sync(
     runtime: Runtime,
+    *,
     connection_pk: int,
     epoch: int,
-    *,
     page_size: int = DEFAULT_PAGE_SIZE,
     max_pages: int = DEFAULT_MAX_PAGES,
 ) -> SyncReport | None:

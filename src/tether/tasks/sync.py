@@ -13,12 +13,14 @@ SWEEP_BATCH = 200
 
 
 def sync(runtime: Runtime, *, connection_pk: int, epoch: int) -> None:
-    run_sync(runtime, connection_pk, epoch)
+    run_sync(runtime, connection_pk=connection_pk, epoch=epoch)
 
 
 def refresh(runtime: Runtime, *, connection_pk: int, stale: str) -> None:
     try:
-        refresh_connection(runtime, connection_pk, stale_sealed=stale, actor="system:sweeper")
+        refresh_connection(
+            runtime, connection_pk=connection_pk, stale_sealed=stale, actor="system:sweeper"
+        )
     except SourceUnavailable as exc:
         raise RetryLater(60, reason=str(exc)) from None
 
