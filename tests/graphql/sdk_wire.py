@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,17 +110,22 @@ def jwt_payload(token: str) -> dict[str, Any]:
     return payload
 
 
-def validate_against_wire(document: str) -> None:
-    errors = validate(WIRE_SCHEMA, parse(document))
-    assert errors == [], f"document does not fit sdk-wire-schema.graphql: {errors}"
+def validate_against_wire(document: str, wire: GraphQLSchema = WIRE_SCHEMA) -> None:
+    errors = validate(wire, parse(document))
+    assert errors == [], f"document does not fit the SDK's wire schema: {errors}"
 
 
-def check_shape(document: str, variables: dict[str, Any] | None, data: dict[str, Any]) -> None:
+def check_shape(
+    document: str,
+    variables: dict[str, Any] | None,
+    data: dict[str, Any],
+    wire: GraphQLSchema = WIRE_SCHEMA,
+) -> None:
     """Execute ``document`` over ``data`` with the wire schema: the result must be ``data``.
 
     Nullability, enum values, scalar kinds and the exact set of keys are all checked.
     """
-    result = execute(WIRE_SCHEMA, parse(document), root_value=data, variable_values=variables)
+    result = execute(wire, parse(document), root_value=data, variable_values=variables)
     assert result.errors is None, f"answer does not fit the wire schema: {result.errors}"
     assert result.data == data
 
@@ -178,12 +184,19 @@ def read_answer(response: httpx.Response) -> Answer:
 
 @dataclass
 class SdkClient:
-    """Sends what the SDK sends: ``unauthed`` identity calls, ``authed`` connection calls."""
+    """Sends what the SDK sends: ``unauthed`` identity calls, ``authed`` connection calls.
+
+    By default the 1.70 client; ``documents``, ``wire`` and ``unauthed`` make it another
+    version's (``tests.graphql.sdk_wire2``).
+    """
 
     http: httpx.Client
     client_key: str
     access_token: str | None = None
     refresh_token: str | None = None
+    documents: Mapping[str, str] = field(default_factory=lambda: DOCUMENTS)
+    wire: GraphQLSchema = WIRE_SCHEMA
+    unauthed: frozenset[str] = UNAUTHED
 
     def send(
         self,
@@ -191,10 +204,10 @@ class SdkClient:
         variables: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Answer:
-        document = DOCUMENTS[name]
-        validate_against_wire(document)
+        document = self.documents[name]
+        validate_against_wire(document, self.wire)
         body = {"query": document, "variables": variables or {}, "operationName": name}
-        if name in UNAUTHED:
+        if name in self.unauthed:
             sent = {"Content-Type": "application/json", **(headers or {})}
         else:
             sent = {
@@ -206,7 +219,7 @@ class SdkClient:
         response = self.http.post(ENDPOINT, content=json.dumps(body), headers=sent)
         answer = read_answer(response)
         if answer.data is not None and not answer.errors:
-            check_shape(document, variables, answer.data)
+            check_shape(document, variables, answer.data, self.wire)
         return answer
 
     # -- the SDK's calls -------------------------------------------------------------------

@@ -26,9 +26,6 @@ from tether.graphql.types import (
     MemberConnection,
     OauthUrl,
     StatusUpdate,
-    SubscriptionBundle,
-    SubscriptionEntry,
-    SubscriptionResource,
 )
 
 Info = strawberry.Info[Context, None]
@@ -80,17 +77,6 @@ class ConnectionQuery:
             source_type=types,
         )
         return [MemberConnection.of(view) for view in views]
-
-    @strawberry.field(
-        name="subscription_subscription",
-        description="Each connection's sync errors and syncStatus (the SDK's FHIR-like view).",
-    )
-    async def subscription_subscription(self, info: Info) -> SubscriptionBundle | None:
-        member = await info.context.member()
-        views = await info.context.call(member_connections, info.context.runtime, member=member)
-        return SubscriptionBundle(
-            entry=[SubscriptionEntry(resource=SubscriptionResource.of(view)) for view in views]
-        )
 
     @strawberry.field(
         description="getOauthUrl: a short-lived, single-use link that starts the OAuth flow "

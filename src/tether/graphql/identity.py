@@ -82,8 +82,9 @@ class RemoteCache:
 
 @strawberry.type
 class RemoteGraphQLConfig:
-    url: str
-    auth_url: str
+    url: str = strawberry.field(description="SDK 1.70: the unauthenticated endpoint")
+    auth_url: str = strawberry.field(description="SDK 1.70: the authenticated endpoint")
+    api_url: str = strawberry.field(description="SDK 2.0: the one endpoint")
     fetch_policy: str
     cache: RemoteCache
 

@@ -39,6 +39,7 @@ def optional_timestamp(value: datetime | None) -> str | None:
 
 @strawberry.type(name="Coding")
 class Coding:
+    id: str | None = strawberry.field(default=None, description="always null")
     system: str | None = None
     code: str | None = None
     display: str | None = None
@@ -48,6 +49,7 @@ class Coding:
 class CodeableConcept:
     text: str | None
     coding: list[Coding]
+    id: str | None = strawberry.field(default=None, description="always null")
 
     @classmethod
     def of(cls, value: views.CodeableConcept) -> CodeableConcept:
@@ -135,54 +137,3 @@ class OauthUrl:
     redirect_url: str = strawberry.field(
         description="absolute, single-use launch link; expires within TETHER_LAUNCH_TTL seconds"
     )
-
-
-CONNECTION_STATUS_EXTENSION = "data-connection-status"
-CONNECTION_STATUS_URL = "urn:tether:extension:data-connection-status"
-
-
-@strawberry.type
-class SubscriptionExtension:
-    id: str | None
-    url: str | None
-    value_string: str | None
-
-
-@strawberry.type
-class SubscriptionStatus:
-    error: list[CodeableConcept]
-    extension: list[SubscriptionExtension]
-
-
-@strawberry.type
-class SubscriptionResource:
-    service_slug: str = strawberry.field(name="service_slug", description="the connection id")
-    subscription_status: list[SubscriptionStatus]
-
-    @classmethod
-    def of(cls, view: views.ConnectionView) -> SubscriptionResource:
-        return cls(
-            service_slug=view.id,
-            subscription_status=[
-                SubscriptionStatus(
-                    error=[CodeableConcept.of(e) for e in view.sync_errors],
-                    extension=[
-                        SubscriptionExtension(
-                            id=CONNECTION_STATUS_EXTENSION,
-                            url=CONNECTION_STATUS_URL,
-                            value_string=view.sync_status.value,
-                        )
-                    ],
-                )
-            ],
-        )
-
-
-@strawberry.type
-class SubscriptionEntry:
-    resource: SubscriptionResource
-
-
-@strawberry.type(description="Each connection's sync errors and syncStatus, keyed by id.")
-class SubscriptionBundle:
-    entry: list[SubscriptionEntry]
