@@ -11,6 +11,7 @@ from tether.accounts.members import ensure_member
 from tether.accounts.tenants import create_tenant
 from tether.identity.api_keys import create_api_key
 from tether.identity.member_tokens import issue_member_token
+from tether.identity.sdk_tokens import client_key_for
 from tether.runtime import Runtime
 from tether.store.models import Tenant
 
@@ -23,6 +24,7 @@ DEMO_MEMBER = "demo-member"
 class DemoCredentials:
     tenant_id: str
     api_key: str
+    client_key: str  # the health SDK's clientKey for this tenant (docs/sdk-compat.md)
     member_id: str
     member_token: str
     base_url: str
@@ -30,6 +32,9 @@ class DemoCredentials:
 
 def seed(runtime: Runtime) -> DemoCredentials:
     """Create the demo tenant, API key and member once; mint a fresh member token each run.
+
+    The SDK ``clientKey`` naming the demo tenant is written next to the API key (it is not a
+    secret: it only names the tenant).
 
     Everything is written to ``demo.json`` in the data directory (mode 0600) so scripts and
     the docs can use it. The member token is the operator's, not the API key's: it has no
@@ -59,6 +64,7 @@ def seed(runtime: Runtime) -> DemoCredentials:
     creds = DemoCredentials(
         tenant_id=stored["tenant_id"],
         api_key=stored["api_key"],
+        client_key=client_key_for(stored["tenant_id"]),
         member_id=member.id,
         member_token=issued.token,
         base_url=settings.public_base_url,

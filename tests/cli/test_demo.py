@@ -1,4 +1,5 @@
-"""`tether demo` starts a working instance; `tether serve` refuses to start without secrets."""
+"""`tether demo` starts a working instance and saves what an app needs (API key, the SDK's
+clientKey, a member token); `tether serve` refuses to start without secrets."""
 
 import json
 import os
@@ -50,11 +51,28 @@ def test_demo_seeds_and_serves_the_directory(tmp_path: Path) -> None:
                 f"{base}/v1/data-sources", headers={"Authorization": f"Bearer {token}"}
             ).json()
             assert "sandbox-clinic" in [s["id"] for s in page["items"]]
+        assert set(creds) == {
+            "tenant_id",
+            "api_key",
+            "client_key",
+            "member_id",
+            "member_token",
+            "base_url",
+        }
+        # The SDK signs in with the saved clientKey and member token (getToken).
+        signed_in = httpx.post(
+            f"{base}/graphql",
+            json={"query": "{ getToken { accessToken { jwtToken } } }"},
+            headers={"Authorization": creds["member_token"], "ClientKey": creds["client_key"]},
+        ).json()
+        assert "errors" not in signed_in, signed_in
+        assert signed_in["data"]["getToken"]["accessToken"]["jwtToken"]
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=30)
     assert f"http://127.0.0.1:{port}" in output
     assert creds["member_id"] in output
+    assert creds["client_key"] in output and creds["api_key"] in output
 
 
 def test_serve_without_secrets_is_a_clear_error(tmp_path: Path) -> None:
