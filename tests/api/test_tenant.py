@@ -57,8 +57,8 @@ def test_patch_changes_what_is_given_and_audits_it(
     assert [e["action"] for e in events] == ["tenant.updated", "tenant.updated"]
     assert all(e["actor"] == f"tenant:{tenant.tenant_id}" for e in events)
     first = events[0]["detail"]["changed"]
-    assert first["return_urls"] == {"from": ["https://app.example.test/connected"], "to": urls}
-    assert first["allowed_origins"]["to"] == ["https://app.example.test"]
+    assert first["returnUrls"] == {"from": ["https://app.example.test/connected"], "to": urls}
+    assert first["allowedOrigins"]["to"] == ["https://app.example.test"]
     assert events[1]["detail"]["changed"] == {"name": {"from": "Acme Health", "to": "Acme Care"}}
     # The other tenant saw and changed nothing.
     other = client.get("/v1/tenant", headers=other_tenant.headers).json()

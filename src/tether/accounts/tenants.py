@@ -24,6 +24,8 @@ from tether.runtime import Runtime
 from tether.store.models import AuditEvent, Tenant
 
 UPDATED = "tenant.updated"
+# How the audit trail (and the API's problems) name each setting.
+FIELDS = {"name": "name", "return_urls": "returnUrls", "allowed_origins": "allowedOrigins"}
 DISABLED = "tenant.disabled"
 ENABLED = "tenant.enabled"
 
@@ -126,7 +128,7 @@ def update_tenant(
         for field, value in wanted.items():
             before = getattr(row, field)
             if before != value:
-                changed[field] = {"from": before, "to": value}
+                changed[FIELDS[field]] = {"from": before, "to": value}
                 setattr(row, field, value)
         if changed:
             _audit(
