@@ -115,7 +115,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(graphql.create_router())
     if runtime.settings.sandbox_enabled:
         _mount_sandbox(app, runtime)
-    app.add_middleware(graphql.GraphQLCORSMiddleware, **graphql.cors_options(runtime.settings))
+    cors = graphql.cors_options(runtime.settings, runtime)
+    app.add_middleware(graphql.GraphQLCORSMiddleware, **cors)
     app.add_middleware(RequestContextMiddleware)
     return app
 

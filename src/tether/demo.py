@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tether.accounts.members import ensure_member
+from tether.accounts.return_urls import check_return_url
 from tether.accounts.tenants import create_tenant
+from tether.errors import InvalidRequest
 from tether.identity.api_keys import create_api_key
 from tether.identity.member_tokens import issue_member_token
 from tether.identity.sdk_tokens import client_key_for
@@ -30,6 +32,15 @@ class DemoCredentials:
     base_url: str
 
 
+def _own_return_urls(runtime: Runtime) -> list[str]:
+    """The member page's ``/app``, when the return-URL rules allow it (an http base URL on a
+    host other than loopback is not: the page then needs no registered return URL)."""
+    try:
+        return [check_return_url(f"{runtime.settings.public_base_url}/app")]
+    except InvalidRequest:
+        return []
+
+
 def seed(runtime: Runtime) -> DemoCredentials:
     """Create the demo tenant, API key and member once; mint a fresh member token each run.
 
@@ -46,9 +57,7 @@ def seed(runtime: Runtime) -> DemoCredentials:
     stored = json.loads(path.read_text()) if path.exists() else None
     with runtime.db.write() as session:
         if stored is None or session.get(Tenant, stored["tenant_id"]) is None:
-            tenant = create_tenant(
-                session, name=DEMO_TENANT, return_urls=[f"{settings.public_base_url}/app"]
-            )
+            tenant = create_tenant(session, name=DEMO_TENANT, return_urls=_own_return_urls(runtime))
             _key, api_key = create_api_key(
                 session, tenant_id=tenant.id, pepper=runtime.secret_key, name="demo"
             )

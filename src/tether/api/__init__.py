@@ -6,13 +6,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tether.api.routes import app_links, audit, connections, data_sources, fhir, health, members
+from tether.api.routes import (
+    app_links,
+    audit,
+    connections,
+    data_sources,
+    fhir,
+    health,
+    members,
+    tenant,
+)
 
 
 def routers() -> list[APIRouter]:
     """Every REST router, in the order the OpenAPI document lists them."""
     return [
         health.router,
+        tenant.router,
         members.router,
         app_links.router,
         data_sources.router,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic.alias_generators import to_camel
 
 from tether.accounts.members import MemberView
+from tether.accounts.tenants import TenantView
 from tether.audit import AuditEventView
 from tether.connections.views import ConnectionView, StatusUpdate
 from tether.domain import Category, SourceType, Status, SyncStatus
@@ -218,3 +219,41 @@ class Problem(BaseModel):
     request_id: str | None = Field(default=None, alias="requestId")
     code: str | None = None
     errors: list[dict[str, Any]] | None = None
+
+
+class TenantOut(Wire):
+    id: str
+    name: str
+    return_urls: list[str] = Field(description="allow-listed return URLs (RFC 8252 §7)")
+    allowed_origins: list[str] = Field(
+        description="browser origins of the tenant's apps: the completion page's postMessage "
+        "targets and GraphQL CORS"
+    )
+    created: datetime
+    disabled: bool
+
+    @classmethod
+    def of(cls, tenant: TenantView) -> TenantOut:
+        return cls(
+            id=tenant.id,
+            name=tenant.name,
+            return_urls=list(tenant.return_urls),
+            allowed_origins=list(tenant.allowed_origins),
+            created=tenant.created,
+            disabled=tenant.disabled,
+        )
+
+
+class TenantUpdate(Wire):
+    """Only the fields given change; each list replaces the old one. The rules (docs/api.md)
+    are checked by the service, so a refused value is a 400 problem naming its field."""
+
+    name: str | None = Field(default=None, description="1 to 200 characters")
+    return_urls: list[str] | None = Field(
+        default=None,
+        description="https, loopback http, or a private-use scheme in reverse-domain form "
+        "(com.example.app:/path); at most 20, no duplicates, no fragments",
+    )
+    allowed_origins: list[str] | None = Field(
+        default=None, description="scheme://host[:port], at most 20, no duplicates"
+    )

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from tether.accounts.return_urls import check_return_url
 from tether.connections import lifecycle
 from tether.connections.grants import start_grant
 from tether.connections.queries import connection_for
@@ -29,6 +30,7 @@ from tether.connections.sources import require_connectable, smart_client
 from tether.connections.tokens import store_tokens
 from tether.domain import Status
 from tether.errors import (
+    AuthenticationRequired,
     Conflict,
     Gone,
     InvalidRequest,
@@ -37,13 +39,14 @@ from tether.errors import (
     SourceUnavailable,
     UpstreamError,
 )
+from tether.identity.liveness import require_live
 from tether.identity.principals import MemberPrincipal
 from tether.ids import new_secret, sha256_hex
 from tether.logging import get_logger
 from tether.oauth import rfc6749, rfc7636
 from tether.runtime import Runtime
 from tether.sealed import attempt_binding
-from tether.store.models import DataSource, OAuthAttempt, Tenant
+from tether.store.models import DataSource, Member, OAuthAttempt, Tenant
 
 log = get_logger("tether.connections")
 LAUNCH_PATH = "/oauth/launch/"
@@ -68,7 +71,8 @@ def get_oauth_url(
 ) -> str:
     """getOauthUrl: a short-lived, single-use launch link for this member and source.
 
-    ``return_url`` must be on the tenant's allow-list (compared on scheme, host and path).
+    ``return_url`` must be a return URL RFC 8252 allows (:mod:`tether.accounts.return_urls`)
+    and on the tenant's allow-list (compared exactly on scheme, host, port and path).
     ``trusted_return_url`` is one the calling adapter vouches for instead (the member page
     sends its own address); members never choose it.
     """
@@ -82,6 +86,7 @@ def get_oauth_url(
                 raise Conflict("access to this source has ended", code="ACCESS_ENDED")
             lifecycle.check(conn, Status.CONNECTED)
         if return_url is not None:
+            check_return_url(return_url, field="returnUrl")
             tenant = session.get(Tenant, member.tenant_id)
             if tenant is None or not _allowed_return_url(tenant, return_url):
                 raise InvalidRequest(
@@ -128,6 +133,7 @@ def launch(runtime: Runtime, *, token: str) -> Launch:
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             raise Gone("this connection link was already used", code="LINK_GONE")
+        _require_live_member(session, attempt.member_id)
         attempt_id, source_id = attempt.id, attempt.data_source_id
         source = require_connectable(session.get(DataSource, source_id), source_id)
     try:
@@ -170,6 +176,7 @@ class Outcome:
     status_code: str
     connection_id: str
     return_url: str | None
+    tenant_id: str
 
     @property
     def ok(self) -> bool:
@@ -182,6 +189,15 @@ class Outcome:
         query = parse_qsl(parts.query, keep_blank_values=True)
         query += [("status_code", self.status_code), ("connectionId", self.connection_id)]
         return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _require_live_member(session: Session, member_id: str) -> str:
+    """The member's tenant id, when the member and the tenant are live (401 otherwise)."""
+    member = session.get(Member, member_id)
+    if member is None:
+        raise AuthenticationRequired("this member no longer exists", code="MEMBER_DISABLED")
+    require_live(session, tenant_id=member.tenant_id, member_id=member_id)
+    return member.tenant_id
 
 
 class CallbackRefused(InvalidRequest):
@@ -223,6 +239,7 @@ def complete(
             )
         if attempt.expires_at <= now:
             raise Gone("this sign-in took too long; please start again", code="STATE_EXPIRED")
+        tenant_id = _require_live_member(session, attempt.member_id)
         # Only RFC 6749 codes are stored, never free text from the query string.
         outcome_code = (
             _safe_error(error) if error else ("exchanging" if code else "invalid_request")
@@ -239,7 +256,7 @@ def complete(
     if error or not code:
         status = _safe_error(error or "invalid_request")
         log.info("authorization refused at the source", source=source_id, error=status)
-        return Outcome(status, source_id, return_url)
+        return Outcome(status, source_id, return_url, tenant_id)
     assert verifier_sealed is not None
     verifier = runtime.vault.decrypt(verifier_sealed, binding=attempt_binding(attempt.id))
     status = _exchange_and_store(runtime, member_id, source_id, code, verifier)
@@ -247,7 +264,7 @@ def complete(
         session.execute(
             update(OAuthAttempt).where(OAuthAttempt.id == attempt.id).values(outcome=status)
         )
-    return Outcome(status, source_id, return_url)
+    return Outcome(status, source_id, return_url, tenant_id)
 
 
 _KNOWN_ERRORS = frozenset(

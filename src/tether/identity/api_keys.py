@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tether.accounts.tenants import create_tenant
+from tether.accounts.tenants import create_tenant, get_tenant
 from tether.errors import AuthenticationRequired, NotFound
 from tether.identity.liveness import require_live_credential
 from tether.identity.principals import TenantPrincipal
@@ -28,6 +29,17 @@ class IssuedApiKey:
     tenant_id: str
     name: str
     plaintext: str  # shown once; only its keyed hash is stored
+
+
+@dataclass(frozen=True)
+class ApiKeyView:
+    """An API key as ``tether keys list`` shows it: never its secret or hash."""
+
+    key_id: str
+    tenant_id: str
+    name: str
+    created: datetime
+    revoked_at: datetime | None
 
 
 def looks_like_api_key(token: str) -> bool:
@@ -62,12 +74,28 @@ def issue_api_key(runtime: Runtime, *, tenant_id: str, name: str = "") -> Issued
         return IssuedApiKey(key.id, key.tenant_id, key.name, plaintext)
 
 
+def list_api_keys(runtime: Runtime, *, tenant_id: str) -> list[ApiKeyView]:
+    """The tenant's API keys, revoked ones too, oldest first (404 for an unknown tenant)."""
+    with runtime.db.read() as session:
+        get_tenant(session, tenant_id)
+        rows = session.scalars(
+            select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at)
+        )
+        return [ApiKeyView(k.id, k.tenant_id, k.name, k.created_at, k.revoked_at) for k in rows]
+
+
 def register_tenant(
-    runtime: Runtime, *, name: str, return_urls: list[str] | None = None
+    runtime: Runtime,
+    *,
+    name: str,
+    return_urls: list[str] | None = None,
+    allowed_origins: list[str] | None = None,
 ) -> IssuedApiKey:
     """A new tenant and its first API key (named ``initial``), in one unit of work."""
     with runtime.db.write() as session:
-        tenant = create_tenant(session, name=name, return_urls=return_urls)
+        tenant = create_tenant(
+            session, name=name, return_urls=return_urls, allowed_origins=allowed_origins
+        )
         key, plaintext = create_api_key(
             session, tenant_id=tenant.id, pepper=runtime.secret_key, name="initial"
         )

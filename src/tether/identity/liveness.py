@@ -2,7 +2,8 @@
 
 Member tokens, the SDK's refresh tokens, the member page's app links and sessions all go
 through :func:`require_live`, so revoking a key stops everything it minted, and disabling a
-member or a tenant ends every credential of theirs at the next request.
+member or a tenant ends every credential of theirs at the next request. :func:`is_live` is the
+same check for the sync's claim, which runs no sync of a disabled member or tenant.
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ def require_live(
         if key is None or key.tenant_id != tenant_id or key.revoked_at is not None:
             raise AuthenticationRequired(KEY_REVOKED, code="API_KEY_REVOKED")
     return tenant
+
+
+def is_live(session: Session, *, tenant_id: str, member_id: str | None = None) -> bool:
+    """Whether :func:`require_live` would pass: the sync's claim asks before it runs."""
+    try:
+        require_live(session, tenant_id=tenant_id, member_id=member_id)
+    except AuthenticationRequired:
+        return False
+    return True
 
 
 def require_live_credential(

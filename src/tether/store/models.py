@@ -71,6 +71,9 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     return_urls: Mapped[list[Any]] = mapped_column(default=list)
+    # Browser origins of the tenant's own apps: the completion page's postMessage targets
+    # and GraphQL's CORS (besides the origins of its http(s) return URLs).
+    allowed_origins: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
 

@@ -16,8 +16,9 @@ from datetime import timedelta
 from tether.connections import lifecycle
 from tether.connections.sources import fhir_base_url
 from tether.domain import RESOURCE_TYPES, Status, SyncStatus
+from tether.identity.liveness import is_live
 from tether.runtime import Runtime
-from tether.store.models import Connection, DataSource
+from tether.store.models import Connection, DataSource, Member
 
 HEARTBEAT_STALE_SECONDS = 120
 DEFAULT_INTERVAL_SECONDS = 86400  # between scheduled syncs, unless the source sets sync_interval
@@ -40,7 +41,8 @@ class Claim:
 
 def claim_sync(runtime: Runtime, *, connection_pk: int, epoch: int) -> Claim | None:
     """Claim the connection's sync for grant ``epoch``; None when there is nothing to do (not
-    CONNECTED, another epoch, no patient, or a live run already holds it)."""
+    CONNECTED, another epoch, no patient, its member or tenant disabled, or a live run already
+    holds it)."""
     now = runtime.clock()
     with runtime.db.write() as session:
         conn = session.get(Connection, connection_pk, with_for_update=True)
@@ -52,6 +54,9 @@ def claim_sync(runtime: Runtime, *, connection_pk: int, epoch: int) -> Claim | N
             and (now - conn.sync_heartbeat_at < timedelta(seconds=HEARTBEAT_STALE_SECONDS))
         ):
             return None  # a live sync is already running
+        member = session.get(Member, conn.member_id)
+        if member is None or not is_live(session, tenant_id=member.tenant_id, member_id=member.id):
+            return None  # a disabled member or tenant: no sync until enabled again
         source = session.get(DataSource, conn.data_source_id)
         if source is None or not conn.patient_id:
             return None

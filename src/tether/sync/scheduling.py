@@ -6,7 +6,7 @@ apart), or when the source's Retry-After says, or at most 15 minutes ahead after
 down or throttling. :func:`request_sync` ("Sync now") makes it due now and queues the ``sync``
 job.
 :func:`claim_due_syncs` finds the due ones (and RETRIEVING ones whose run stopped heartbeating)
-for the due-syncs sweep to queue.
+for the due-syncs sweep to queue, skipping disabled members and tenants.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tether.domain import Status, SyncStatus
 from tether.errors import Conflict
 from tether.identity.principals import MemberPrincipal
 from tether.runtime import Runtime
-from tether.store.models import Connection
+from tether.store.models import Connection, Member, Tenant
 from tether.sync.claim import HEARTBEAT_STALE_SECONDS
 
 RETRY_SOON_SECONDS = 900
@@ -62,7 +62,9 @@ def request_sync(runtime: Runtime, *, member: MemberPrincipal, connection_id: st
 def claim_due_syncs(
     runtime: Runtime, *, limit: int = 100, requeue_after: int = 300
 ) -> list[tuple[int, int]]:
-    """Connections whose sync is due (or whose RETRIEVING heartbeat went stale).
+    """Connections whose sync is due (or whose RETRIEVING heartbeat went stale), of live
+    members of live tenants: a disabled one's connections keep their ``next_sync_at`` and are
+    found again once enabled.
 
     Each one found gets ``next_sync_at`` pushed ``requeue_after`` seconds ahead, so a lost
     message is re-driven later but a queued one is not queued twice.
@@ -72,8 +74,12 @@ def claim_due_syncs(
     with runtime.db.write() as session:
         rows = session.execute(
             select(Connection.id, Connection.grant_epoch)
+            .join(Member, Member.id == Connection.member_id)
+            .join(Tenant, Tenant.id == Member.tenant_id)
             .where(
                 Connection.status == Status.CONNECTED.value,
+                Member.disabled_at.is_(None),
+                Tenant.disabled_at.is_(None),
                 Connection.next_sync_at <= now,
                 or_(
                     Connection.sync_status != SyncStatus.RETRIEVING.value,

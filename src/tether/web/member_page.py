@@ -135,10 +135,15 @@ def start_session(
     """For apps that embed the page: POST a member token (never put it in a URL)."""
     try:
         member = authenticate_member(runtime, token)
-        return_urls = tenant_view(runtime, tenant_id=member.tenant_id).return_urls
+        tenant = tenant_view(runtime, tenant_id=member.tenant_id)
+        return_urls = tenant.return_urls
         # Against login CSRF: only tether itself or the tenant's own site may post here.
         origin = request.headers.get("origin")
-        allowed = {own_origin(runtime), *(origin_of(u) for u in return_urls)}
+        allowed = {
+            own_origin(runtime),
+            *tenant.allowed_origins,
+            *(origin_of(u) for u in return_urls),
+        }
         if origin is not None and origin not in allowed:
             raise Forbidden("this page can only be opened from the app's own site")
     except ProblemError as exc:

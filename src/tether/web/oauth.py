@@ -2,18 +2,30 @@
 
 These answer HTML (a browser is on the other end), never problem+json. Neither logs the query
 string; codes, state and the launch token appear nowhere but in the browser's address bar.
+
+After the callback the browser goes to the attempt's return URL (``status_code`` and
+``connectionId`` in its query), or, without one, gets the completion page. That page tells the
+result three ways (docs/web.md, docs/native.md): ``postMessage`` of ``{statusCode,
+connectionId}`` to ``window.opener`` (only to :func:`message_targets`) when there is one; its
+own URL's fragment, ``#status_code=…&connectionId=…`` (set with ``history.replaceState``); and
+``<meta name="tether:status-code">`` / ``<meta name="tether:connection-id">``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Cookie, Query
 from starlette.responses import RedirectResponse, Response
 
+from tether.accounts import tenants
 from tether.connections import establish
 from tether.errors import ProblemError
 from tether.http.deps import RuntimeDep
+from tether.http.origins import origin_of
+from tether.runtime import Runtime
+from tether.web.cookies import own_origin
 from tether.web.render import render
 
 router = APIRouter(prefix="/oauth", tags=["oauth"], include_in_schema=True)
@@ -27,6 +39,16 @@ MESSAGES = {
     "invalid_token_response": "The data source answered in a way tether cannot use.",
     "conflict": "This connection is being deleted. Try again once deletion has finished.",
 }
+
+
+def message_targets(runtime: Runtime, tenant_id: str) -> list[str]:
+    """The origins the completion page may post its result to: tether's own (the member
+    page's popup), the tenant's allowed browser origins and the origins of its web return
+    URLs. Never ``*``: an opener of any other origin is not told."""
+    view = tenants.tenant(runtime, tenant_id=tenant_id)
+    web_urls = (u for u in view.return_urls if u.startswith(("https://", "http://")))
+    found = {own_origin(runtime), *view.allowed_origins, *(origin_of(u) for u in web_urls)}
+    return sorted(found)
 
 
 @router.get("/launch/{token}", summary="Start the OAuth flow (the redirectUrl of getOauthUrl)")
@@ -93,6 +115,10 @@ def callback(
             title="Connected" if outcome.ok else "Not connected",
             message=MESSAGES.get(outcome.status_code, "The connection could not be completed."),
             payload={"statusCode": outcome.status_code, "connectionId": outcome.connection_id},
+            fragment=urlencode(
+                {"status_code": outcome.status_code, "connectionId": outcome.connection_id}
+            ),
+            targets=message_targets(runtime, outcome.tenant_id),
         )
     response.delete_cookie(COOKIE, path="/oauth")
     response.headers["Referrer-Policy"] = "no-referrer"

@@ -1,0 +1,44 @@
+"""No sync runs for a disabled tenant or member: the due-syncs claim skips their connections
+and a queued sync's own claim refuses; enabling them again makes the sync due again."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from tests.conftest import MemberCtx, make_member
+from tests.sync.helpers import connected, reload
+from tether.accounts import members, tenants
+from tether.runtime import Runtime
+from tether.store.models import Connection
+from tether.sync.claim import claim_sync
+from tether.sync.scheduling import claim_due_syncs
+
+CLINIC = "sandbox-clinic"
+
+
+def _due_now(runtime: Runtime) -> None:
+    with runtime.db.write() as session:
+        session.execute(update(Connection).values(next_sync_at=runtime.clock()))
+
+
+def test_a_disabled_tenant_or_member_is_not_synced(
+    client, member: MemberCtx, runtime: Runtime
+) -> None:
+    mine = connected(client, member, runtime, CLINIC, "clinic-1")
+    bob = make_member(runtime, member.tenant, "bob")
+    his = connected(client, bob, runtime, CLINIC, "clinic-2")
+    _due_now(runtime)
+
+    tenants.set_disabled(runtime, tenant_id=member.tenant.tenant_id, actor="test", disabled=True)
+    assert claim_due_syncs(runtime) == []
+    assert claim_sync(runtime, connection_pk=mine.id, epoch=mine.grant_epoch) is None
+    assert reload(runtime, mine.id).sync_status == "PENDING"  # untouched, still due
+
+    tenants.set_disabled(runtime, tenant_id=member.tenant.tenant_id, actor="test", disabled=False)
+    with runtime.db.write() as session:
+        members.disable_member(session, member_id=bob.member_id, tenant_id=bob.tenant.tenant_id)
+    assert [pk for pk, _ in claim_due_syncs(runtime)] == [mine.id]
+    assert claim_sync(runtime, connection_pk=his.id, epoch=his.grant_epoch) is None
+    claim = claim_sync(runtime, connection_pk=mine.id, epoch=mine.grant_epoch)
+    assert claim is not None and claim.member_id == member.member_id
+    assert reload(runtime, mine.id).sync_status == "RETRIEVING"
