@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -29,6 +32,30 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
+# tether's own pages (the sandbox's consent page stands for a data source's, not ours)
+OWN_PAGES = ("/app", "/oauth/")
+
+
+def axe_source() -> str:
+    """axe-core, as the ``axe-playwright-python`` package ships it (a dev dependency)."""
+    spec = importlib.util.find_spec("axe_playwright_python")
+    if spec is None or spec.origin is None:
+        message = "axe-playwright-python is not installed (pip install -e '.[dev]')"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    return (Path(spec.origin).parent / "axe.min.js").read_text()
+
+
+def axe_violations(page: Page) -> list[dict[str, Any]]:
+    """axe-core run in the page (through the DevTools protocol, which the page's CSP does not
+    govern); WCAG 2.x A/AA and best practices."""
+    page.evaluate(axe_source())
+    result: dict[str, Any] = page.evaluate(
+        "axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21aa', 'best-practice']})"
+    )
+    assert result["passes"], "axe checked nothing"
+    return [{"id": v["id"], "nodes": len(v["nodes"])} for v in result["violations"]]
 
 
 def app_link(api: httpx.Client, member: MemberCtx, **body: str) -> str:
@@ -75,7 +102,6 @@ def connection_row(runtime: Runtime, member: MemberCtx, connection_id: str) -> C
         return conn
 
 
-# ---------------------------------------------------------------------------- Chromium
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
@@ -93,12 +119,15 @@ def chromium() -> Iterator[Browser]:
 
 @pytest.fixture
 def shots(request: pytest.FixtureRequest) -> Callable[[Page, str], None]:
-    """``shots(page, "01-name")`` saves a screenshot under test-artifacts/web/."""
+    """``shots(page, "01-name")`` saves a screenshot under test-artifacts/web/ and, on tether's
+    own pages, runs axe-core over that state: WCAG 2.1 AA, no violations."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     db = getattr(request.node, "callspec", None)
     suffix = f"-{db.params['db_url']}" if db and "db_url" in db.params else ""
 
     def take(page: Page, name: str) -> None:
         page.screenshot(path=str(ARTIFACTS / f"{name}{suffix}.png"), full_page=True)
+        if urlsplit(page.url).path.startswith(OWN_PAGES):
+            assert axe_violations(page) == [], f"{name}: {page.url}"
 
     return take

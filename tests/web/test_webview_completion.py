@@ -5,44 +5,20 @@ and passes axe-core with no violations."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import REQUIRE_SERVICES, MemberCtx
+from tests.conftest import MemberCtx
+from tests.web.conftest import axe_violations
 from tether.testing.flow import connect, get_redirect_url
 from tether.testing.live_server import LiveServer
 
 CLINIC = "sandbox-clinic"
 Shots = Callable[[Page, str], None]
-
-
-def axe_source() -> str:
-    """axe-core, as the ``axe-playwright-python`` package ships it (a dev dependency)."""
-    spec = importlib.util.find_spec("axe_playwright_python")
-    if spec is None or spec.origin is None:
-        message = "axe-playwright-python is not installed (pip install -e '.[dev]')"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
-    return (Path(spec.origin).parent / "axe.min.js").read_text()
-
-
-def axe_violations(page: Page) -> list[dict[str, Any]]:
-    """axe-core run in the page (through the DevTools protocol, which the page's CSP does not
-    govern); WCAG 2.x A/AA and best practices."""
-    page.evaluate(axe_source())
-    result: dict[str, Any] = page.evaluate(
-        "axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21aa', 'best-practice']})"
-    )
-    assert result["passes"], "axe checked nothing"
-    return [{"id": v["id"], "nodes": len(v["nodes"])} for v in result["violations"]]
 
 
 @pytest.mark.browser
