@@ -8,6 +8,7 @@ from sqlalchemy import update
 from tests.conftest import MemberCtx, make_member
 from tests.sync.helpers import connected, reload
 from tether.accounts import members, tenants
+from tether.connections.tokens import claim_expiring_tokens
 from tether.runtime import Runtime
 from tether.store.models import Connection
 from tether.sync.claim import claim_sync
@@ -42,3 +43,16 @@ def test_a_disabled_tenant_or_member_is_not_synced(
     claim = claim_sync(runtime, connection_pk=mine.id, epoch=mine.grant_epoch)
     assert claim is not None and claim.member_id == member.member_id
     assert reload(runtime, mine.id).sync_status == "RETRIEVING"
+
+
+def test_a_disabled_tenant_s_tokens_are_not_refreshed_ahead(
+    client, member: MemberCtx, runtime: Runtime
+) -> None:
+    """The expiring-tokens sweep leaves a disabled tenant's grants alone (a refresh would
+    spend the source's refresh token for a tenant that may never come back)."""
+    mine = connected(client, member, runtime, CLINIC, "clinic-1")
+    with runtime.db.write() as session:
+        session.execute(update(Connection).values(token_expires_at=runtime.clock()))
+    assert [pk for pk, _ in claim_expiring_tokens(runtime, limit=10)] == [mine.id]
+    tenants.set_disabled(runtime, tenant_id=member.tenant.tenant_id, actor="test", disabled=True)
+    assert claim_expiring_tokens(runtime, limit=10) == []

@@ -30,7 +30,7 @@ from tether.logging import get_logger
 from tether.oauth import rfc6749
 from tether.runtime import Runtime
 from tether.sealed import connection_binding
-from tether.store.models import Connection, DataSource
+from tether.store.models import Connection, DataSource, Member, Tenant
 
 log = get_logger("tether.tokens")
 
@@ -110,8 +110,9 @@ def access_token(runtime: Runtime, conn: Connection) -> AccessToken | None:
 
 
 def claim_expiring_tokens(runtime: Runtime, *, limit: int) -> list[tuple[int, str]]:
-    """Connections whose access token expires within ``REFRESH_AHEAD_SECONDS`` and that can be
-    refreshed now (a refresh token, no live lease): ``(pk, sealed access token)`` pairs.
+    """Connections of live members of live tenants whose access token expires within
+    ``REFRESH_AHEAD_SECONDS`` and that can be refreshed now (a refresh token, no live lease):
+    ``(pk, sealed access token)`` pairs.
 
     Nothing is written: the refresh job takes the lease, and the sealed token it is given makes
     a second refresh of the same token a no-op, so a connection found twice refreshes once.
@@ -121,8 +122,12 @@ def claim_expiring_tokens(runtime: Runtime, *, limit: int) -> list[tuple[int, st
     with runtime.db.read() as session:
         rows = session.execute(
             select(Connection.id, Connection.access_token)
+            .join(Member, Member.id == Connection.member_id)
+            .join(Tenant, Tenant.id == Member.tenant_id)
             .where(
                 Connection.status == Status.CONNECTED.value,
+                Member.disabled_at.is_(None),
+                Tenant.disabled_at.is_(None),
                 Connection.refresh_token.is_not(None),
                 Connection.token_expires_at <= soon,
                 or_(
