@@ -1,15 +1,19 @@
-"""Reading connections: always scoped to one member."""
+"""Queries on connections: a member's own (always scoped to that member), and the narrowing
+every sweep applies (enabled members of enabled tenants)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from tether.domain import SourceType, Status, SyncStatus
 from tether.errors import NotFound
-from tether.store.models import Connection, DataSource
+from tether.store.models import Connection, DataSource, Member, Tenant
+
+SelectT = TypeVar("SelectT", bound=Select)  # any row shape (SQLAlchemy 2.0 and 2.1 spell it apart)
 
 
 def connection_for(
@@ -56,3 +60,13 @@ def member_connection_rows(
     if source_type:
         query = query.where(DataSource.type.in_([t.value for t in source_type]))
     return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def of_live_accounts(query: SelectT) -> SelectT:
+    """``query`` over connections, narrowed to those of enabled members of enabled tenants
+    (what the sweeps may act on: a disabled account's work waits until it is enabled again)."""
+    return (
+        query.join(Member, Member.id == Connection.member_id)
+        .join(Tenant, Tenant.id == Member.tenant_id)
+        .where(Member.disabled_at.is_(None), Tenant.disabled_at.is_(None))
+    )

@@ -22,6 +22,7 @@ from typing import Literal
 from sqlalchemy import or_, select, update
 
 from tether.connections import lifecycle
+from tether.connections.queries import of_live_accounts
 from tether.connections.sources import smart_client
 from tether.connections.sync_errors import sync_error
 from tether.domain import Status
@@ -30,7 +31,7 @@ from tether.logging import get_logger
 from tether.oauth import rfc6749
 from tether.runtime import Runtime
 from tether.sealed import connection_binding
-from tether.store.models import Connection, DataSource, Member, Tenant
+from tether.store.models import Connection, DataSource
 
 log = get_logger("tether.tokens")
 
@@ -121,13 +122,9 @@ def claim_expiring_tokens(runtime: Runtime, *, limit: int) -> list[tuple[int, st
     soon = now + timedelta(seconds=REFRESH_AHEAD_SECONDS)
     with runtime.db.read() as session:
         rows = session.execute(
-            select(Connection.id, Connection.access_token)
-            .join(Member, Member.id == Connection.member_id)
-            .join(Tenant, Tenant.id == Member.tenant_id)
+            of_live_accounts(select(Connection.id, Connection.access_token))
             .where(
                 Connection.status == Status.CONNECTED.value,
-                Member.disabled_at.is_(None),
-                Tenant.disabled_at.is_(None),
                 Connection.refresh_token.is_not(None),
                 Connection.token_expires_at <= soon,
                 or_(

@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 
-from tether.connections.queries import require_connection
+from tether.connections.queries import of_live_accounts, require_connection
 from tether.domain import Status, SyncStatus
 from tether.errors import Conflict
 from tether.identity.principals import MemberPrincipal
 from tether.runtime import Runtime
-from tether.store.models import Connection, Member, Tenant
+from tether.store.models import Connection
 from tether.sync.claim import HEARTBEAT_STALE_SECONDS
 
 RETRY_SOON_SECONDS = 900
@@ -73,13 +73,9 @@ def claim_due_syncs(
     stale = now - timedelta(seconds=HEARTBEAT_STALE_SECONDS)
     with runtime.db.write() as session:
         rows = session.execute(
-            select(Connection.id, Connection.grant_epoch)
-            .join(Member, Member.id == Connection.member_id)
-            .join(Tenant, Tenant.id == Member.tenant_id)
+            of_live_accounts(select(Connection.id, Connection.grant_epoch))
             .where(
                 Connection.status == Status.CONNECTED.value,
-                Member.disabled_at.is_(None),
-                Tenant.disabled_at.is_(None),
                 Connection.next_sync_at <= now,
                 or_(
                     Connection.sync_status != SyncStatus.RETRIEVING.value,
