@@ -41,6 +41,8 @@ PARTS: dict[str, tuple[int, int]] = {
             "runtime",
             "oauth",
             "fhir",
+            "metrics",
+            "tracing",
         )
     },
     # Services, in the order they may use each other (a higher rank uses lower ones).

@@ -26,10 +26,12 @@ from typing import Any
 
 import typer
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select
 
-from tether import api, graphql, tasks
+from tether import api, graphql, tasks, tracing
 from tether.cli.app import build_cli
+from tether.connections import fleet
 from tether.connections.retirement import import_directory
 from tether.directory.schema import BUNDLED_DIRECTORY
 from tether.errors import ConfigurationError, ProblemError
@@ -39,6 +41,7 @@ from tether.ids import new_secret
 from tether.jobs import REGISTRY, EmbeddedWorker, Jobs, TaskRegistry, make_huey
 from tether.jobs.backends import DEFAULT_QUEUE_NAME
 from tether.logging import configure_logging
+from tether.metrics import SnapshotCollector, registry_with
 from tether.runtime import Runtime
 from tether.settings import Settings
 from tether.store.db import Database
@@ -46,6 +49,8 @@ from tether.store.migrate import upgrade
 from tether.store.models import DataSource
 from tether.vault import Vault
 from tether.web import member_page, oauth
+
+METRICS_SNAPSHOT_TTL = 10.0  # seconds the fleet gauges are reused between scrapes
 
 
 def install_tasks(registry: TaskRegistry = REGISTRY) -> None:
@@ -72,7 +77,32 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     vault = Vault([k.get_secret_value() for k in settings.vault_keys])
     runtime = Runtime(settings=settings, db=db, vault=vault)
     runtime.jobs = build_jobs(runtime)
+    if settings.otlp_endpoint and not tracing.enabled():
+        tracing.configure_otlp(settings.otlp_endpoint, service_name=settings.otel_service_name)
     return runtime
+
+
+def metrics_registry(runtime: Runtime, *, fleet_gauges: bool = True) -> CollectorRegistry:
+    """This process's metrics, plus (``fleet_gauges``) the gauges read from ``runtime``'s
+    database and queue at scrape time, cached for ``METRICS_SNAPSHOT_TTL`` seconds."""
+    if not fleet_gauges:
+        return registry_with()
+    return registry_with(SnapshotCollector(lambda: fleet.gauges(runtime), ttl=METRICS_SNAPSHOT_TTL))
+
+
+def serve_metrics(runtime: Runtime, registry: CollectorRegistry | None = None) -> None:
+    """Serve metrics on ``TETHER_METRICS_PORT`` in a background thread, when it is set (a
+    ``tether worker`` exposes only its own counters: the fleet gauges come from ``serve``)."""
+    port = runtime.settings.metrics_port
+    if port is None:
+        return
+    from prometheus_client import start_http_server
+
+    start_http_server(
+        port,
+        addr=runtime.settings.metrics_host,
+        registry=registry or metrics_registry(runtime, fleet_gauges=False),
+    )
 
 
 def ensure_directory(runtime: Runtime) -> None:
@@ -107,6 +137,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.metrics_registry = metrics_registry(runtime)
     rfc9457.install(app)
     for router in api.routers():
         app.include_router(router)
@@ -149,8 +180,10 @@ def serve(runtime: Runtime, *, host: str, port: int, worker_threads: int = 0) ->
         assert isinstance(runtime.jobs, Jobs)  # attached by build_runtime
         runtime.services.append(EmbeddedWorker(runtime.jobs, threads=worker_threads))
     configure_logging(level=runtime.settings.log_level, json_output=runtime.settings.log_json)
+    app = create_app(runtime)
+    serve_metrics(runtime, app.state.metrics_registry)
     uvicorn.run(
-        create_app(runtime),
+        app,
         host=host,
         port=port,
         log_config=None,
@@ -166,6 +199,7 @@ class Assembly:
     build_jobs = staticmethod(build_jobs)
     ensure_directory = staticmethod(ensure_directory)
     serve = staticmethod(serve)
+    serve_metrics = staticmethod(serve_metrics)
 
     @staticmethod
     def seed_demo(runtime: Runtime) -> Any:

@@ -14,6 +14,7 @@ from typing import Protocol
 import httpx
 
 from tether.logging import get_logger
+from tether.metrics import MeteredTransport
 from tether.settings import Settings
 from tether.store.db import Database
 from tether.store.models import utcnow
@@ -75,10 +76,19 @@ class Runtime:
         for service in reversed(self.services):
             service.stop()
 
-    def http_client(self, **kwargs: object) -> httpx.Client:
+    def outbound_transport(self, source: str | None = None) -> httpx.BaseTransport | None:
+        """The transport for requests to data source ``source``: counted and timed under that
+        label (:mod:`tether.metrics`); the injected transport, or httpx's own, underneath."""
+        if source is None:
+            return self.transport
+        return MeteredTransport(self.transport or httpx.HTTPTransport(), source=source)
+
+    def http_client(self, *, source: str | None = None, **kwargs: object) -> httpx.Client:
+        """An httpx client for outbound requests; with ``source``, its requests are counted
+        as that data source's."""
         timeout = httpx.Timeout(self.settings.http_timeout, connect=10.0)
         return httpx.Client(
-            transport=self.transport,
+            transport=self.outbound_transport(source),
             timeout=kwargs.pop("timeout", timeout),  # type: ignore[arg-type]
             follow_redirects=False,
             headers={"User-Agent": "tether/0.1"},

@@ -72,6 +72,24 @@ class Settings(BaseSettings):
     http_timeout: float = Field(
         default=30.0, gt=0, le=600, description="seconds for any outbound HTTP read"
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="bearer secret that opens GET /metrics on the API port (unset: /metrics "
+        "answers 404)",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="also serve this process's metrics, unauthenticated, on this port "
+        "(for `tether worker`; bind it to a private address)",
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="address for metrics_port")
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP collector base URL (e.g. http://collector:4318); unset: no tracing",
+    )
+    otel_service_name: str = "tether"
     sandbox_enabled: bool = True
     sandbox_admin_secret: SecretStr | None = None
     log_level: str = "INFO"

@@ -14,6 +14,7 @@ from tether.api.routes import (
     fhir,
     health,
     members,
+    metrics,
     tenant,
 )
 
@@ -29,4 +30,5 @@ def routers() -> list[APIRouter]:
         connections.router,
         fhir.router,
         audit.router,
+        metrics.router,
     ]

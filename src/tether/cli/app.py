@@ -40,6 +40,8 @@ class Parts(Protocol):
 
     def seed_demo(self, runtime: Runtime) -> Any: ...
 
+    def serve_metrics(self, runtime: Runtime) -> None: ...
+
 
 @dataclass
 class GlobalOptions:

@@ -70,6 +70,7 @@ def worker(
     if isinstance(runtime.jobs, Jobs):
         runtime.jobs.close()
     runtime.jobs = jobs  # what sweeps enqueue goes to this queue (and name)
+    parts(ctx).serve_metrics(runtime)  # on TETHER_METRICS_PORT, when set
     consumer = EmbeddedWorker(
         jobs,
         threads=threads,

@@ -57,10 +57,12 @@ def _basic_source(source: DataSource | None, source_id: str) -> DataSource:
     return source
 
 
-def _check_http_basic(runtime: Runtime, base: str, username: str, password: str) -> str:
+def _check_http_basic(
+    runtime: Runtime, source: DataSource, base: str, username: str, password: str
+) -> str:
     """The patient id the credentials open, or a clear error."""
     try:
-        with runtime.http_client() as http:
+        with runtime.http_client(source=source.id) as http:
             response = http.get(
                 f"{base}/Patient",
                 params={"_count": "2"},
@@ -138,7 +140,7 @@ def create_connection(
             raise UpstreamError("no patient context in the token response")
         patient = tokens.patient
     else:
-        patient = _check_http_basic(runtime, base, username, password)
+        patient = _check_http_basic(runtime, source, base, username, password)
     _store(runtime, member, source, patient, username, password, tokens)
     return member_connection(runtime, member=member, connection_id=source.id)
 

@@ -69,12 +69,12 @@ def smart_client(
     """An Authlib client for ``source`` plus its (cached) SMART configuration and FHIR base."""
     base = fhir_base_url(runtime, source)
     settings = client_settings(runtime, source)
-    with runtime.http_client() as http:
+    with runtime.http_client(source=source.id) as http:
         config = DISCOVERY.get(http, base)
     with rfc6749.oauth_client(
         settings,
         redirect_uri=runtime.settings.callback_url,
-        transport=runtime.transport,
+        transport=runtime.outbound_transport(source.id),
         timeout=httpx.Timeout(runtime.settings.http_timeout, connect=10.0),
     ) as client:
         yield client, config, base

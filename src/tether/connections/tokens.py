@@ -28,6 +28,7 @@ from tether.connections.sync_errors import sync_error
 from tether.domain import Status
 from tether.errors import Fenced, OAuthProtocolError, SourceUnavailable
 from tether.logging import get_logger
+from tether.metrics import TOKEN_REFRESHES
 from tether.oauth import rfc6749
 from tether.runtime import Runtime
 from tether.sealed import connection_binding
@@ -287,16 +288,23 @@ def refresh_connection(
         refresh_token = runtime.vault.decrypt(
             conn.refresh_token, binding=connection_binding(conn.id, "refresh_token")
         )
+        refreshes = TOKEN_REFRESHES.labels
         try:
             with smart_client(runtime, source) as (client, config, _base):
                 tokens = rfc6749.refresh(client, config, refresh_token=refresh_token)
         except OAuthProtocolError as exc:
             if exc.error in ("invalid_grant", "invalid_client", "unauthorized_client"):
+                refreshes(source.id, "expired").inc()
                 expire(
                     runtime, connection_pk=connection_pk, epoch=epoch, actor=actor, reason=exc.error
                 )
                 return RefreshResult.EXPIRED
+            refreshes(source.id, "unavailable").inc()
             raise SourceUnavailable(f"refresh refused: {exc.error}") from None
+        except SourceUnavailable:
+            refreshes(source.id, "unavailable").inc()
+            raise
+        refreshes(source.id, "refreshed").inc()
         return _save_refreshed(runtime, connection_pk, epoch, tokens)
     finally:
         _release_lease(runtime, connection_pk)

@@ -1,4 +1,4 @@
-"""Request ids and a redacted access log, as plain ASGI middleware."""
+"""Request ids, a redacted access log and the API request metrics, as plain ASGI middleware."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import Any
 
 import structlog
 
+from tether import tracing
 from tether.ids import new_secret
 from tether.logging import get_logger
+from tether.metrics import API_DURATION, API_REQUESTS
 
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._\-]{1,100}$")
@@ -45,14 +47,51 @@ class RequestContextMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        method = scope.get("method", "")
+        parent = None
+        if tracing.enabled():
+            parent = tracing.extract(
+                {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers") or []}
+            )
+        with (
+            structlog.contextvars.bound_contextvars(request_id=request_id),
+            tracing.span(method, kind=tracing.SpanKind.SERVER, parent=parent) as span,
+        ):
             try:
                 await self.app(scope, receive, send_wrapper)
             finally:
+                elapsed = time.perf_counter() - started
+                route = route_template(scope)
+                API_REQUESTS.labels(method, route, str(status)).inc()
+                API_DURATION.labels(method, route).observe(elapsed)
+                if span.is_recording():
+                    span.update_name(f"{method} {route}")
+                    tracing.set_attributes(
+                        span,
+                        {
+                            "http.request.method": method,
+                            "http.route": route,
+                            "http.response.status_code": status,
+                            "tether.request_id": request_id,
+                        },
+                    )
                 log.info(
                     "request",
-                    method=scope.get("method"),
+                    method=method,
                     path=scope.get("path"),
                     status=status,
-                    ms=round((time.perf_counter() - started) * 1000, 1),
+                    ms=round(elapsed * 1000, 1),
                 )
+
+
+def route_template(scope: dict[str, Any]) -> str:
+    """The matched route's template (``/v1/connections/{connection_id}``), never the path
+    itself, so that metric labels stay bounded; mounted apps by their mount point."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if isinstance(template, str):
+        return template
+    root = scope.get("root_path") or ""
+    if isinstance(root, str) and root:
+        return f"{root}/*"
+    return "unmatched"

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from huey import Huey
@@ -19,11 +20,13 @@ from huey.api import Task, TaskWrapper
 from huey.exceptions import RetryTask
 from huey.utils import normalize_time
 
+from tether import tracing
 from tether.errors import QueueUnavailable, RetryLater, UnknownTask
 from tether.jobs.backends import DEFAULT_QUEUE_NAME, make_huey
 from tether.jobs.registry import REGISTRY, F, SweepSpec, TaskRegistry, TaskSpec
 from tether.jobs.retry import DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP, DEFAULT_RETRIES
 from tether.logging import get_logger
+from tether.metrics import JOB_WAIT, JOBS
 
 if TYPE_CHECKING:
     from tether.runtime import Runtime
@@ -33,8 +36,12 @@ log = get_logger("tether.jobs")
 # huey keys its task registry by "<module>.<class name>"; a fixed module keeps the key equal to
 # "tether.jobs.<task name>" in every process, whichever module declared the function.
 HUEY_TASK_MODULE = "tether.jobs"
-# ``task=`` is how huey passes the running Task; the others are ``schedule``'s options.
-RESERVED_KWARGS = frozenset({"task", "delay", "eta", "priority"})
+# ``task=`` is how huey passes the running Task; the others are ``schedule``'s options, and
+# ``_meta`` carries when the job became due and its trace context (stripped before the task).
+META = "_meta"
+RESERVED_KWARGS = frozenset({"task", "delay", "eta", "priority", META})
+# How many waiting messages ``queue_stats`` looks at for the oldest one.
+PEEK = 100
 
 
 class Jobs:
@@ -144,7 +151,12 @@ class Jobs:
         if wrapper is None:
             raise UnknownTask(f"no task named {name!r} is declared (is its module imported?)")
         _check_kwargs(name, kwargs)
-        message = wrapper.task_class((), kwargs, eta=when, priority=priority)
+        due = when.replace(tzinfo=UTC).timestamp() if when is not None else time.time()
+        meta: dict[str, object] = {"due": due}
+        trace_headers = tracing.carrier()
+        if trace_headers:
+            meta["trace"] = trace_headers
+        message = wrapper.task_class((), {**kwargs, META: meta}, eta=when, priority=priority)
         if self.huey.immediate:
             self.huey.enqueue(message)  # runs the task here and now
         else:
@@ -158,6 +170,19 @@ class Jobs:
     def pending_count(self) -> int:
         """Messages waiting in the queue (not counting delayed ones)."""
         return int(self.huey.pending_count())
+
+    def queue_stats(self) -> tuple[int, float | None]:
+        """How many messages wait, and how long the longest-waiting of the next ``PEEK`` has
+        waited since it became due, in seconds (None when none waits or none says)."""
+        depth = self.pending_count()
+        if not depth:
+            return 0, None
+        oldest: float | None = None
+        for data in self.huey.storage.enqueued_items(PEEK):
+            due = _due(self.huey, data)
+            if due is not None:
+                oldest = due if oldest is None else min(oldest, due)
+        return depth, None if oldest is None else max(0.0, time.time() - oldest)
 
     def run_sweeps(self) -> dict[str, int]:
         """Run every sweep once; a sweep that raises is logged and left out of the result."""
@@ -191,6 +216,26 @@ class Jobs:
         return wrapper
 
     def _run(self, spec: TaskSpec, task: Task, kwargs: dict[str, Any]) -> None:
+        meta = kwargs.pop(META, None) or {}
+        if task.retries == spec.retry.retries and "due" in meta:  # first attempt only
+            JOB_WAIT.labels(spec.name).observe(max(0.0, time.time() - float(meta["due"])))
+        with tracing.span(
+            f"job {spec.name}",
+            kind=tracing.SpanKind.CONSUMER,
+            parent=tracing.extract(meta.get("trace")),
+            attributes={"tether.job": spec.name, "tether.job_id": str(task.id)},
+        ):
+            try:
+                self._attempt(spec, task, kwargs)
+            except RetryTask:
+                JOBS.labels(spec.name, "retry").inc()
+                raise
+            except Exception:
+                JOBS.labels(spec.name, "failed").inc()
+                raise
+            JOBS.labels(spec.name, "ok").inc()
+
+    def _attempt(self, spec: TaskSpec, task: Task, kwargs: dict[str, Any]) -> None:
         try:
             spec.fn(self.runtime, **kwargs)
         except RetryLater as exc:
@@ -215,6 +260,15 @@ class Jobs:
         except Exception:
             task.retries = 0  # not retried: the sweeper re-drives it from the database
             raise
+
+
+def _due(huey: Huey, data: bytes) -> float | None:
+    """When a queued message became due (None for one from before ``_meta`` existed)."""
+    try:
+        message = huey.serializer.deserialize(data)
+        return float(message.kwargs[META]["due"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def _check_kwargs(name: str, kwargs: dict[str, object]) -> None:

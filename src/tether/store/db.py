@@ -16,6 +16,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from tether import tracing
+
 SQLITE_BUSY_TIMEOUT_MS = 15000
 
 
@@ -75,7 +77,11 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A unit of work that commits on success and rolls back on any error."""
-        with self._write() as session, session.begin():
+        with (
+            tracing.span("db.write", attributes={"db.system": self.engine.dialect.name}),
+            self._write() as session,
+            session.begin(),
+        ):
             yield session
 
     @contextmanager

@@ -18,6 +18,7 @@ fails its type only.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -122,7 +123,7 @@ def pull(
     current = _Current(first)
     pages: queue.Queue[Message] = queue.Queue(maxsize=QUEUE_DEPTH)
     stop = threading.Event()
-    with runtime.http_client() as http:
+    with runtime.http_client(source=claim.slug) as http:
         reader = PageReader(
             http=http,
             base_url=claim.base_url,
@@ -130,8 +131,9 @@ def pull(
             max_pages=max_pages,
         )
         fetcher = threading.Thread(
-            target=_fetch_all,
-            args=(runtime, claim, reader, current, pages, stop, progress, page_size),
+            # In this run's context, so the fetcher's requests belong to the sync's trace.
+            target=contextvars.copy_context().run,
+            args=(_fetch_all, runtime, claim, reader, current, pages, stop, progress, page_size),
             name=f"sync-fetch-{claim.pk}",
             daemon=True,
         )

@@ -9,9 +9,12 @@ PENDING → RETRIEVING → RETRIEVED, or ERROR with ``syncErrors``.
 
 from __future__ import annotations
 
+import time
+
 from tether.errors import Fenced, PageError
 from tether.fhir.paging import DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE
 from tether.logging import get_logger
+from tether.metrics import RESOURCES_WRITTEN, SYNC_DURATION, SYNC_RUNS
 from tether.runtime import Runtime
 from tether.sync.claim import claim_sync
 from tether.sync.outcome import SyncReport, finish_sync
@@ -35,13 +38,20 @@ def run_sync(
     claim = claim_sync(runtime, connection_pk=connection_pk, epoch=epoch)
     if claim is None:
         return None
+    started = time.perf_counter()
     progress = Progress()
+    report: SyncReport | None = None
     try:
         pull(runtime, claim=claim, progress=progress, page_size=page_size, max_pages=max_pages)
     except Fenced:
         log.info("sync stopped: the connection changed", connection=connection_pk)
-        return None
     except Exception:
         log.exception("sync failed unexpectedly", connection=connection_pk)
         progress.failed[WHOLE_SYNC] = PageError("PATIENT_RETRIEVAL_ERROR", "unexpected failure")
-    return finish_sync(runtime, claim=claim, progress=progress)
+        report = finish_sync(runtime, claim=claim, progress=progress)
+    else:
+        report = finish_sync(runtime, claim=claim, progress=progress)
+    SYNC_DURATION.labels(claim.slug).observe(time.perf_counter() - started)
+    SYNC_RUNS.labels(claim.slug, report.status.value if report else "stopped").inc()
+    RESOURCES_WRITTEN.labels(claim.slug).inc(progress.written)
+    return report

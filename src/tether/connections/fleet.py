@@ -1,0 +1,78 @@
+"""The fleet at a glance, read from the database for the metrics endpoint and the operators:
+connections by status, syncStatus and source; the sync backlog; deletes still running; the
+job queue's depth and wait. The counts are whole-table ``GROUP BY`` reads (no member ids)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlalchemy import func, select
+
+from tether.domain import Status, SyncStatus
+from tether.metrics import Gauge
+from tether.runtime import Runtime
+from tether.store.models import Connection, FhirResource
+
+
+def gauges(runtime: Runtime) -> Iterator[Gauge]:
+    """Everything the fleet gauges say now (see ``docs/operations.md`` for each name)."""
+    now = runtime.clock()
+    with runtime.db.read() as session:
+        by_state = session.execute(
+            select(
+                Connection.status,
+                Connection.sync_status,
+                Connection.data_source_id,
+                func.count(),
+            ).group_by(Connection.status, Connection.sync_status, Connection.data_source_id)
+        ).all()
+        oldest_due = session.scalar(
+            select(func.min(Connection.next_sync_at)).where(
+                Connection.status == Status.CONNECTED,
+                Connection.sync_status != SyncStatus.RETRIEVING,
+                Connection.next_sync_at <= now,
+            )
+        )
+        rows_left = session.scalar(
+            select(func.count())
+            .select_from(FhirResource)
+            .join(Connection, Connection.id == FhirResource.connection_id)
+            .where(Connection.sync_status == SyncStatus.DELETING)
+        )
+    yield Gauge(
+        "tether_connections",
+        "Connections by status, syncStatus and data source.",
+        ("status", "sync_status", "source"),
+        tuple(((status, sync, source), float(n)) for status, sync, source, n in by_state),
+    )
+    backlog = (now - oldest_due).total_seconds() if oldest_due is not None else 0.0
+    yield Gauge(
+        "tether_sync_backlog_seconds",
+        "How long the longest-overdue scheduled or requested sync has been due (0: none).",
+        (),
+        (((), max(0.0, backlog)),),
+    )
+    yield Gauge(
+        "tether_delete_rows_left",
+        "Stored resources still to delete for connections being deleted.",
+        (),
+        (((), float(rows_left or 0)),),
+    )
+    stats = getattr(runtime.jobs, "queue_stats", None)
+    if callable(stats):
+        try:
+            depth, oldest_wait = stats()
+        except Exception:  # the queue is down: say so without failing the scrape
+            depth, oldest_wait = -1, None
+        yield Gauge(
+            "tether_queue_depth",
+            "Jobs waiting in the queue (-1: the queue could not be read).",
+            (),
+            (((), float(depth)),),
+        )
+        yield Gauge(
+            "tether_queue_oldest_wait_seconds",
+            "How long the longest-waiting of the next queued jobs has waited since it was due.",
+            (),
+            (((), float(oldest_wait or 0.0)),),
+        )

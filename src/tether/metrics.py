@@ -1,0 +1,229 @@
+"""Prometheus metrics: what a process counts, with the official client library.
+
+Each process keeps its own counters in :data:`REGISTRY` (no multiprocess mode): ``tether
+serve`` exposes them at ``/metrics`` together with the gauges read from the database at scrape
+time (:class:`DatabaseCollector`); a ``tether worker`` process exposes its own counters on its
+own port (``TETHER_METRICS_PORT``). Prometheus scrapes every process and sums across them.
+
+Label values are bounded: ``source`` is a data source id from the directory (bounded by the
+directory's size), ``route`` a route template (never a path with ids), ``task`` a declared task
+name, ``outcome``/``status`` small fixed sets. No label carries a member id, a token or a URL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
+
+from tether import tracing
+
+# The classic text format (0.0.4): every Prometheus version parses it.
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+
+__all__ = [
+    "CONTENT_TYPE",
+    "REGISTRY",
+    "MeteredTransport",
+    "exposition",
+    "request_outcome",
+]
+
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+_LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+_SYNC_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
+_WAIT_BUCKETS = (0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+
+API_REQUESTS = Counter(
+    "tether_http_requests",
+    "API requests served, by route template, method and status code.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+API_DURATION = Histogram(
+    "tether_http_request_duration_seconds",
+    "Time to serve an API request, by route template and method.",
+    ["method", "route"],
+    buckets=_API_BUCKETS,
+    registry=REGISTRY,
+)
+SOURCE_REQUESTS = Counter(
+    "tether_source_requests",
+    "Requests to data sources (FHIR, discovery, token endpoints) by source and outcome: "
+    "2xx, 3xx, 401, 403, 429, 4xx, 5xx, timeout, network.",
+    ["source", "outcome"],
+    registry=REGISTRY,
+)
+SOURCE_DURATION = Histogram(
+    "tether_source_request_duration_seconds",
+    "Time until a data source answered (or the request failed), by source.",
+    ["source"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+SYNC_RUNS = Counter(
+    "tether_sync_runs",
+    "Finished sync runs by source and outcome (RETRIEVED, ERROR, stopped).",
+    ["source", "outcome"],
+    registry=REGISTRY,
+)
+SYNC_DURATION = Histogram(
+    "tether_sync_duration_seconds",
+    "Time from a sync run's claim to its outcome, by source.",
+    ["source"],
+    buckets=_SYNC_BUCKETS,
+    registry=REGISTRY,
+)
+RESOURCES_WRITTEN = Counter(
+    "tether_sync_resources_written",
+    "FHIR resources stored by syncs (new or changed), by source.",
+    ["source"],
+    registry=REGISTRY,
+)
+TOKEN_REFRESHES = Counter(
+    "tether_token_refreshes",
+    "Access-token refreshes by source and outcome (refreshed, expired, unavailable).",
+    ["source", "outcome"],
+    registry=REGISTRY,
+)
+JOBS = Counter(
+    "tether_jobs",
+    "Jobs run by this process, by task and outcome (ok, retry, failed).",
+    ["task", "outcome"],
+    registry=REGISTRY,
+)
+JOB_WAIT = Histogram(
+    "tether_job_wait_seconds",
+    "Time a job waited in the queue, from enqueue to the start of its run, by task.",
+    ["task"],
+    buckets=_WAIT_BUCKETS,
+    registry=REGISTRY,
+)
+
+
+def exposition(registry: CollectorRegistry = REGISTRY) -> bytes:
+    """The Prometheus text format of everything in ``registry``."""
+    return generate_latest(registry)
+
+
+class _Forward(Collector):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        yield from self._registry.collect()
+
+
+def registry_with(*collectors: Collector) -> CollectorRegistry:
+    """A registry exposing this process's metrics plus ``collectors`` (such as the database
+    gauges of one runtime), without registering those in the process-wide one."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Forward(REGISTRY))
+    for collector in collectors:
+        registry.register(collector)
+    return registry
+
+
+def request_outcome(status: int | None, error: BaseException | None = None) -> str:
+    """The bounded outcome label of one request to a source."""
+    if error is not None:
+        return "timeout" if isinstance(error, httpx.TimeoutException) else "network"
+    assert status is not None
+    if status in (401, 403, 429):
+        return str(status)
+    return f"{status // 100}xx"
+
+
+class MeteredTransport(httpx.BaseTransport):
+    """Counts and times every request sent through ``inner`` under the label ``source``."""
+
+    def __init__(self, inner: httpx.BaseTransport, *, source: str) -> None:
+        self.inner = inner
+        self.source = source
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
+        # The source's host only: its paths carry patient ids and its queries codes and state.
+        with tracing.span(
+            f"{request.method} {self.source}",
+            kind=tracing.SpanKind.CLIENT,
+            attributes={
+                "http.request.method": request.method,
+                "server.address": request.url.host,
+                "server.port": request.url.port,
+                "tether.source": self.source,
+            },
+        ) as span:
+            try:
+                response = self.inner.handle_request(request)
+            except httpx.TransportError as exc:
+                self._observe(started, request_outcome(None, exc))
+                raise
+            self._observe(started, request_outcome(response.status_code))
+            tracing.set_attributes(span, {"http.response.status_code": response.status_code})
+            return response
+
+    def _observe(self, started: float, outcome: str) -> None:
+        SOURCE_DURATION.labels(self.source).observe(time.perf_counter() - started)
+        SOURCE_REQUESTS.labels(self.source, outcome).inc()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Gauge:
+    """One gauge sample read at scrape time."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...]
+    samples: tuple[tuple[tuple[str, ...], float], ...]
+
+
+class SnapshotCollector(Collector):
+    """Exposes gauges that ``read`` computes (from the database, the queue), cached for
+    ``ttl`` seconds so that frequent scrapes or several scrapers cost one read."""
+
+    def __init__(self, read: Callable[[], Iterable[Gauge]], *, ttl: float = 10.0) -> None:
+        self._read = read
+        self._ttl = ttl
+        self._cached: list[Gauge] = []
+        self._read_at = float("-inf")
+
+    def describe(self) -> list[Any]:
+        return []  # read lazily: registering must not touch the database
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = time.monotonic()
+        if now - self._read_at >= self._ttl:
+            self._cached = list(self._read())
+            self._read_at = now
+        for gauge in self._cached:
+            family = GaugeMetricFamily(gauge.name, gauge.help, labels=list(gauge.labels))
+            for values, value in gauge.samples:
+                family.add_metric(list(values), value)
+            yield family
