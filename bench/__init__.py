@@ -14,4 +14,5 @@ BENCHMARKS: dict[str, str] = {
     "directory_search": "bench.directory_search",
     "sync": "bench.sync",
     "delete": "bench.delete",
+    "metrics_scrape": "bench.metrics_scrape",
 }
