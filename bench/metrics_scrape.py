@@ -7,14 +7,16 @@ over the statuses and syncStatuses a real fleet has) are generated straight into
 tether is served over real HTTP on loopback in this process, with ``/metrics`` opened by a
 bearer secret. Measured, each ``--scrapes`` times:
 
-- baseline: the fleet's ``GROUP BY status, sync_status, data_source_id`` alone, raw SQL;
-- ``fleet.gauges``: every database gauge read (the whole snapshot, uncached);
-- scrape, uncached: ``GET /metrics`` with the snapshot read on every scrape (TTL 0: the worst
-  case, as if every scrape came after the cache ran out);
-- scrape, cached: ``GET /metrics`` as deployed (snapshot reused for 10 s).
+- baseline: the fleet's ``GROUP BY status, sync_status, data_source_id`` alone, raw SQL (an
+  index-only scan of ``ix_connections_fleet``);
+- ``fleet.gauges``: every database gauge read (the whole snapshot) — what the background
+  refresh costs once per TTL, never a scrape;
+- scrape, TTL 0: ``GET /metrics`` while a snapshot refresh is started by every scrape, so one
+  is nearly always running beside it (the worst case for the scrape);
+- scrape as deployed: ``GET /metrics`` with the 10 s TTL.
 
-Target (issue #18): scrape p99 ≤ 50 ms with 100,000 connections. The ratio uncached scrape /
-baseline says what the exposition adds to the one query that has to run.
+Target (issue #18): scrape p99 ≤ 50 ms with 100,000 connections, judged on the TTL 0 row.
+The ratio of the snapshot read to the raw GROUP BY says what the other gauges add.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
                 app.state.metrics_registry = registry_with(
                     SnapshotCollector(lambda: fleet.gauges(runtime), ttl=0)
                 )
+                http.get("/metrics").raise_for_status()  # the first scrape reads inline
                 uncached = timed(lambda: http.get("/metrics").raise_for_status(), args.scrapes)
                 app.state.metrics_registry = metrics_registry(runtime)
         finally:
@@ -151,7 +154,7 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
             "fleet_gauges_ms": gauges.as_dict(),
             "scrape_uncached_ms": uncached.as_dict(),
             "scrape_cached_ms": cached.as_dict(),
-            "ratio_uncached_p99_to_baseline_p99": round(uncached.p99 / baseline.p99, 2),
+            "ratio_gauges_p50_to_baseline_p50": round(gauges.p50 / baseline.p50, 2),
         }
 
 
@@ -160,9 +163,9 @@ def report(result: dict[str, Any]) -> str:
         [name, r["n"], r["p50"], r["p95"], r["p99"], r["max"]]
         for name, r in (
             ("raw GROUP BY (baseline)", result["baseline_group_by_ms"]),
-            ("fleet.gauges (uncached)", result["fleet_gauges_ms"]),
-            ("GET /metrics uncached", result["scrape_uncached_ms"]),
-            ("GET /metrics cached", result["scrape_cached_ms"]),
+            ("fleet.gauges (background read)", result["fleet_gauges_ms"]),
+            ("GET /metrics, TTL 0", result["scrape_uncached_ms"]),
+            ("GET /metrics, TTL 10 s", result["scrape_cached_ms"]),
         )
     ]
     p99 = result["scrape_uncached_ms"]["p99"]
@@ -171,8 +174,8 @@ def report(result: dict[str, Any]) -> str:
         f"{result['engine']} ({result['server']}): {result['connections']:,} connections "
         f"(filled in {result['fill_seconds']} s), exposition {result['exposition_bytes']:,} B\n"
         + table(["ms", "n", "p50", "p95", "p99", "max"], rows)
-        + f"\nuncached scrape p99 / baseline p99: {result['ratio_uncached_p99_to_baseline_p99']}"
-        + f"; target uncached p99 ≤ {TARGET_P99_MS} ms: {verdict}"
+        + f"\nsnapshot read p50 / GROUP BY p50: {result['ratio_gauges_p50_to_baseline_p50']}"
+        + f"; target scrape p99 (TTL 0) ≤ {TARGET_P99_MS} ms: {verdict}"
     )
 
 

@@ -12,6 +12,7 @@ name, ``outcome``/``status`` small fixed sets. No label carries a member id, a t
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from tether import tracing
+from tether.logging import get_logger
+
+log = get_logger("tether.metrics")
 
 # The classic text format (0.0.4): every Prometheus version parses it.
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -205,24 +209,50 @@ class Gauge:
 
 
 class SnapshotCollector(Collector):
-    """Exposes gauges that ``read`` computes (from the database, the queue), cached for
-    ``ttl`` seconds so that frequent scrapes or several scrapers cost one read."""
+    """Exposes gauges that ``read`` computes (from the database, the queue).
+
+    Stale-while-revalidate: a scrape returns the last snapshot and, when it is older than
+    ``ttl`` seconds, starts one background read for the next scrape; only the very first
+    scrape waits for a read. So a scrape never pays for the database, several scrapers cost
+    one read per ``ttl``, and the values are at most ``ttl`` plus one read old.
+    """
 
     def __init__(self, read: Callable[[], Iterable[Gauge]], *, ttl: float = 10.0) -> None:
         self._read = read
         self._ttl = ttl
-        self._cached: list[Gauge] = []
+        self._cached: list[Gauge] | None = None
         self._read_at = float("-inf")
+        self._lock = threading.Lock()
+        self._refreshing = False
 
     def describe(self) -> list[Any]:
         return []  # read lazily: registering must not touch the database
 
+    def _refresh(self) -> None:
+        try:
+            fresh = list(self._read())
+        except Exception:
+            log.exception("metrics.snapshot_failed")
+            fresh = None
+        with self._lock:
+            if fresh is not None:
+                self._cached = fresh
+                self._read_at = time.monotonic()
+            self._refreshing = False
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        now = time.monotonic()
-        if now - self._read_at >= self._ttl:
-            self._cached = list(self._read())
-            self._read_at = now
-        for gauge in self._cached:
+        with self._lock:
+            stale = time.monotonic() - self._read_at >= self._ttl
+            first = self._cached is None
+            start = stale and not self._refreshing and not first
+            if start:
+                self._refreshing = True
+        if first:
+            self._cached = list(self._read())  # nothing to show yet: read now (errors surface)
+            self._read_at = time.monotonic()
+        elif start:
+            threading.Thread(target=self._refresh, name="metrics-snapshot", daemon=True).start()
+        for gauge in self._cached or []:
             family = GaugeMetricFamily(gauge.name, gauge.help, labels=list(gauge.labels))
             for values, value in gauge.samples:
                 family.add_metric(list(values), value)

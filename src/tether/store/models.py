@@ -148,6 +148,8 @@ class Connection(Base):
         UniqueConstraint("member_id", "data_source_id"),
         Index("ix_connections_due", "status", "next_sync_at"),
         Index("ix_connections_sync_status", "sync_status"),
+        # Covers the fleet gauges' GROUP BY (tether.connections.fleet): an index-only scan.
+        Index("ix_connections_fleet", "status", "sync_status", "data_source_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
