@@ -50,6 +50,14 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_source_tally() -> None:
+    """Counts of source requests are per process: a test starts with none left by another."""
+    from tether.metrics import SOURCE_TALLY
+
+    SOURCE_TALLY.drain()
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "tether.db"

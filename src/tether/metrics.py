@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -33,6 +33,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from tether import tracing
+from tether.fhir.paging import retry_after_seconds
 from tether.logging import get_logger
 
 log = get_logger("tether.metrics")
@@ -186,16 +187,108 @@ class MeteredTransport(httpx.BaseTransport):
             except httpx.TransportError as exc:
                 self._observe(started, request_outcome(None, exc))
                 raise
-            self._observe(started, request_outcome(response.status_code))
+            self._observe(started, request_outcome(response.status_code), response)
             tracing.set_attributes(span, {"http.response.status_code": response.status_code})
             return response
 
-    def _observe(self, started: float, outcome: str) -> None:
+    def _observe(
+        self, started: float, outcome: str, response: httpx.Response | None = None
+    ) -> None:
         SOURCE_DURATION.labels(self.source).observe(time.perf_counter() - started)
         SOURCE_REQUESTS.labels(self.source, outcome).inc()
+        retry_after = None
+        if response is not None and outcome == "429":
+            retry_after = retry_after_seconds(response.headers.get("retry-after"))
+        SOURCE_TALLY.request(self.source, outcome, retry_after=retry_after)
 
     def close(self) -> None:
         self.inner.close()
+
+
+@dataclass
+class SourceMinute:
+    """What one process saw of one data source in one minute."""
+
+    requests: int = 0
+    failures: int = 0  # 5xx, timeouts, network errors: the source's fault
+    throttled: int = 0  # 429
+    refused: int = 0  # 401, 403: usually one grant's problem, not the source's
+    token_failures: int = 0  # refreshes the token endpoint could not answer
+
+
+@dataclass
+class SourceMarks:
+    """The latest moments one process saw of one data source (epoch seconds)."""
+
+    last_success: float | None = None
+    last_failure: float | None = None
+    throttled_until: float | None = None
+    # connection pk → (when its latest sync ended, whether it failed because the source was down)
+    syncs: dict[int, tuple[float, bool]] = field(default_factory=dict)
+
+
+FAILURE_OUTCOMES = frozenset({"5xx", "timeout", "network"})
+
+
+class SourceTally:
+    """Per data source and minute, what this process saw; drained into the database by
+    :func:`tether.connections.source_health.flush` (after each sync, and by a sweep), so
+    that every process's view adds up to the health of the source."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._minutes: dict[tuple[str, int], SourceMinute] = {}
+        self._marks: dict[str, SourceMarks] = {}
+
+    def _minute(self, source: str, now: float) -> SourceMinute:
+        key = (source, int(now // 60) * 60)
+        minute = self._minutes.get(key)
+        if minute is None:
+            minute = self._minutes[key] = SourceMinute()
+        return minute
+
+    def _mark(self, source: str) -> SourceMarks:
+        mark = self._marks.get(source)
+        if mark is None:
+            mark = self._marks[source] = SourceMarks()
+        return mark
+
+    def request(self, source: str, outcome: str, *, retry_after: float | None = None) -> None:
+        now = time.time()
+        with self._lock:
+            minute = self._minute(source, now)
+            mark = self._mark(source)
+            minute.requests += 1
+            if outcome in FAILURE_OUTCOMES:
+                minute.failures += 1
+                mark.last_failure = now
+            elif outcome == "429":
+                minute.throttled += 1
+                until = now + (retry_after or 0)
+                mark.throttled_until = max(mark.throttled_until or 0, until)
+            elif outcome in ("401", "403"):
+                minute.refused += 1
+            elif outcome == "2xx":
+                mark.last_success = now
+
+    def token_failure(self, source: str) -> None:
+        with self._lock:
+            self._minute(source, time.time()).token_failures += 1
+
+    def sync_ended(self, source: str, connection_pk: int, *, source_down: bool) -> None:
+        """A sync of ``connection_pk`` failed because the source was down, or it did not."""
+        with self._lock:
+            self._mark(source).syncs[connection_pk] = (time.time(), source_down)
+
+    def drain(self) -> tuple[dict[tuple[str, int], SourceMinute], dict[str, SourceMarks]]:
+        """Everything counted since the last drain (and forget it)."""
+        with self._lock:
+            minutes, marks = self._minutes, self._marks
+            self._minutes, self._marks = {}, {}
+        return minutes, marks
+
+
+SOURCE_TALLY = SourceTally()
 
 
 @dataclass(frozen=True, slots=True)

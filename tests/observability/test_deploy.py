@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import MemberCtx
 from tests.observability.conftest import SCRAPE, promtool, samples
@@ -88,7 +89,9 @@ def test_every_metric_deploy_uses_is_exposed(
     finally:
         worker.stop()
     refresh_connection(runtime, connection_pk=conn.id, stale_sealed=None)
-    exposed = {name for name, _labels in samples(client.get("/metrics", headers=SCRAPE).text)}
+    text = client.get("/metrics", headers=SCRAPE).text
+    exposed = {name for name, _labels in samples(text)}
+    exposed |= {family.name for family in text_string_to_metric_families(text)}  # even empty
     used = set(METRIC.findall(RULES.read_text()))
     for expr in dashboard_exprs():
         used |= set(METRIC.findall(expr))

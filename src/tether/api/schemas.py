@@ -12,6 +12,7 @@ from pydantic.alias_generators import to_camel
 from tether.accounts.members import MemberView
 from tether.accounts.tenants import TenantView
 from tether.audit import AuditEventView
+from tether.connections.source_health import SourceHealth
 from tether.connections.views import ConnectionView, StatusUpdate
 from tether.domain import Category, SourceType, Status, SyncStatus
 from tether.store.models import DataSource
@@ -87,6 +88,33 @@ class DataSourceOut(Wire):
             retired=source.retired,
             distance_miles=distance,
         )
+
+
+class SourceHealthOut(Wire):
+    data_source_id: str
+    status: Literal["ok", "degraded", "unknown"] = Field(
+        description="degraded: failing for everyone; unknown: no request in the last hour"
+    )
+    degraded_since: datetime | None
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    throttled_until: datetime | None = Field(
+        description="while a 429's Retry-After is still running"
+    )
+    requests_last_hour: int
+    failures_last_hour: int = Field(description="5xx, timeouts and network errors")
+    error_rate_last_hour: float | None
+    throttled_last_hour: int = Field(description="429 answers")
+    refused_last_hour: int = Field(description="401 and 403 answers")
+    token_failures_last_hour: int
+    failing_connections: int = Field(
+        description="connections whose last sync, in the last 10 minutes, failed because "
+        "the source was down"
+    )
+
+    @classmethod
+    def of(cls, health: SourceHealth) -> SourceHealthOut:
+        return cls(**asdict(health))
 
 
 class DataSourcePage(Wire):

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from tether.domain import Status, SyncStatus
 from tether.metrics import Gauge
 from tether.runtime import Runtime
-from tether.store.models import Connection, FhirResource
+from tether.store.models import Connection, FhirResource, SourceHealthRow
 
 
 def gauges(runtime: Runtime) -> Iterator[Gauge]:
@@ -33,6 +33,11 @@ def gauges(runtime: Runtime) -> Iterator[Gauge]:
                 Connection.next_sync_at <= now,
             )
         )
+        degraded = session.scalars(
+            select(SourceHealthRow.data_source_id).where(
+                SourceHealthRow.degraded_since.is_not(None)
+            )
+        ).all()
         rows_left = session.scalar(
             select(func.count())
             .select_from(FhirResource)
@@ -51,6 +56,12 @@ def gauges(runtime: Runtime) -> Iterator[Gauge]:
         "How long the longest-overdue scheduled or requested sync has been due (0: none).",
         (),
         (((), max(0.0, backlog)),),
+    )
+    yield Gauge(
+        "tether_source_degraded",
+        "1 for each data source failing for everyone (GET /v1/data-sources/{id}/health).",
+        ("source",),
+        tuple(((source,), 1.0) for source in sorted(degraded)),
     )
     yield Gauge(
         "tether_delete_rows_left",

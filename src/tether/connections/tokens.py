@@ -28,7 +28,7 @@ from tether.connections.sync_errors import sync_error
 from tether.domain import Status
 from tether.errors import Fenced, OAuthProtocolError, SourceUnavailable
 from tether.logging import get_logger
-from tether.metrics import TOKEN_REFRESHES
+from tether.metrics import SOURCE_TALLY, TOKEN_REFRESHES
 from tether.oauth import rfc6749
 from tether.runtime import Runtime
 from tether.sealed import connection_binding
@@ -300,9 +300,11 @@ def refresh_connection(
                 )
                 return RefreshResult.EXPIRED
             refreshes(source.id, "unavailable").inc()
+            SOURCE_TALLY.token_failure(source.id)
             raise SourceUnavailable(f"refresh refused: {exc.error}") from None
         except SourceUnavailable:
             refreshes(source.id, "unavailable").inc()
+            SOURCE_TALLY.token_failure(source.id)
             raise
         refreshes(source.id, "refreshed").inc()
         return _save_refreshed(runtime, connection_pk, epoch, tokens)

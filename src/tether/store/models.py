@@ -257,3 +257,43 @@ class SdkRefreshToken(Base):
     expires_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class SourceStat(Base):
+    """Requests to one data source in one minute, summed over every process
+    (:mod:`tether.connections.source_health`); kept for a day."""
+
+    __tablename__ = "source_stats"
+
+    data_source_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    throttled: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    token_failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SourceHealthRow(Base):
+    """The latest moments seen of one data source, and since when it is degraded."""
+
+    __tablename__ = "source_health"
+
+    data_source_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_success_at: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime | None]
+    throttled_until: Mapped[datetime | None]
+    degraded_since: Mapped[datetime | None]
+
+
+class SourceSync(Base):
+    """How each connection's latest sync of a source ended: failed because the source was
+    down (5xx, timeouts, network), or not. How many connections fail tells a source's outage
+    from one grant's trouble."""
+
+    __tablename__ = "source_syncs"
+
+    data_source_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    connection_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ended_at: Mapped[datetime]
+    source_down: Mapped[bool] = mapped_column(Boolean)

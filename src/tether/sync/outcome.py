@@ -40,8 +40,14 @@ class SyncReport:
     counts: dict[str, int]  # resources stored for the connection now, per type
 
 
-def finish_sync(runtime: Runtime, *, claim: Claim, progress: Progress) -> SyncReport | None:
-    """Write the run's outcome to the connection; None when its grant epoch moved on."""
+def finish_sync(
+    runtime: Runtime, *, claim: Claim, progress: Progress, degraded_backoff: float | None = None
+) -> SyncReport | None:
+    """Write the run's outcome to the connection; None when its grant epoch moved on.
+
+    ``degraded_backoff``: the source is down for everyone (:mod:`tether.connections.
+    source_health`) and this run failed for that reason, so the connection keeps its data's
+    status instead of ERROR, says SOURCE_UNAVAILABLE and retries after that many seconds."""
     now = runtime.clock()
     failed = progress.failed
     ok = [t for t in claim.types if t in progress.done and t not in failed]
@@ -65,6 +71,9 @@ def finish_sync(runtime: Runtime, *, claim: Claim, progress: Progress) -> SyncRe
         errors.insert(0, sync_error("PARTIAL_RETRIEVAL", "not retrieved: " + ", ".join(incomplete)))
     status = SyncStatus.RETRIEVED if ok and not progress.expired else SyncStatus.ERROR
     transient = any(e.code in SOURCE_DOWN for e in failed.values())
+    hold = degraded_backoff is not None and transient and status == SyncStatus.ERROR
+    if hold:
+        errors = [sync_error("SOURCE_UNAVAILABLE", "the source is down for everyone: retrying")]
     with runtime.db.write() as session:
         conn = session.get(Connection, claim.pk, with_for_update=True)
         if conn is None or conn.grant_epoch != claim.epoch:
@@ -79,9 +88,14 @@ def finish_sync(runtime: Runtime, *, claim: Claim, progress: Progress) -> SyncRe
         conn.sync_heartbeat_at = None
         if ok:
             conn.last_synced_at = now
+        if hold:
+            status = SyncStatus.RETRIEVED if conn.last_synced_at else SyncStatus.PENDING
         if conn.status == Status.CONNECTED:
             conn.next_sync_at = next_sync_at(
-                now, interval=claim.interval, retry_after=progress.retry_after, soon=transient
+                now,
+                interval=claim.interval,
+                retry_after=max(progress.retry_after or 0, degraded_backoff or 0) or None,
+                soon=transient,
             )
         else:
             conn.next_sync_at = None

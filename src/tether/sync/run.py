@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import time
 
+from tether.connections import source_health
 from tether.errors import Fenced, PageError
 from tether.fhir.paging import DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE
 from tether.logging import get_logger
-from tether.metrics import RESOURCES_WRITTEN, SYNC_DURATION, SYNC_RUNS
+from tether.metrics import RESOURCES_WRITTEN, SOURCE_TALLY, SYNC_DURATION, SYNC_RUNS
 from tether.runtime import Runtime
-from tether.sync.claim import claim_sync
+from tether.sync.claim import Claim, claim_sync
 from tether.sync.outcome import SyncReport, finish_sync
-from tether.sync.pipeline import WHOLE_SYNC, Progress, pull
+from tether.sync.pipeline import SOURCE_DOWN, WHOLE_SYNC, Progress, pull
 
 __all__ = ["SyncReport", "run_sync"]
 
@@ -50,8 +51,29 @@ def run_sync(
         progress.failed[WHOLE_SYNC] = PageError("PATIENT_RETRIEVAL_ERROR", "unexpected failure")
         report = finish_sync(runtime, claim=claim, progress=progress)
     else:
-        report = finish_sync(runtime, claim=claim, progress=progress)
+        report = finish_sync(
+            runtime,
+            claim=claim,
+            progress=progress,
+            degraded_backoff=_degraded(runtime, claim, progress),
+        )
     SYNC_DURATION.labels(claim.slug).observe(time.perf_counter() - started)
     SYNC_RUNS.labels(claim.slug, report.status.value if report else "stopped").inc()
     RESOURCES_WRITTEN.labels(claim.slug).inc(progress.written)
     return report
+
+
+def _degraded(runtime: Runtime, claim: Claim, progress: Progress) -> float | None:
+    """Tell source health how this sync went; when the source was down and is degraded for
+    everyone, how long to wait before the next try (None: judge the sync on its own)."""
+    source_down = any(e.code in SOURCE_DOWN for e in progress.failed.values())
+    SOURCE_TALLY.sync_ended(claim.slug, claim.pk, source_down=source_down)
+    try:
+        source_health.flush(runtime, force=source_down)
+        since = source_health.degraded_since(runtime, source_id=claim.slug) if source_down else None
+    except Exception:  # health is advice: a failure to record it must not fail the sync
+        log.exception("source health not recorded", source=claim.slug)
+        return None
+    if since is None:
+        return None
+    return source_health.backoff_seconds(since, runtime.clock())

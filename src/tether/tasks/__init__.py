@@ -22,6 +22,7 @@ SWEEPS: tuple[SweepSpec, ...] = (
     SweepSpec("expiring-tokens", sync.expiring_tokens),
     SweepSpec("stale-deletes", connections.stale_deletes),
     SweepSpec("sdk-refresh-tokens", identity.expired_refresh_tokens),
+    SweepSpec("source-health", sync.source_health_flush),
 )
 
 __all__ = ["SWEEPS", "TASKS"]

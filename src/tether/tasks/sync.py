@@ -3,6 +3,7 @@ them. Thin: ids and the grant epoch in, one service call, safe to run twice."""
 
 from __future__ import annotations
 
+from tether.connections import source_health
 from tether.connections.tokens import claim_expiring_tokens, refresh_connection
 from tether.errors import RetryLater, SourceUnavailable
 from tether.runtime import Runtime
@@ -39,3 +40,10 @@ def expiring_tokens(runtime: Runtime) -> int:
     for pk, sealed in found:
         runtime.enqueue("refresh", connection_pk=pk, stale=sealed or "")
     return len(found)
+
+
+def source_health_flush(runtime: Runtime) -> int:
+    """Add this process's counts of source requests to the database and judge each source
+    (nothing is re-driven, so it reports 0)."""
+    source_health.flush(runtime)
+    return 0

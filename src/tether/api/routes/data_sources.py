@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from tether.api.schemas import DataSourceOut, DataSourcePage
+from tether.api.schemas import DataSourceOut, DataSourcePage, SourceHealthOut
+from tether.connections import source_health
 from tether.directory import service as directory
 from tether.domain import SourceType
-from tether.http.deps import AnyCaller, RuntimeDep
+from tether.http.deps import AnyCaller, RuntimeDep, TenantCaller
 
 router = APIRouter(prefix="/v1/data-sources", tags=["data sources"])
 
@@ -41,3 +42,17 @@ def search_data_sources(
 @router.get("/{connection_id}", response_model=DataSourceOut, summary="getDataSource")
 def get_data_source(connection_id: str, _caller: AnyCaller, runtime: RuntimeDep) -> DataSourceOut:
     return DataSourceOut.of(directory.data_source(runtime, connection_id=connection_id))
+
+
+@router.get(
+    "/{connection_id}/health",
+    response_model=SourceHealthOut,
+    summary="getDataSourceHealth",
+    description="How the data source has answered every tether process over the last hour "
+    "(API key only): last success, error rate, throttling, token endpoint failures, and "
+    "whether it is degraded for everyone (docs/operations.md).",
+)
+def get_data_source_health(
+    connection_id: str, _tenant: TenantCaller, runtime: RuntimeDep
+) -> SourceHealthOut:
+    return SourceHealthOut.of(source_health.source_health(runtime, source_id=connection_id))
