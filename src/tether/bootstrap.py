@@ -48,7 +48,7 @@ from tether.store.db import Database
 from tether.store.migrate import upgrade
 from tether.store.models import DataSource
 from tether.vault import Vault
-from tether.web import member_page, oauth
+from tether.web import console, member_page, oauth
 
 METRICS_SNAPSHOT_TTL = 10.0  # seconds the fleet gauges are reused between scrapes
 
@@ -143,6 +143,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(router)
     app.include_router(oauth.router)
     app.include_router(member_page.router)
+    app.include_router(console.router)
     app.include_router(graphql.create_router())
     if runtime.settings.sandbox_enabled:
         _mount_sandbox(app, runtime)

@@ -33,7 +33,7 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 # tether's own pages (the sandbox's consent page stands for a data source's, not ours)
-OWN_PAGES = ("/app", "/oauth/")
+OWN_PAGES = ("/app", "/oauth/", "/console")
 
 
 def axe_source() -> str:

@@ -3,14 +3,15 @@ every sweep applies (enabled members of enabled tenants)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, Text, cast, select
 from sqlalchemy.orm import Session
 
 from tether.domain import SourceType, Status, SyncStatus
-from tether.errors import NotFound
+from tether.errors import InvalidRequest, NotFound
 from tether.store.models import Connection, DataSource, Member, Tenant
 
 SelectT = TypeVar("SelectT", bound=Select)  # any row shape (SQLAlchemy 2.0 and 2.1 spell it apart)
@@ -60,6 +61,53 @@ def member_connection_rows(
     if source_type:
         query = query.where(DataSource.type.in_([t.value for t in source_type]))
     return [(row[0], row[1]) for row in session.execute(query)]
+
+
+SYNC_ERROR_CODE = re.compile(r"^[A-Z][A-Z_]{0,59}$")
+
+
+def tenant_connection_rows(
+    session: Session,
+    *,
+    tenant_id: str,
+    status: Sequence[Status] = (),
+    sync_status: Sequence[SyncStatus] = (),
+    sync_error: str | None = None,
+    source: str | None = None,
+    member_id: str | None = None,
+    external_id: str | None = None,
+    after: int | None = None,
+    limit: int = 50,
+) -> list[tuple[Connection, DataSource, Member]]:
+    """A page of the tenant's connection rows (keyset on ``Connection.id``), filtered.
+
+    ``sync_error`` matches a code inside the stored syncErrors JSON; it must look like one
+    (upper case and underscores), so it can never act as a LIKE pattern."""
+    query = (
+        select(Connection, DataSource, Member)
+        .join(Member, Member.id == Connection.member_id)
+        .join(DataSource, DataSource.id == Connection.data_source_id)
+        .where(Member.tenant_id == tenant_id)
+        .order_by(Connection.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(Connection.id > after)
+    if status:
+        query = query.where(Connection.status.in_([s.value for s in status]))
+    if sync_status:
+        query = query.where(Connection.sync_status.in_([s.value for s in sync_status]))
+    if source:
+        query = query.where(Connection.data_source_id == source)
+    if member_id:
+        query = query.where(Connection.member_id == member_id)
+    if external_id:
+        query = query.where(Member.external_id == external_id)
+    if sync_error:
+        if not SYNC_ERROR_CODE.match(sync_error):
+            raise InvalidRequest(f"{sync_error!r} is not a sync error code", code="INVALID_FILTER")
+        query = query.where(cast(Connection.sync_errors, Text).like(f'%"code": "{sync_error}"%'))
+    return [(row[0], row[1], row[2]) for row in session.execute(query)]
 
 
 def of_live_accounts(query: SelectT) -> SelectT:

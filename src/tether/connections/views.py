@@ -1,8 +1,9 @@
 """The read side of connections: getMemberConnections, one connection, and what the lifecycle
 operations answer, as frozen view objects.
 
-REST, GraphQL, the member page and the CLI (through REST) render these; none of them reads a
-connection row itself. Every query is scoped to one member.
+REST, GraphQL, the member page, the operator console and the CLI (through REST) render these;
+none of them reads a connection row itself. Every query is scoped to one member, or (the
+tenant's view, :func:`tenant_connections`) to one tenant's members.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from tether.connections import lifecycle
-from tether.connections.queries import member_connection_rows, require_connection
+from tether.connections.queries import (
+    member_connection_rows,
+    require_connection,
+    tenant_connection_rows,
+)
 from tether.domain import Category, SourceType, Status, SyncStatus
 from tether.errors import Conflict
-from tether.identity.principals import MemberPrincipal
+from tether.identity.principals import MemberPrincipal, TenantPrincipal
 from tether.runtime import Runtime
 from tether.store.models import Connection, DataSource
 
@@ -146,3 +151,60 @@ def member_connection(
         source = session.get(DataSource, conn.data_source_id)
         assert source is not None  # a foreign key
         return ConnectionView.of(conn, source)
+
+
+MAX_TENANT_PAGE = 200
+
+
+@dataclass(frozen=True)
+class TenantConnectionView:
+    """One connection as the tenant sees it: whose it is, and the member's view of it."""
+
+    pk: int  # the keyset cursor (``after``)
+    member_id: str
+    external_id: str
+    connection: ConnectionView
+
+
+@dataclass(frozen=True)
+class TenantConnectionPage:
+    items: list[TenantConnectionView]
+    next_after: int | None  # pass as ``after`` for the next page; None on the last
+
+
+def tenant_connections(
+    runtime: Runtime,
+    *,
+    tenant: TenantPrincipal,
+    status: Sequence[Status] = (),
+    sync_status: Sequence[SyncStatus] = (),
+    sync_error: str | None = None,
+    source: str | None = None,
+    member_id: str | None = None,
+    external_id: str | None = None,
+    after: int | None = None,
+    limit: int = 50,
+) -> TenantConnectionPage:
+    """The tenant's connections across its members, oldest first, a page at a time
+    (keyset on the row id), filtered; ``sync_error`` is a sync error code."""
+    limit = max(1, min(limit, MAX_TENANT_PAGE))
+    with runtime.db.read() as session:
+        rows = tenant_connection_rows(
+            session,
+            tenant_id=tenant.tenant_id,
+            status=status,
+            sync_status=sync_status,
+            sync_error=sync_error,
+            source=source,
+            member_id=member_id,
+            external_id=external_id,
+            after=after,
+            limit=limit,
+        )
+        items = [
+            TenantConnectionView(
+                conn.id, member.id, member.external_id, ConnectionView.of(conn, src)
+            )
+            for conn, src, member in rows
+        ]
+    return TenantConnectionPage(items, items[-1].pk if len(items) == limit else None)

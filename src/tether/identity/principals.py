@@ -39,11 +39,14 @@ class MemberPrincipal:
     tenant_id: str
     member_id: str
     key_id: str | None = None
+    # Set when the tenant's staff act for the member (the operator console): the audit trail
+    # then names them, not the member.
+    acting: str | None = None
     is_member: ClassVar[bool] = True
 
     @property
     def actor(self) -> str:
-        return f"member:{self.member_id}"
+        return self.acting or f"member:{self.member_id}"
 
 
 Principal = TenantPrincipal | MemberPrincipal

@@ -1,0 +1,28 @@
+"""The tenant's staff acting for one of its members (the operator console).
+
+The member's own operations (sync now, disconnect, delete) take a :class:`MemberPrincipal`;
+:func:`act_for_member` gives the tenant one for a member that is really its own, marked so
+that the audit trail names the staff (``console:<tenant id>``), not the member.
+"""
+
+from __future__ import annotations
+
+from tether.errors import NotFound
+from tether.identity.principals import MemberPrincipal, TenantPrincipal
+from tether.runtime import Runtime
+from tether.store.models import Member
+
+
+def act_for_member(runtime: Runtime, *, tenant: TenantPrincipal, member_id: str) -> MemberPrincipal:
+    """A principal for ``member_id`` acting as the tenant's console (404 if the member is not
+    the tenant's: another tenant's member is indistinguishable from none)."""
+    with runtime.db.read() as session:
+        member = session.get(Member, member_id)
+        if member is None or member.tenant_id != tenant.tenant_id:
+            raise NotFound(f"no member {member_id!r}", code="UNKNOWN_MEMBER")
+    return MemberPrincipal(
+        tenant_id=tenant.tenant_id,
+        member_id=member_id,
+        key_id=tenant.key_id,
+        acting=f"console:{tenant.tenant_id}",
+    )
