@@ -15,4 +15,5 @@ BENCHMARKS: dict[str, str] = {
     "sync": "bench.sync",
     "delete": "bench.delete",
     "metrics_scrape": "bench.metrics_scrape",
+    "console_list": "bench.console_list",
 }

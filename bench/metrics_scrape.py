@@ -44,6 +44,7 @@ from bench._support import (
 )
 from tether.bootstrap import create_app, ensure_directory, metrics_registry
 from tether.connections import fleet
+from tether.connections.sync_errors import sync_error
 from tether.metrics import SnapshotCollector, registry_with
 from tether.runtime import Runtime
 from tether.store.models import Connection, DataSource, Member, Tenant, utcnow
@@ -60,6 +61,13 @@ STATES = [  # (status, syncStatus, share of the fleet)
     ("DELETED", "DATA_DELETED", 2),
 ]
 CHUNK = 5_000
+
+
+# What the fleet's failing connections carry (as the sync and the token layer write them).
+ERRORS = {
+    ("EXPIRED", "ERROR"): [sync_error("AUTHORIZATION_EXPIRED")],
+    ("CONNECTED", "ERROR"): [sync_error("SOURCE_UNAVAILABLE", "gave up after retries: HTTP 503")],
+}
 
 
 def fill(runtime: Runtime, connections: int) -> None:
@@ -87,10 +95,11 @@ def fill(runtime: Runtime, connections: int) -> None:
                 rows.append(
                     {
                         "member_id": f"mem_{i // 3:010d}",
+                        "tenant_id": "ten_bench",
                         "data_source_id": sources[(i * 7 + i // 3) % len(sources)],
                         "status": status,
                         "sync_status": sync_status,
-                        "sync_errors": [],
+                        "sync_errors": ERRORS.get((status, sync_status), []),
                         "created_at": now,
                         "status_updated_at": now,
                         "grant_epoch": 1,

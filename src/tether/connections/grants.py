@@ -13,11 +13,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from tether.connections import lifecycle
 from tether.connections.queries import connection_for
 from tether.domain import Status, SyncStatus
 from tether.runtime import Runtime
-from tether.store.models import Connection
+from tether.store.models import Connection, Member
 
 
 def start_grant(
@@ -38,8 +40,10 @@ def start_grant(
         )
         was_new = conn is None
         if conn is None:
+            tenant_id = session.scalar(select(Member.tenant_id).where(Member.id == member_id))
             conn = Connection(
                 member_id=member_id,
+                tenant_id=tenant_id,
                 data_source_id=source_id,
                 status=Status.CONNECTED.value,
                 sync_status=SyncStatus.PENDING.value,

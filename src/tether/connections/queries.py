@@ -87,7 +87,7 @@ def tenant_connection_rows(
         select(Connection, DataSource, Member)
         .join(Member, Member.id == Connection.member_id)
         .join(DataSource, DataSource.id == Connection.data_source_id)
-        .where(Member.tenant_id == tenant_id)
+        .where(Connection.tenant_id == tenant_id)
         .order_by(Connection.id)
         .limit(limit)
     )

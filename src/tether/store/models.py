@@ -150,10 +150,15 @@ class Connection(Base):
         Index("ix_connections_sync_status", "sync_status"),
         # Covers the fleet gauges' GROUP BY (tether.connections.fleet): an index-only scan.
         Index("ix_connections_fleet", "status", "sync_status", "data_source_id"),
+        # The tenant's view across members, keyset-paged (tether.connections.views).
+        Index("ix_connections_tenant", "tenant_id", "id"),
+        Index("ix_connections_tenant_status", "tenant_id", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
+    # The member's tenant, kept here so a tenant's connections page without a join.
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     data_source_id: Mapped[str] = mapped_column(ForeignKey("data_sources.id"))
     status: Mapped[str] = mapped_column(String(20))
     sync_status: Mapped[str] = mapped_column(String(20))

@@ -214,8 +214,6 @@ def connections_page(
         )
     except ProblemError as exc:
         error = exc.detail
-    with runtime.db.read() as db:
-        sources = list(db.scalars(select(DataSource.id).order_by(DataSource.id)))
     now = runtime.clock()
     rows = [
         (item, ConnectionCard.of(item.connection, now)) for item in (page.items if page else [])
@@ -231,7 +229,6 @@ def connections_page(
         filters=filters,
         statuses=[s.value for s in Status],
         sync_statuses=[s.value for s in SyncStatus],
-        sources=sources,
         rows=rows,
         error=error,
         next_query=filters.query(after=page.next_after) if page and page.next_after else None,

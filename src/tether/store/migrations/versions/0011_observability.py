@@ -1,4 +1,5 @@
-"""observability: connections fleet index, source health tables
+"""observability: connections fleet and tenant indexes (tenant_id kept on connections),
+source health tables
 
 Revision ID: 0011
 Revises: 0006
@@ -19,9 +20,22 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column("connections", sa.Column("tenant_id", sa.String(length=40), nullable=True))
+    op.execute(
+        "UPDATE connections SET tenant_id = "
+        "(SELECT members.tenant_id FROM members WHERE members.id = connections.member_id)"
+    )
     with op.batch_alter_table("connections", schema=None) as batch_op:
+        batch_op.alter_column("tenant_id", existing_type=sa.String(length=40), nullable=False)
+        batch_op.create_foreign_key(
+            batch_op.f("fk_connections_tenant_id_tenants"), "tenants", ["tenant_id"], ["id"]
+        )
         batch_op.create_index(
             "ix_connections_fleet", ["status", "sync_status", "data_source_id"], unique=False
+        )
+        batch_op.create_index("ix_connections_tenant", ["tenant_id", "id"], unique=False)
+        batch_op.create_index(
+            "ix_connections_tenant_status", ["tenant_id", "status", "id"], unique=False
         )
     op.create_table(
         "source_stats",
@@ -62,4 +76,8 @@ def downgrade() -> None:
     op.drop_table("source_health")
     op.drop_table("source_stats")
     with op.batch_alter_table("connections", schema=None) as batch_op:
+        batch_op.drop_index("ix_connections_tenant_status")
+        batch_op.drop_index("ix_connections_tenant")
         batch_op.drop_index("ix_connections_fleet")
+        batch_op.drop_constraint(batch_op.f("fk_connections_tenant_id_tenants"), type_="foreignkey")
+        batch_op.drop_column("tenant_id")
