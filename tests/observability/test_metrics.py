@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy import update
 
 from tests.conftest import MemberCtx
+from tests.jobs.conftest import wait_until
 from tests.observability.conftest import SCRAPE, check_exposition, samples, value
 from tests.sync.helpers import connected, reload
 from tether.bootstrap import build_runtime, create_app
@@ -32,13 +32,6 @@ from tether.vault import generate_key
 
 CLINIC = "sandbox-clinic"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def scrape(client: httpx.Client) -> str:
@@ -191,7 +184,7 @@ def test_jobs_are_counted_with_their_wait(
     worker.start()
     try:
         conn = connected(client, member, runtime, CLINIC, "clinic-1")
-        wait_for(lambda: reload(runtime, conn.id).sync_status == "RETRIEVED")
+        wait_until(lambda: reload(runtime, conn.id).sync_status == "RETRIEVED", timeout=60)
     finally:
         worker.stop()
     after = samples(scrape(client))
@@ -240,7 +233,7 @@ def test_a_worker_process_serves_its_own_metrics_port(
     )
     try:
         conn = connected(client, member, runtime, CLINIC, "clinic-1")
-        wait_for(lambda: reload(runtime, conn.id).sync_status == "RETRIEVED")
+        wait_until(lambda: reload(runtime, conn.id).sync_status == "RETRIEVED", timeout=60)
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         check_exposition(text)
         found = samples(text)

@@ -3,7 +3,6 @@ with the OpenTelemetry SDK's in-memory exporter; attributes never carry secrets 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -14,6 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from tests.conftest import MemberCtx
+from tests.jobs.conftest import wait_until
 from tests.sync.helpers import connected, reload
 from tether import tracing
 from tether.jobs import EmbeddedWorker, Jobs
@@ -33,13 +33,6 @@ def spans() -> Iterator[InMemorySpanExporter]:
     provider.shutdown()
 
 
-def wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_sync_now_is_one_trace_down_to_the_source(
     client: httpx.Client, member: MemberCtx, runtime: Runtime, spans: InMemorySpanExporter
 ) -> None:
@@ -48,7 +41,7 @@ def test_sync_now_is_one_trace_down_to_the_source(
     worker.start()
     try:
         conn = connected(client, member, runtime, CLINIC, "clinic-1")
-        wait_for(lambda: reload(runtime, conn.id).sync_status == "RETRIEVED")
+        wait_until(lambda: reload(runtime, conn.id).sync_status == "RETRIEVED", timeout=60)
         before = reload(runtime, conn.id).last_synced_at
         spans.clear()
         # The caller's own trace continues through tether (W3C traceparent).
@@ -58,8 +51,8 @@ def test_sync_now_is_one_trace_down_to_the_source(
             headers={**member.headers, "traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"},
         )
         assert answer.status_code == 202
-        wait_for(lambda: reload(runtime, conn.id).last_synced_at != before)
-        wait_for(
+        wait_until(lambda: reload(runtime, conn.id).last_synced_at != before, timeout=60)
+        wait_until(
             lambda: any(s.name == "job sync" and s.end_time for s in spans.get_finished_spans())
         )
     finally:

@@ -83,14 +83,23 @@ def tenant_connection_rows(
 
     ``sync_error`` matches a code inside the stored syncErrors JSON; it must look like one
     (upper case and underscores), so it can never act as a LIKE pattern."""
-    query = (
-        select(Connection, DataSource, Member)
-        .join(Member, Member.id == Connection.member_id)
-        .join(DataSource, DataSource.id == Connection.data_source_id)
-        .where(Connection.tenant_id == tenant_id)
-        .order_by(Connection.id)
-        .limit(limit)
-    )
+    # Two steps: the page's ids from the connections table alone (an index walk in id order
+    # that stops after ``limit`` matches), then those rows with their member and source.
+    query = select(Connection.id).order_by(Connection.id).limit(limit)
+    if member_id or external_id:
+        # One member: found first (by its unique keys), then its few connections by member_id,
+        # instead of walking the tenant's connections for it.
+        who = select(Member.id).where(Member.tenant_id == tenant_id)
+        if member_id:
+            who = who.where(Member.id == member_id)
+        if external_id:
+            who = who.where(Member.external_id == external_id)
+        found = session.scalar(who)
+        if found is None:
+            return []
+        query = query.where(Connection.member_id == found)
+    else:
+        query = query.where(Connection.tenant_id == tenant_id)
     if after is not None:
         query = query.where(Connection.id > after)
     if status:
@@ -99,15 +108,21 @@ def tenant_connection_rows(
         query = query.where(Connection.sync_status.in_([s.value for s in sync_status]))
     if source:
         query = query.where(Connection.data_source_id == source)
-    if member_id:
-        query = query.where(Connection.member_id == member_id)
-    if external_id:
-        query = query.where(Member.external_id == external_id)
     if sync_error:
         if not SYNC_ERROR_CODE.match(sync_error):
             raise InvalidRequest(f"{sync_error!r} is not a sync error code", code="INVALID_FILTER")
         query = query.where(cast(Connection.sync_errors, Text).like(f'%"code": "{sync_error}"%'))
-    return [(row[0], row[1], row[2]) for row in session.execute(query)]
+    ids = list(session.scalars(query))
+    if not ids:
+        return []
+    rows = session.execute(
+        select(Connection, DataSource, Member)
+        .join(Member, Member.id == Connection.member_id)
+        .join(DataSource, DataSource.id == Connection.data_source_id)
+        .where(Connection.id.in_(ids))
+        .order_by(Connection.id)
+    )
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
 def of_live_accounts(query: SelectT) -> SelectT:

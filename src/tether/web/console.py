@@ -71,6 +71,14 @@ def _session(runtime: Runtime, request: Request) -> ConsoleSession:
     return console_sessions.open_console(runtime, request.cookies.get(name))
 
 
+def _signed_in(runtime: Runtime, request: Request) -> ConsoleSession | None:
+    """The console session, or None when there is none (the page then asks to sign in)."""
+    try:
+        return _session(runtime, request)
+    except AuthenticationRequired:
+        return None
+
+
 def _page(template: str, *, status_code: int = 200, **context: Any) -> Response:
     # The console is never framed: frame-ancestors 'none'.
     response = web.render(template, status_code=status_code, ancestors="'none'", **context)
@@ -193,9 +201,8 @@ def connections_page(
     after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     notice: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
-    try:
-        session = _session(runtime, request)
-    except AuthenticationRequired:
+    session = _signed_in(runtime, request)
+    if session is None:
         return _signin_redirect()
     filters = Filters(status, sync_status, sync_error, source, member)
     error = None
@@ -244,9 +251,8 @@ def member_page(
     notice: Annotated[str, Query(max_length=20)] = "",
     connection: Annotated[str, Query(max_length=100)] = "",
 ) -> Response:
-    try:
-        session = _session(runtime, request)
-    except AuthenticationRequired:
+    session = _signed_in(runtime, request)
+    if session is None:
         return _signin_redirect()
     try:
         acting = act_for_member(runtime, tenant=session.principal, member_id=member_id)
@@ -278,9 +284,8 @@ def member_page(
 def confirm_delete(
     member_id: str, connection_id: str, request: Request, runtime: RuntimeDep
 ) -> Response:
-    try:
-        session = _session(runtime, request)
-    except AuthenticationRequired:
+    session = _signed_in(runtime, request)
+    if session is None:
         return _signin_redirect()
     return _page(
         "console_confirm.html",
@@ -306,9 +311,8 @@ def act(
     operation = OPERATIONS.get(action)
     if operation is None:
         return _message("Unknown action", f"{action!r} is not an action of the console.", 404)
-    try:
-        session = _session(runtime, request)
-    except AuthenticationRequired:
+    session = _signed_in(runtime, request)
+    if session is None:
         return _signin_redirect()
     try:
         _check_csrf(runtime, request, session, csrf)
@@ -322,9 +326,8 @@ def act(
 
 @router.get("/sources")
 def sources_page(request: Request, runtime: RuntimeDep) -> Response:
-    try:
-        session = _session(runtime, request)
-    except AuthenticationRequired:
+    session = _signed_in(runtime, request)
+    if session is None:
         return _signin_redirect()
     with runtime.db.read() as db:
         ids = list(db.scalars(select(DataSource.id).order_by(DataSource.id)))
@@ -343,9 +346,8 @@ def sources_page(request: Request, runtime: RuntimeDep) -> Response:
 
 @router.get("/queue")
 def queue_page(request: Request, runtime: RuntimeDep) -> Response:
-    try:
-        session = _session(runtime, request)
-    except AuthenticationRequired:
+    session = _signed_in(runtime, request)
+    if session is None:
         return _signin_redirect()
     gauges = {g.name: g for g in fleet.gauges(runtime)}
 
