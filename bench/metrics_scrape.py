@@ -128,9 +128,10 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         fill(runtime, args.connections)
         fill_seconds = time.perf_counter() - started
-        with runtime.db.engine.connect() as conn:
-            if engine == "postgresql":
+        if engine == "postgresql":  # committed: ANALYZE is undone with its transaction
+            with runtime.db.engine.begin() as conn:
                 conn.execute(text("ANALYZE"))
+        with runtime.db.engine.connect() as conn:
             baseline_sql = text(
                 "SELECT status, sync_status, data_source_id, count(*) FROM connections "
                 "GROUP BY status, sync_status, data_source_id"
