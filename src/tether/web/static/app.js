@@ -41,7 +41,13 @@
   function watchPopup(win) {
     stopWatching();
     watcher = window.setInterval(function () {
-      if (win.closed) { stopWatching(); popup = null; clearFlash(); refreshConnections(); }
+      if (!win.closed) return;
+      stopWatching();
+      // The completion page posts its message just before it closes, and the message may be
+      // dispatched after this tick: give it a moment, then refresh plainly if none came.
+      window.setTimeout(function () {
+        if (popup === win) { popup = null; clearFlash(); refreshConnections(); }
+      }, 500);
     }, 800);
   }
 
