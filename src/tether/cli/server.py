@@ -54,6 +54,7 @@ def demo(
         f"             (opens once, until {page.expires_at:%H:%M} UTC; rerun for a new one)"
     )
     console.print(f"Tenant key   {creds.api_key}", soft_wrap=True)
+    console.print(f"Console      {creds.base_url}/console  (sign in with the tenant key)")
     console.print(f"clientKey    {creds.client_key}  (the health SDK's)", soft_wrap=True)
     console.print(f"Member id    {creds.member_id}")
     console.print(f"Member token {creds.member_token}", soft_wrap=True)
