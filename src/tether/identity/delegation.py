@@ -1,4 +1,5 @@
-"""The tenant's staff acting for one of its members (the operator console).
+"""The tenant acting for one of its members: its staff in the operator console, or its server
+with the API key (``/v1/members/{memberId}/connections``).
 
 The member's own operations (sync now, disconnect, delete) take a :class:`MemberPrincipal`;
 :func:`act_for_member` gives the tenant one for a member that is really its own, marked so
@@ -13,9 +14,12 @@ from tether.runtime import Runtime
 from tether.store.models import Member
 
 
-def act_for_member(runtime: Runtime, *, tenant: TenantPrincipal, member_id: str) -> MemberPrincipal:
-    """A principal for ``member_id`` acting as the tenant's console (404 if the member is not
-    the tenant's: another tenant's member is indistinguishable from none)."""
+def act_for_member(
+    runtime: Runtime, *, tenant: TenantPrincipal, member_id: str, via: str = "console"
+) -> MemberPrincipal:
+    """A principal for ``member_id`` acting for the tenant through ``via`` (``console``, or
+    ``tenant`` for its server's API key), audited as ``<via>:<tenant id>``; 404 if the member
+    is not the tenant's (another tenant's member is indistinguishable from none)."""
     with runtime.db.read() as session:
         member = session.get(Member, member_id)
         if member is None or member.tenant_id != tenant.tenant_id:
@@ -24,5 +28,5 @@ def act_for_member(runtime: Runtime, *, tenant: TenantPrincipal, member_id: str)
         tenant_id=tenant.tenant_id,
         member_id=member_id,
         key_id=tenant.key_id,
-        acting=f"console:{tenant.tenant_id}",
+        acting=f"{via}:{tenant.tenant_id}",
     )
