@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -389,3 +389,33 @@ def connect_member(
         )
         assert conn is not None
         return conn.id, conn.grant_epoch
+
+
+def run_per_engine(
+    name: str,
+    args: Any,
+    bench_engine: Callable[[str, Any], dict[str, Any]],
+    report: Callable[[dict[str, Any]], str],
+    **targets: float,
+) -> int:
+    """Run ``bench_engine`` on each engine ``args.engine`` names (default: every available
+    one), print each ``report``, and write the results with ``targets`` and the machine."""
+    engines = args.engine or available_engines()
+    quiet_logging()
+    results = []
+    for engine in engines:
+        result = bench_engine(engine, args)
+        print(report(result), "\n", flush=True)
+        results.append(result)
+    written = write_results(
+        name,
+        {
+            "benchmark": name,
+            **targets,
+            "options": vars(args) | {"engine": engines},
+            "machine": machine(),
+            "results": results,
+        },
+    )
+    print(f"results: {written}")
+    return 0

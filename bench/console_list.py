@@ -23,14 +23,11 @@ import httpx
 from bench._support import (
     Stopwatch,
     Summary,
-    available_engines,
     bench_runtime,
     free_port,
-    machine,
-    quiet_logging,
+    run_per_engine,
     server_version,
     table,
-    write_results,
 )
 from bench.metrics_scrape import fill
 from tether.bootstrap import create_app, ensure_directory
@@ -120,22 +117,4 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], action="append")
     args = parser.parse_args(argv)
-    engines = args.engine or available_engines()
-    quiet_logging()
-    results = []
-    for engine in engines:
-        result = bench_engine(engine, args)
-        print(report(result), "\n", flush=True)
-        results.append(result)
-    written = write_results(
-        "console_list",
-        {
-            "benchmark": "console_list",
-            "target_p95_ms": TARGET_P95_MS,
-            "options": vars(args) | {"engine": engines},
-            "machine": machine(),
-            "results": results,
-        },
-    )
-    print(f"results: {written}")
-    return 0
+    return run_per_engine("console_list", args, bench_engine, report, target_p95_ms=TARGET_P95_MS)

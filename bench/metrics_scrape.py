@@ -33,14 +33,11 @@ from sqlalchemy import insert, select, text
 from bench._support import (
     Stopwatch,
     Summary,
-    available_engines,
     bench_runtime,
     free_port,
-    machine,
-    quiet_logging,
+    run_per_engine,
     server_version,
     table,
-    write_results,
 )
 from tether.bootstrap import create_app, ensure_directory, metrics_registry
 from tether.connections import fleet
@@ -195,22 +192,4 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--scrapes", type=int, default=200)
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], action="append")
     args = parser.parse_args(argv)
-    engines = args.engine or available_engines()
-    quiet_logging()
-    results = []
-    for engine in engines:
-        result = bench_engine(engine, args)
-        print(report(result), "\n", flush=True)
-        results.append(result)
-    written = write_results(
-        "metrics_scrape",
-        {
-            "benchmark": "metrics_scrape",
-            "target_p99_ms": TARGET_P99_MS,
-            "options": vars(args) | {"engine": engines},
-            "machine": machine(),
-            "results": results,
-        },
-    )
-    print(f"results: {written}")
-    return 0
+    return run_per_engine("metrics_scrape", args, bench_engine, report, target_p99_ms=TARGET_P99_MS)

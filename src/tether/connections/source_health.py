@@ -222,10 +222,23 @@ def source_health(runtime: Runtime, *, source_id: str) -> SourceHealth:
     with runtime.db.read() as session:
         if session.get(DataSource, source_id) is None:
             raise NotFound(f"no data source {source_id!r}", code="UNKNOWN_DATA_SOURCE")
-        row = session.get(SourceHealthRow, source_id)
-        hour = (now - WINDOW).replace(second=0, microsecond=0)
-        requests, failures, throttled, refused, token_failures = _totals(session, source_id, hour)
-        failing, _ = _syncs(session, source_id, now - DEGRADED_WINDOW)
+        return _health(session, source_id, now)
+
+
+def every_source_health(runtime: Runtime) -> list[SourceHealth]:
+    """Every data source's health, in id order (this process's counts flushed once first)."""
+    flush(runtime)
+    now = runtime.clock()
+    with runtime.db.read() as session:
+        ids = session.scalars(select(DataSource.id).order_by(DataSource.id)).all()
+        return [_health(session, source_id, now) for source_id in ids]
+
+
+def _health(session: Session, source_id: str, now: datetime) -> SourceHealth:
+    row = session.get(SourceHealthRow, source_id)
+    hour = (now - WINDOW).replace(second=0, microsecond=0)
+    requests, failures, throttled, refused, token_failures = _totals(session, source_id, hour)
+    failing, _ = _syncs(session, source_id, now - DEGRADED_WINDOW)
     degraded = row.degraded_since if row is not None else None
     throttled_until = row.throttled_until if row is not None else None
     if degraded is not None:

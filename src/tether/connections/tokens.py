@@ -288,28 +288,31 @@ def refresh_connection(
         refresh_token = runtime.vault.decrypt(
             conn.refresh_token, binding=connection_binding(conn.id, "refresh_token")
         )
-        refreshes = TOKEN_REFRESHES.labels
         try:
             with smart_client(runtime, source) as (client, config, _base):
                 tokens = rfc6749.refresh(client, config, refresh_token=refresh_token)
         except OAuthProtocolError as exc:
             if exc.error in ("invalid_grant", "invalid_client", "unauthorized_client"):
-                refreshes(source.id, "expired").inc()
+                TOKEN_REFRESHES.labels(source.id, "expired").inc()
                 expire(
                     runtime, connection_pk=connection_pk, epoch=epoch, actor=actor, reason=exc.error
                 )
                 return RefreshResult.EXPIRED
-            refreshes(source.id, "unavailable").inc()
-            SOURCE_TALLY.token_failure(source.id)
+            _token_endpoint_failed(source.id)
             raise SourceUnavailable(f"refresh refused: {exc.error}") from None
         except SourceUnavailable:
-            refreshes(source.id, "unavailable").inc()
-            SOURCE_TALLY.token_failure(source.id)
+            _token_endpoint_failed(source.id)
             raise
-        refreshes(source.id, "refreshed").inc()
+        TOKEN_REFRESHES.labels(source.id, "refreshed").inc()
         return _save_refreshed(runtime, connection_pk, epoch, tokens)
     finally:
         _release_lease(runtime, connection_pk)
+
+
+def _token_endpoint_failed(source_id: str) -> None:
+    """The source's token endpoint could not answer a refresh: a metric and source health."""
+    TOKEN_REFRESHES.labels(source_id, "unavailable").inc()
+    SOURCE_TALLY.token_failure(source_id)
 
 
 def _save_refreshed(

@@ -8,10 +8,10 @@ that the audit trail names the staff (``console:<tenant id>``), not the member.
 
 from __future__ import annotations
 
+from tether.accounts.members import get_member
 from tether.errors import NotFound
 from tether.identity.principals import MemberPrincipal, TenantPrincipal
 from tether.runtime import Runtime
-from tether.store.models import Member
 
 
 def act_for_member(
@@ -21,9 +21,10 @@ def act_for_member(
     ``tenant`` for its server's API key), audited as ``<via>:<tenant id>``; 404 if the member
     is not the tenant's (another tenant's member is indistinguishable from none)."""
     with runtime.db.read() as session:
-        member = session.get(Member, member_id)
-        if member is None or member.tenant_id != tenant.tenant_id:
-            raise NotFound(f"no member {member_id!r}", code="UNKNOWN_MEMBER")
+        try:
+            get_member(session, member_id=member_id, tenant_id=tenant.tenant_id)
+        except NotFound as exc:
+            raise NotFound(exc.detail, code="UNKNOWN_MEMBER") from None
     return MemberPrincipal(
         tenant_id=tenant.tenant_id,
         member_id=member_id,

@@ -16,9 +16,9 @@ from typing import Annotated, Any, Protocol
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
+from tether.accounts import members
 from tether.audit import audit_events
 from tether.connections import fleet, source_health
 from tether.connections.deletion import delete_connection
@@ -32,7 +32,6 @@ from tether.identity.console_sessions import ConsoleSession
 from tether.identity.delegation import act_for_member
 from tether.identity.principals import MemberPrincipal
 from tether.runtime import Runtime
-from tether.store.models import DataSource, Member
 from tether.sync.scheduling import request_sync
 from tether.web import render as web
 from tether.web.cookies import from_own_page
@@ -258,9 +257,9 @@ def member_page(
         acting = act_for_member(runtime, tenant=session.principal, member_id=member_id)
     except ProblemError as exc:
         return _message("No such member", exc.detail, exc.status)
-    with runtime.db.read() as db:
-        found = db.get(Member, member_id)
-        external_id = found.external_id if found else member_id
+    external_id = members.member(
+        runtime, tenant_id=session.tenant_id, member_id=member_id
+    ).external_id
     now = runtime.clock()
     cards = [ConnectionCard.of(v, now) for v in member_connections(runtime, member=acting)]
     trail = audit_events(runtime, tenant_id=session.tenant_id, member_id=member_id, limit=200)
@@ -329,10 +328,7 @@ def sources_page(request: Request, runtime: RuntimeDep) -> Response:
     session = _signed_in(runtime, request)
     if session is None:
         return _signin_redirect()
-    with runtime.db.read() as db:
-        ids = list(db.scalars(select(DataSource.id).order_by(DataSource.id)))
-    source_health.flush(runtime)  # this process's latest counts, once for the whole table
-    health = [source_health.source_health(runtime, source_id=i) for i in ids]
+    health = source_health.every_source_health(runtime)
     return _page(
         "console_sources.html",
         title="Data sources",
