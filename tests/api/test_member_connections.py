@@ -66,3 +66,54 @@ def test_only_the_tenants_own_members_and_only_with_the_api_key(
     mine = f"/v1/members/{member.member_id}/connections/{CLINIC}"
     missing = client.get(mine, headers=tenant.headers)
     assert missing.status_code == 404 and missing.json()["code"] == "UNKNOWN_CONNECTION"
+
+
+def test_the_tenants_list_across_members_pages_and_filters(
+    client: httpx.Client,
+    runtime: Runtime,
+    member: MemberCtx,
+    tenant: TenantCtx,
+    other_tenant: TenantCtx,
+) -> None:
+    from tether.connections.tokens import expire
+
+    bob = make_member(runtime, tenant, "bob")
+    carol = make_member(runtime, tenant, "carol")
+    stranger = make_member(runtime, other_tenant, "stranger")
+    alice_conn = connected(client, member, runtime, CLINIC, "clinic-1")
+    connected(client, bob, runtime, CLINIC, "clinic-2")
+    connected(client, carol, runtime, "sandbox-lab", "lab-1")
+    connected(client, stranger, runtime, CLINIC, "clinic-3")
+    expire(
+        runtime, connection_pk=alice_conn.id, epoch=alice_conn.grant_epoch, actor="t", reason="t"
+    )
+
+    def page(**params: object) -> dict:
+        answer = client.get("/v1/connections", params=params, headers=tenant.headers)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    everything = page()
+    assert [i["externalId"] for i in everything["items"]] == ["alice", "bob", "carol"]
+    assert everything["nextAfter"] is None
+    assert everything["items"][0]["memberId"] == member.member_id
+    first = page(limit=2)
+    assert [i["externalId"] for i in first["items"]] == ["alice", "bob"]
+    rest = page(limit=2, after=first["nextAfter"])
+    assert [i["externalId"] for i in rest["items"]] == ["carol"] and rest["nextAfter"] is None
+    assert [i["externalId"] for i in page(status="EXPIRED")["items"]] == ["alice"]
+    expired = page(syncError="AUTHORIZATION_EXPIRED")["items"]
+    assert [i["externalId"] for i in expired] == ["alice"]
+    assert [i["externalId"] for i in page(connectionId="sandbox-lab")["items"]] == ["carol"]
+    assert [i["id"] for i in page(externalId="bob")["items"]] == [CLINIC]
+    assert [i["externalId"] for i in page(memberId=bob.member_id)["items"]] == ["bob"]
+    assert page(externalId="stranger")["items"] == []  # another tenant's member: nothing
+    bad = client.get("/v1/connections", params={"syncError": "%x"}, headers=tenant.headers)
+    assert bad.status_code == 400 and bad.json()["code"] == "INVALID_FILTER"
+    too_far = client.get("/v1/connections", params={"after": 2**64}, headers=tenant.headers)
+    assert too_far.status_code == 422
+    # A member token keeps the member's own list, and tenant-only filters are refused.
+    mine = client.get("/v1/connections", headers=member.headers)
+    assert mine.status_code == 200 and [c["id"] for c in mine.json()] == [CLINIC]
+    refused = client.get("/v1/connections", params={"externalId": "bob"}, headers=member.headers)
+    assert refused.status_code == 400 and refused.json()["code"] == "TENANT_ONLY_FILTER"

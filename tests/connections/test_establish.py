@@ -209,8 +209,11 @@ def test_another_member_cannot_use_the_link_or_the_callback(
 
 
 def test_tenant_key_cannot_act_as_member(client, member: MemberCtx) -> None:
-    response = client.get("/v1/connections", headers=member.tenant.headers)
+    response = client.post(f"/v1/connections/{CLINIC}/oauth-url", headers=member.tenant.headers)
     assert response.status_code == 403
+    # GET /v1/connections with the key is the tenant's list across members, not a member's.
+    listing = client.get("/v1/connections", headers=member.tenant.headers)
+    assert listing.status_code == 200 and set(listing.json()) == {"items", "nextAfter"}
 
 
 def test_expiry_and_reestablish_keeps_data(

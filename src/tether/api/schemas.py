@@ -13,7 +13,7 @@ from tether.accounts.members import MemberView
 from tether.accounts.tenants import TenantView
 from tether.audit import AuditEventView
 from tether.connections.source_health import SourceHealth
-from tether.connections.views import ConnectionView, StatusUpdate
+from tether.connections.views import ConnectionView, StatusUpdate, TenantConnectionView
 from tether.domain import Category, SourceType, Status, SyncStatus
 from tether.store.models import DataSource
 
@@ -167,6 +167,28 @@ class MemberConnectionOut(Wire):
             resource_counts=dict(view.resource_counts),
             next_sync=view.next_sync,
         )
+
+
+class TenantConnectionOut(MemberConnectionOut):
+    """A connection in the tenant's list across members: whose it is, then the member's view."""
+
+    member_id: str
+    external_id: str
+
+    @classmethod
+    def of_tenant(cls, item: TenantConnectionView) -> TenantConnectionOut:
+        return cls(
+            member_id=item.member_id,
+            external_id=item.external_id,
+            **MemberConnectionOut.of(item.connection).model_dump(),
+        )
+
+
+class TenantConnectionPage(Wire):
+    """``GET /v1/connections`` with the API key: a page of the tenant's connections."""
+
+    items: list[TenantConnectionOut]
+    next_after: int | None = Field(description="pass as `after` for the next page")
 
 
 class StatusUpdateOut(Wire):

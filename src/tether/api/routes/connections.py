@@ -13,30 +13,79 @@ from tether.api.schemas import (
     OauthUrlIn,
     OauthUrlOut,
     StatusUpdateOut,
+    TenantConnectionOut,
+    TenantConnectionPage,
 )
+from tether.audit import MAX_CURSOR
 from tether.connections import establish
 from tether.connections.basic_sources import create_connection as create_basic_connection
 from tether.connections.deletion import delete_connection as delete_member_connection
 from tether.connections.disconnect import disconnect
-from tether.connections.views import member_connection, member_connections
+from tether.connections.views import (
+    MAX_TENANT_PAGE,
+    member_connection,
+    member_connections,
+    tenant_connections,
+)
 from tether.domain import SourceType, Status, SyncStatus
-from tether.http.deps import MemberCaller, RuntimeDep
+from tether.errors import InvalidRequest
+from tether.http.deps import AnyCaller, MemberCaller, RuntimeDep
+from tether.identity.principals import TenantPrincipal
 from tether.sync.scheduling import request_sync
 
 router = APIRouter(prefix="/v1/connections", tags=["connections"])
 
 
-@router.get("", response_model=list[MemberConnectionOut], summary="getMemberConnections")
+@router.get(
+    "",
+    response_model=list[MemberConnectionOut] | TenantConnectionPage,
+    summary="getMemberConnections (member token) or the tenant's connections (API key)",
+    description="With a member token: the member's own connections (a list). With the tenant's "
+    "API key: every member's connections, keyset-paged (`after`, `limit`, `nextAfter`), each "
+    "with `memberId` and `externalId`, filtered by `memberId`, `externalId`, `connectionId`, "
+    "`status`, `syncStatus` and `syncError` (a sync error code). The tenant-only filters "
+    "answer 400 with a member token.",
+)
 def get_member_connections(
-    member: MemberCaller,
+    caller: AnyCaller,
     runtime: RuntimeDep,
     status: Annotated[list[Status] | None, Query()] = None,
     sync_status: Annotated[list[SyncStatus] | None, Query(alias="syncStatus")] = None,
     type: Annotated[list[SourceType] | None, Query()] = None,
-) -> list[MemberConnectionOut]:
+    member_id: Annotated[str | None, Query(alias="memberId", max_length=40)] = None,
+    external_id: Annotated[str | None, Query(alias="externalId", max_length=200)] = None,
+    connection_id: Annotated[str | None, Query(alias="connectionId", max_length=100)] = None,
+    sync_error: Annotated[str | None, Query(alias="syncError", max_length=60)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_CURSOR)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_TENANT_PAGE)] = 50,
+) -> list[MemberConnectionOut] | TenantConnectionPage:
+    if isinstance(caller, TenantPrincipal):
+        page = tenant_connections(
+            runtime,
+            tenant=caller,
+            status=status or (),
+            sync_status=sync_status or (),
+            sync_error=sync_error,
+            source=connection_id,
+            member_id=member_id,
+            external_id=external_id,
+            after=after,
+            limit=limit,
+        )
+        return TenantConnectionPage(
+            items=[TenantConnectionOut.of_tenant(item) for item in page.items],
+            next_after=page.next_after,
+        )
+    tenant_only = (member_id, external_id, connection_id, sync_error, after)
+    if any(value is not None for value in tenant_only):
+        raise InvalidRequest(
+            "memberId, externalId, connectionId, syncError and after filter the tenant's "
+            "list: send the API key",
+            code="TENANT_ONLY_FILTER",
+        )
     views = member_connections(
         runtime,
-        member=member,
+        member=caller,
         status=status or (),
         sync_status=sync_status or (),
         source_type=type or (),
