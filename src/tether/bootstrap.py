@@ -49,6 +49,7 @@ from tether.store.migrate import upgrade
 from tether.store.models import DataSource
 from tether.vault import Vault
 from tether.web import console, member_page, oauth
+from tether.webhooks import delivery as webhook_delivery
 
 METRICS_SNAPSHOT_TTL = 10.0  # seconds the fleet gauges are reused between scrapes
 
@@ -77,6 +78,8 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     vault = Vault([k.get_secret_value() for k in settings.vault_keys])
     runtime = Runtime(settings=settings, db=db, vault=vault)
     runtime.jobs = build_jobs(runtime)
+    # Events are written in the change's transaction; their deliveries start after it commits.
+    db.after_commit.append(lambda info: webhook_delivery.wake(runtime, info))
     if settings.otlp_endpoint and not tracing.enabled():
         tracing.configure_otlp(settings.otlp_endpoint, service_name=settings.otel_service_name)
     return runtime

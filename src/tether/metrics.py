@@ -124,6 +124,18 @@ JOB_WAIT = Histogram(
     buckets=_WAIT_BUCKETS,
     registry=REGISTRY,
 )
+WEBHOOK_ATTEMPTS = Counter(
+    "tether_webhook_attempts",
+    "Webhook delivery attempts by outcome (delivered, failed, gone, refused).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WEBHOOK_LAG = Histogram(
+    "tether_webhook_delivery_lag_seconds",
+    "Time from an event's commit to its successful delivery to an endpoint.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0, 300.0, 3600.0, 36000.0),
+    registry=REGISTRY,
+)
 
 
 def exposition(registry: CollectorRegistry = REGISTRY) -> bytes:

@@ -68,6 +68,19 @@ class Runtime:
             # the database and queues it again once the queue is back.
             log.warning("job.enqueue_failed", task=task, error=type(exc).__name__)
 
+    def enqueue_later(self, delay: float, task: str, **kwargs: object) -> None:
+        """Queue work to run after ``delay`` seconds (as :meth:`enqueue`, on the queue's
+        schedule; the sweeps re-drive it from the database if the message is lost)."""
+        schedule = getattr(self.jobs, "schedule", None)  # tether.jobs.Jobs has it
+        if schedule is None:
+            return
+        try:
+            schedule(task, delay=delay, **kwargs)
+        except LookupError:
+            raise
+        except Exception as exc:
+            log.warning("job.enqueue_failed", task=task, error=type(exc).__name__)
+
     def start(self) -> None:
         for service in self.services:
             service.start()

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tether.runtime import Runtime
-from tether.store.models import Connection, DataSource, OAuthAttempt
+from tether.store.models import Connection, DataSource, OAuthAttempt, WebhookEndpoint
 from tether.vault import Vault
 
 ROTATION_BATCH = 500
@@ -26,6 +26,10 @@ def connection_binding(connection_id: int, column: str) -> str:
 
 def attempt_binding(attempt_id: int) -> str:
     return f"oauth_attempt:{attempt_id}:code_verifier"
+
+
+def webhook_secret_binding(endpoint_id: str, column: str) -> str:
+    return f"webhook_endpoint:{endpoint_id}:{column}"
 
 
 def client_secret_binding(source_id: str) -> str:
@@ -46,6 +50,12 @@ SEALED: tuple[SealedColumn, ...] = (
     SealedColumn(Connection, "refresh_token", lambda r: connection_binding(r.id, "refresh_token")),
     SealedColumn(Connection, "credentials", lambda r: connection_binding(r.id, "credentials")),
     SealedColumn(OAuthAttempt, "code_verifier", lambda r: attempt_binding(r.id)),
+    SealedColumn(WebhookEndpoint, "secret", lambda r: webhook_secret_binding(r.id, "secret")),
+    SealedColumn(
+        WebhookEndpoint,
+        "previous_secret",
+        lambda r: webhook_secret_binding(r.id, "previous_secret"),
+    ),
     SealedColumn(
         DataSource,
         "settings",

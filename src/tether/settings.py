@@ -90,6 +90,17 @@ class Settings(BaseSettings):
         description="OTLP/HTTP collector base URL (e.g. http://collector:4318); unset: no tracing",
     )
     otel_service_name: str = "tether"
+    events_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="days the event log (GET /v1/events) keeps events"
+    )
+    webhook_timeout: float = Field(
+        default=15.0, gt=0, le=120, description="seconds a webhook endpoint has to answer"
+    )
+    webhooks_allow_private: bool = Field(
+        default=False,
+        description="allow webhook URLs on loopback, private and link-local addresses, and "
+        "plain http (on in `tether demo`; keep off in production: SSRF)",
+    )
     sandbox_enabled: bool = True
     sandbox_admin_secret: SecretStr | None = None
     log_level: str = "INFO"

@@ -90,7 +90,9 @@ def test_the_wrong_kind_of_credential_is_an_authentication_error(
         wrong.list_members()
     also_wrong = ConnectionManager(server.url, tenant.api_key)
     with also_wrong, pytest.raises(AuthenticationError) as b:
-        also_wrong.get_member_connections()
+        # Listing connections with the API key is the tenant's view (GET /v1/connections);
+        # starting a member's OAuth flow is the member's alone.
+        also_wrong.get_oauth_url("sandbox-clinic")
     assert a.value.status == b.value.status == 403
     assert "API key" in a.value.detail and "member token" in b.value.detail
 

@@ -11,6 +11,7 @@ from tether.api.routes import (
     audit,
     connections,
     data_sources,
+    events,
     fhir,
     health,
     member_connections,
@@ -32,5 +33,6 @@ def routers() -> list[APIRouter]:
         connections.router,
         fhir.router,
         audit.router,
+        events.router,
         metrics.router,
     ]

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 from pydantic.alias_generators import to_camel
 
 from tether.accounts.members import MemberView
@@ -307,3 +307,186 @@ class TenantUpdate(Wire):
     allowed_origins: list[str] | None = Field(
         default=None, description="scheme://host[:port], at most 20, no duplicates"
     )
+
+
+# ---------------------------------------------------------------- events and webhooks
+EVENT_TYPE = Literal[
+    "connection.connected",
+    "connection.expired",
+    "connection.disconnected",
+    "connection.error",
+    "connection.access_ended",
+    "connection.deleted",
+    "connection.data_deleted",
+    "connection.expiring",
+    "sync.completed",
+    "sync.failed",
+    "webhook_endpoint.disabled",
+]
+
+
+class EventOut(BaseModel):
+    """The Standard Webhooks payload, as delivered: ``{type, timestamp, data}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    timestamp: datetime
+    data: dict[str, Any] = Field(
+        description="eventId, tenantId, memberId, externalId, connectionId, status, "
+        "syncStatus, syncErrors, statusUpdated, lastSynced; sync events add trigger and "
+        "resources (added/updated per type); never tokens or health data"
+    )
+
+    @classmethod
+    def of(cls, payload: dict[str, Any]) -> EventOut:
+        return cls(**payload)
+
+
+class EventPage(Wire):
+    items: list[EventOut]
+    next_after: str | None = Field(description="pass as `after` for the next page")
+
+
+class WebhookEndpointIn(Wire):
+    url: str = Field(min_length=1, max_length=2000, description="https URL that receives events")
+    events: list[EVENT_TYPE] | None = Field(
+        default=None, max_length=20, description="the event types to send (default: all)"
+    )
+    description: str = Field(default="", max_length=500)
+
+
+class WebhookEndpointPatch(Wire):
+    url: str | None = Field(default=None, min_length=1, max_length=2000)
+    events: list[EVENT_TYPE] | None = Field(default=None, max_length=20)
+    description: str | None = Field(default=None, max_length=500)
+    disabled: bool | None = Field(
+        default=None, description="false re-enables a disabled endpoint and resumes its line"
+    )
+
+
+class WebhookEndpointOut(Wire):
+    id: str
+    url: str
+    description: str
+    events: list[str] = Field(description="event types sent here; empty: all")
+    disabled: bool
+    disabled_reason: str | None
+    disabled_at: datetime | None
+    failing_since: datetime | None
+    created: datetime
+    updated: datetime
+    previous_secret_until: datetime | None = Field(
+        description="while set, the previous secret still signs beside the current one"
+    )
+
+    @classmethod
+    def of(cls, view: Any) -> WebhookEndpointOut:
+        return cls(
+            id=view.id,
+            url=view.url,
+            description=view.description,
+            events=list(view.events),
+            disabled=view.disabled,
+            disabled_reason=view.disabled_reason,
+            disabled_at=view.disabled_at,
+            failing_since=view.failing_since,
+            created=view.created,
+            updated=view.updated,
+            previous_secret_until=view.previous_secret_until,
+        )
+
+
+class WebhookEndpointCreated(WebhookEndpointOut):
+    secret: str = Field(description="the signing secret (whsec_…): shown only now")
+
+
+class WebhookAttemptOut(Wire):
+    at: datetime
+    status: int | None
+    duration_ms: int
+    error: str | None
+
+
+class WebhookDeliveryOut(Wire):
+    id: int
+    event_id: str
+    event_type: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt: datetime | None
+    last_attempt: datetime | None
+    last_status: int | None
+    last_error: str | None
+    last_duration_ms: int | None
+    delivered: datetime | None
+    created: datetime
+    history: list[WebhookAttemptOut]
+
+    @classmethod
+    def of(cls, view: Any) -> WebhookDeliveryOut:
+        return cls(
+            id=view.id,
+            event_id=view.event_id,
+            event_type=view.event_type,
+            state=view.state,
+            attempts=view.attempts,
+            next_attempt=view.next_attempt,
+            last_attempt=view.last_attempt,
+            last_status=view.last_status,
+            last_error=view.last_error,
+            last_duration_ms=view.last_duration_ms,
+            delivered=view.delivered,
+            created=view.created,
+            history=[
+                WebhookAttemptOut(
+                    at=e["at"], status=e["status"], duration_ms=e["durationMs"], error=e["error"]
+                )
+                for e in view.history
+            ],
+        )
+
+
+class WebhookDeliveryPage(Wire):
+    items: list[WebhookDeliveryOut]
+    next_after: int | None
+
+
+class ReplayIn(Wire):
+    since: AwareDatetime = Field(
+        description="deliver again every event committed since this moment (with its offset)"
+    )
+
+
+class ReplayOut(Wire):
+    queued: int = Field(description="events (replay) or endpoints (redeliver) queued")
+
+
+class SyncRunOut(Wire):
+    id: int
+    trigger: Literal["initial", "scheduled", "manual", "re-established"]
+    started: datetime
+    finished: datetime
+    outcome: str
+    resources: dict[str, dict[str, int]] = Field(description="per type: added, updated")
+    pages: int
+    requests: int
+    retries: int
+    throttled_seconds: float
+    errors: list[CodeableConcept]
+
+    @classmethod
+    def of(cls, view: Any) -> SyncRunOut:
+        return cls(
+            id=view.id,
+            trigger=view.trigger,
+            started=view.started,
+            finished=view.finished,
+            outcome=view.outcome,
+            resources={k: dict(v) for k, v in view.counts.items()},
+            pages=view.pages,
+            requests=view.requests,
+            retries=view.retries,
+            throttled_seconds=view.throttled_seconds,
+            errors=[CodeableConcept.model_validate(e) for e in view.errors],
+        )

@@ -37,6 +37,7 @@ def demo(
         .settings(
             data_dir=data_dir,
             demo=True,
+            webhooks_allow_private=True,  # a receiver on this machine works in the demo
             public_base_url=f"http://{shown_host}:{port}",
             log_json=False,
         )

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 
+from tether import events
 from tether.connections import lifecycle
 from tether.connections.queries import require_connection
 from tether.connections.revocation import revoke_at_source, take_grant
@@ -106,6 +107,7 @@ def run_delete(
                     action="connection.data_deleted",
                     detail={"deleted": deleted},
                     stamp=True,
+                    event=events.CONNECTION_DATA_DELETED,
                 )
                 log.info("connection data deleted", connection=connection_pk, rows=deleted)
                 return deleted

@@ -79,5 +79,6 @@ def start_grant(
             was_new=was_new,
             detail={"grant_epoch": conn.grant_epoch, **(detail or {})},
         )
-    runtime.enqueue("sync", connection_pk=conn.id, epoch=conn.grant_epoch)
+    trigger = "initial" if was_new else "re-established"
+    runtime.enqueue("sync", connection_pk=conn.id, epoch=conn.grant_epoch, trigger=trigger)
     return conn

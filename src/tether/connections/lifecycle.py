@@ -9,10 +9,12 @@ EXPIRED | DISCONNECTED | ERROR | DELETED(after DATA_DELETED) --getOauthUrl+callb
 ```
 
 :func:`transition` checks the move against :data:`ALLOWED`, sets ``statusUpdated`` and writes an
-audit event (who, what, when; never tokens, never health data). A move that is not allowed raises
-:class:`~tether.errors.Conflict`, never a silent change. The data pipeline's state (``syncStatus``)
-moves with the status in :func:`transition`, or on its own in :func:`set_sync_status` (a sync
-claimed, finished or cut short; a deletion finished): nothing else writes either column.
+audit event (who, what, when; never tokens, never health data) and the tenant's event
+(``connection.connected`` …, :mod:`tether.events`) in the same transaction. A move that is not
+allowed raises :class:`~tether.errors.Conflict`, never a silent change. The data pipeline's
+state (``syncStatus``) moves with the status in :func:`transition`, or on its own in
+:func:`set_sync_status` (a sync claimed, finished or cut short; a deletion finished): nothing
+else writes either column.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tether import events
 from tether.domain import Status, SyncStatus
 from tether.errors import Conflict
 from tether.store.models import AuditEvent, Connection, Member
@@ -114,6 +117,8 @@ def transition(
     if sync_status is not None:
         conn.sync_status = sync_status.value
     audit(session, conn=conn, action=action, actor=actor, now=now, frm=frm, to=to, detail=detail)
+    extra = {"previousStatus": frm.value if frm else None}
+    events.record_for_connection(session, conn, events.BY_STATUS[to.value], now=now, extra=extra)
 
 
 def set_sync_status(
@@ -126,6 +131,8 @@ def set_sync_status(
     action: str | None = None,
     detail: dict[str, Any] | None = None,
     stamp: bool = False,
+    event: str | None = None,
+    event_data: dict[str, Any] | None = None,
 ) -> None:
     """Move the data pipeline's state of ``conn`` (its authorization status stays).
 
@@ -133,6 +140,7 @@ def set_sync_status(
     ``connection.data_deleted`` …) when the state actually changes. ``stamp`` marks a change
     that is news about the connection itself (a finished deletion, not a sync's progress): it
     sets ``statusUpdated`` and the audit event carries the (unchanged) status as from and to.
+    With ``event``, that event (:mod:`tether.events`) is recorded too, with ``event_data``.
     """
     previous = conn.sync_status
     conn.sync_status = to.value
@@ -150,3 +158,5 @@ def set_sync_status(
             to=status,
             detail=detail,
         )
+    if event is not None:
+        events.record_for_connection(session, conn, event, now=now, extra=event_data)

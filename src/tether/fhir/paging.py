@@ -61,12 +61,18 @@ class PageReader:
     max_pages: int = DEFAULT_MAX_PAGES
     retry_attempts: int = RETRY_ATTEMPTS
     retry_timeout: float = RETRY_TIMEOUT
+    # What this reader did, for the sync's history: requests sent, of which retries, and the
+    # seconds the source's Retry-After asked it to wait.
+    requests: int = 0
+    retries: int = 0
+    throttled_seconds: float = 0.0
 
     def _same_origin(self, url: str) -> bool:
         a, b = urlsplit(url), urlsplit(self.base_url)
         return (a.scheme, a.netloc) == (b.scheme, b.netloc) and a.path.startswith(b.path)
 
     def _get_once(self, url: str, params: dict[str, str] | None) -> dict[str, Any]:
+        self.requests += 1
         try:
             response = self.http.get(
                 url,
@@ -84,6 +90,7 @@ class PageReader:
             wait = retry_after_seconds(response.headers.get("retry-after"))
             if wait is not None and wait > MAX_INLINE_RETRY_AFTER:
                 raise PageError("RATE_LIMITED", "rate limited", retry_after=wait)
+            self.throttled_seconds += wait or 0.0
             raise TransientPageError("rate limited", wait=wait, code="RATE_LIMITED")
         if status >= 500:
             raise TransientPageError(f"HTTP {status}", code="SOURCE_UNAVAILABLE")
@@ -117,6 +124,8 @@ class PageReader:
                 wait_jitter=0.3,
             ):
                 with attempt:
+                    if attempt.num > 1:
+                        self.retries += 1
                     try:
                         return self._get_once(url, params)
                     except TransientPageError as exc:

@@ -7,7 +7,7 @@ one upgrades a read lock; read-only units of work use a deferred ``BEGIN`` and n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,9 @@ class Database:
             bind=self.engine.execution_options(tether_write=True), expire_on_commit=False
         )
         self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
+        # Called with a write session's ``info`` after it committed (never after a rollback):
+        # how work that must not start before the commit (a webhook delivery) is started.
+        self.after_commit: list[Callable[[dict[str, Any]], None]] = []
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -80,9 +83,12 @@ class Database:
         with (
             tracing.span("db.write", attributes={"db.system": self.engine.dialect.name}),
             self._write() as session,
-            session.begin(),
         ):
-            yield session
+            with session.begin():
+                yield session
+            if session.info:
+                for hook in self.after_commit:
+                    hook(session.info)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -302,3 +302,103 @@ class SourceSync(Base):
     connection_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     ended_at: Mapped[datetime]
     source_down: Mapped[bool] = mapped_column(Boolean)
+
+
+class Event(Base):
+    """One thing that happened to a connection, written in the same transaction as the change
+    (a transactional outbox: :mod:`tether.events`). ``data`` is the Standard Webhooks payload's
+    ``data``: ids, status, syncStatus, syncErrors, counts; never tokens, never health data."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_tenant", "tenant_id", "id"),
+        Index("ix_events_tenant_type", "tenant_id", "type", "id"),
+        Index("ix_events_tenant_member", "tenant_id", "member_id", "id"),
+        Index("ix_events_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    member_id: Mapped[str | None] = mapped_column(String(40))
+    type: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class WebhookEndpoint(Base):
+    """Where a tenant wants its events POSTed, and the secret that signs them (sealed)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    # Event types delivered here; empty: every type.
+    event_types: Mapped[list[Any]] = mapped_column(default=list)
+    secret: Mapped[str] = mapped_column(Text)
+    # After a rotation the old secret signs beside the new one until previous_secret_until.
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    # The first failed attempt since the last success (None while healthy).
+    failing_since: Mapped[datetime | None]
+    # One worker delivers an endpoint at a time, in order: the lease it holds.
+    lease_until: Mapped[datetime | None]
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: pending until a 2xx, with its attempts."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_pk"),
+        # The endpoint's head of line: its oldest pending event.
+        Index("ix_webhook_deliveries_line", "endpoint_id", "state", "event_pk"),
+        # The sweep: pending deliveries whose time has come.
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_pk: Mapped[int] = mapped_column(
+        BigId, ForeignKey("events.id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(12))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    last_duration_ms: Mapped[int | None] = mapped_column(Integer)
+    delivered_at: Mapped[datetime | None]
+    # The latest attempts, newest last: {at, status, durationMs, error}.
+    history: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SyncRun(Base):
+    """One sync of one connection, as it ended (the last 100 per connection are kept)."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index("ix_sync_runs_connection", "connection_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    connection_id: Mapped[int] = mapped_column(BigId, ForeignKey("connections.id"))
+    trigger: Mapped[str] = mapped_column(
+        String(20)
+    )  # initial | scheduled | manual | re-established
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(20))  # the syncStatus it ended with
+    # Per type: {"added": n, "updated": n}.
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    throttled_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    errors: Mapped[list[Any]] = mapped_column(default=list)

@@ -11,7 +11,7 @@ claim takes over, and the due-syncs sweep queues one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from tether.connections import lifecycle
 from tether.connections.sources import fhir_base_url
@@ -37,6 +37,8 @@ class Claim:
     types: tuple[str, ...]  # the resource types to search, in order
     cursor: dict[str, str]  # per type, the newest meta.lastUpdated a completed sync stored
     interval: int  # seconds between scheduled syncs
+    started: datetime  # when the run was claimed
+    counts: dict[str, int]  # resources stored per type when the run started
 
 
 def claim_sync(runtime: Runtime, *, connection_pk: int, epoch: int) -> Claim | None:
@@ -75,4 +77,6 @@ def claim_sync(runtime: Runtime, *, connection_pk: int, epoch: int) -> Claim | N
             types=tuple(settings.get("resource_types") or RESOURCE_TYPES),
             cursor=dict(conn.sync_cursor or {}),
             interval=int(settings.get("sync_interval", DEFAULT_INTERVAL_SECONDS)),
+            started=now,
+            counts={k: int(v) for k, v in (conn.resource_counts or {}).items()},
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tether import events
 from tether.connections import lifecycle
 from tether.connections.sync_errors import sync_error
 from tether.connections.tokens import EXPIRED_CODE
@@ -22,6 +23,7 @@ from tether.domain import Status, SyncStatus
 from tether.logging import get_logger
 from tether.runtime import Runtime
 from tether.store.models import Connection
+from tether.sync import history
 from tether.sync.claim import Claim
 from tether.sync.fenced_writes import resource_counts
 from tether.sync.pipeline import SOURCE_DOWN, WHOLE_SYNC, Progress
@@ -41,7 +43,12 @@ class SyncReport:
 
 
 def finish_sync(
-    runtime: Runtime, *, claim: Claim, progress: Progress, degraded_backoff: float | None = None
+    runtime: Runtime,
+    *,
+    claim: Claim,
+    progress: Progress,
+    degraded_backoff: float | None = None,
+    trigger: str = "scheduled",
 ) -> SyncReport | None:
     """Write the run's outcome to the connection; None when its grant epoch moved on.
 
@@ -104,6 +111,29 @@ def finish_sync(
             errors = [sync_error(EXPIRED_CODE), *errors]
             status = SyncStatus.ERROR
         conn.sync_errors = errors
+        counts = dict(conn.resource_counts)
+        changes = history.added_and_updated(claim.counts, counts, progress.written_by_type)
+        reader = progress.reader
+        history.record_run(
+            session,
+            conn,
+            trigger=trigger,
+            started=claim.started,
+            finished=now,
+            outcome=status.value,
+            counts=changes,
+            pages=progress.pages,
+            requests=reader.requests if reader else 0,
+            retries=reader.retries if reader else 0,
+            throttled_seconds=reader.throttled_seconds if reader else 0.0,
+            errors=errors,
+        )
+        # sync.completed / sync.failed; a sync held back because its source is down for
+        # everyone is neither (its connection keeps its data's status).
+        event = {
+            SyncStatus.RETRIEVED: events.SYNC_COMPLETED,
+            SyncStatus.ERROR: events.SYNC_FAILED,
+        }.get(status)
         lifecycle.set_sync_status(
             session,
             conn,
@@ -112,8 +142,9 @@ def finish_sync(
             actor="system:sync",
             action=f"sync.{status.value.lower()}",
             detail={"written": progress.written, "errors": sorted(codes_seen)},
+            event=None if hold else event,
+            event_data={"trigger": trigger, "resources": changes},
         )
-        counts = dict(conn.resource_counts)
     log.info(
         "sync finished",
         connection=claim.pk,

@@ -21,6 +21,7 @@ import contextlib
 import contextvars
 import queue
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -57,6 +58,9 @@ class Progress:
     tally: Tally = field(default_factory=Tally)
     expired: bool = False  # the source stopped accepting the authorization
     retry_after: float | None = None  # the longest Retry-After a failure asked for
+    written_by_type: Counter[str] = field(default_factory=Counter)
+    pages: int = 0  # pages read (searchset bundles)
+    reader: PageReader | None = None  # the run's reader: requests, retries, throttling
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,7 @@ def pull(
             authorization=current.header,
             max_pages=max_pages,
         )
+        progress.reader = reader
         fetcher = threading.Thread(
             # In this run's context, so the fetcher's requests belong to the sync's trace.
             target=contextvars.copy_context().run,
@@ -263,6 +268,7 @@ def _store_all(
                 case AuthorizationLost():
                     progress.expired = True
                 case PageArrived(rtype, bundle) if rtype not in progress.failed:
+                    progress.pages += 1
                     try:
                         rows.extend(
                             page_rows(
@@ -278,6 +284,7 @@ def _store_all(
         if rows:
             with runtime.db.write() as session:
                 fence(session, claim.pk, claim.epoch, runtime.clock())
+                progress.written_by_type.update(row[0] for row in rows)
                 progress.written += upsert_resources(
                     session,
                     member_id=claim.member_id,

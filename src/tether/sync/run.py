@@ -31,11 +31,13 @@ def run_sync(
     *,
     connection_pk: int,
     epoch: int,
+    trigger: str = "scheduled",
     page_size: int = DEFAULT_PAGE_SIZE,
     max_pages: int = DEFAULT_MAX_PAGES,
 ) -> SyncReport | None:
     """Sync one connection for grant ``epoch``; None when there was nothing to do (or the
-    connection was disconnected, deleted or re-authorized while it ran)."""
+    connection was disconnected, deleted or re-authorized while it ran). ``trigger`` is what
+    asked for it (initial, scheduled, manual, re-established), kept in the sync history."""
     claim = claim_sync(runtime, connection_pk=connection_pk, epoch=epoch)
     if claim is None:
         return None
@@ -49,12 +51,13 @@ def run_sync(
     except Exception:
         log.exception("sync failed unexpectedly", connection=connection_pk)
         progress.failed[WHOLE_SYNC] = PageError("PATIENT_RETRIEVAL_ERROR", "unexpected failure")
-        report = finish_sync(runtime, claim=claim, progress=progress)
+        report = finish_sync(runtime, claim=claim, progress=progress, trigger=trigger)
     else:
         report = finish_sync(
             runtime,
             claim=claim,
             progress=progress,
+            trigger=trigger,
             degraded_backoff=_degraded(runtime, claim, progress),
         )
     SYNC_DURATION.labels(claim.slug).observe(time.perf_counter() - started)

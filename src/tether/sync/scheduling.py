@@ -56,7 +56,7 @@ def request_sync(runtime: Runtime, *, member: MemberPrincipal, connection_id: st
             )
         conn.next_sync_at = now
         pk, epoch = conn.id, conn.grant_epoch
-    runtime.enqueue("sync", connection_pk=pk, epoch=epoch)
+    runtime.enqueue("sync", connection_pk=pk, epoch=epoch, trigger="manual")
 
 
 def claim_due_syncs(

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from tether.jobs.registry import SweepSpec, TaskSpec
 from tether.jobs.retry import RetryPolicy
-from tether.tasks import connections, identity, sync
+from tether.tasks import connections, identity, sync, webhooks
 
 TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("sync", sync.sync, RetryPolicy(retries=5)),
     TaskSpec("refresh", sync.refresh, RetryPolicy(retries=3)),
     TaskSpec("delete", connections.delete, RetryPolicy(retries=5)),
+    # Retries are its own (the delivery schedule, in the database), not the queue's.
+    TaskSpec("webhooks.deliver", webhooks.deliver_endpoint, RetryPolicy(retries=0)),
 )
 SWEEPS: tuple[SweepSpec, ...] = (
     SweepSpec("due-syncs", sync.due_syncs),
@@ -23,6 +25,8 @@ SWEEPS: tuple[SweepSpec, ...] = (
     SweepSpec("stale-deletes", connections.stale_deletes),
     SweepSpec("sdk-refresh-tokens", identity.expired_refresh_tokens),
     SweepSpec("source-health", sync.source_health_flush),
+    SweepSpec("webhook-deliveries", webhooks.due_deliveries),
+    SweepSpec("events-retention", webhooks.expired_events),
 )
 
 __all__ = ["SWEEPS", "TASKS"]

@@ -13,8 +13,8 @@ from tether.sync.scheduling import claim_due_syncs
 SWEEP_BATCH = 200
 
 
-def sync(runtime: Runtime, *, connection_pk: int, epoch: int) -> None:
-    run_sync(runtime, connection_pk=connection_pk, epoch=epoch)
+def sync(runtime: Runtime, *, connection_pk: int, epoch: int, trigger: str = "scheduled") -> None:
+    run_sync(runtime, connection_pk=connection_pk, epoch=epoch, trigger=trigger)
 
 
 def refresh(runtime: Runtime, *, connection_pk: int, stale: str) -> None:
@@ -30,7 +30,7 @@ def due_syncs(runtime: Runtime) -> int:
     """Scheduled syncs that are due, and RETRIEVING ones whose worker stopped heartbeating."""
     found = claim_due_syncs(runtime, limit=SWEEP_BATCH)
     for pk, epoch in found:
-        runtime.enqueue("sync", connection_pk=pk, epoch=epoch)
+        runtime.enqueue("sync", connection_pk=pk, epoch=epoch, trigger="scheduled")
     return len(found)
 
 

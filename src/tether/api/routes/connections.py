@@ -13,6 +13,7 @@ from tether.api.schemas import (
     OauthUrlIn,
     OauthUrlOut,
     StatusUpdateOut,
+    SyncRunOut,
     TenantConnectionOut,
     TenantConnectionPage,
 )
@@ -31,6 +32,7 @@ from tether.domain import SourceType, Status, SyncStatus
 from tether.errors import InvalidRequest
 from tether.http.deps import AnyCaller, MemberCaller, RuntimeDep
 from tether.identity.principals import TenantPrincipal
+from tether.sync.history import connection_syncs
 from tether.sync.scheduling import request_sync
 
 router = APIRouter(prefix="/v1/connections", tags=["connections"])
@@ -173,3 +175,18 @@ def delete_connection(
     return StatusUpdateOut.of(
         delete_member_connection(runtime, member=member, connection_id=connection_id)
     )
+
+
+@router.get(
+    "/{connection_id}/syncs",
+    response_model=list[SyncRunOut],
+    summary="The connection's sync history, newest first (the last 100 runs)",
+)
+def list_syncs(
+    connection_id: str,
+    member: MemberCaller,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 100,
+) -> list[SyncRunOut]:
+    runs = connection_syncs(runtime, member=member, connection_id=connection_id, limit=limit)
+    return [SyncRunOut.of(run) for run in runs]

@@ -3,9 +3,11 @@ disconnect, delete — the member's own operations, audited as ``tenant:<tenant 
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from tether.api.schemas import MemberConnectionOut, StatusUpdateOut
+from fastapi import APIRouter, Query
+
+from tether.api.schemas import MemberConnectionOut, StatusUpdateOut, SyncRunOut
 from tether.connections.deletion import delete_connection
 from tether.connections.disconnect import disconnect
 from tether.connections.views import member_connection, member_connections
@@ -13,6 +15,7 @@ from tether.http.deps import RuntimeDep, TenantCaller
 from tether.identity.delegation import act_for_member
 from tether.identity.principals import MemberPrincipal, TenantPrincipal
 from tether.runtime import Runtime
+from tether.sync.history import connection_syncs
 from tether.sync.scheduling import request_sync
 
 router = APIRouter(prefix="/v1/members/{member_id}/connections", tags=["connections"])
@@ -85,3 +88,20 @@ def delete(
     return StatusUpdateOut.of(
         delete_connection(runtime, member=member, connection_id=connection_id)
     )
+
+
+@router.get(
+    "/{connection_id}/syncs",
+    response_model=list[SyncRunOut],
+    summary="The connection's sync history, newest first (API key; the last 100 runs)",
+)
+def list_syncs(
+    member_id: str,
+    connection_id: str,
+    tenant: TenantCaller,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 100,
+) -> list[SyncRunOut]:
+    member = _acting(runtime, tenant, member_id)
+    runs = connection_syncs(runtime, member=member, connection_id=connection_id, limit=limit)
+    return [SyncRunOut.of(run) for run in runs]
