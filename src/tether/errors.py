@@ -86,6 +86,15 @@ class InvalidRequest(ProblemError):
     title = "Invalid request"
 
 
+class Unprocessable(InvalidRequest):
+    """Well-formed, but a value cannot be used (a webhook URL that resolves to a private
+    address): 422, like the request validation errors."""
+
+    status = 422
+    slug = "unprocessable"
+    title = "Unprocessable content"
+
+
 class AuthenticationRequired(ProblemError):
     status = 401
     slug = "unauthenticated"
