@@ -130,6 +130,8 @@ WEBHOOK_ATTEMPTS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+for _outcome in ("delivered", "failed", "gone", "refused"):  # exposed from the start
+    WEBHOOK_ATTEMPTS.labels(_outcome)
 WEBHOOK_LAG = Histogram(
     "tether_webhook_delivery_lag_seconds",
     "Time from an event's commit to its successful delivery to an endpoint.",

@@ -11,7 +11,14 @@ from sqlalchemy import func, select
 from tether.domain import Status, SyncStatus
 from tether.metrics import Gauge
 from tether.runtime import Runtime
-from tether.store.models import Connection, FhirResource, SourceHealthRow
+from tether.store.models import (
+    Connection,
+    Event,
+    FhirResource,
+    SourceHealthRow,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 
 def gauges(runtime: Runtime) -> Iterator[Gauge]:
@@ -44,6 +51,19 @@ def gauges(runtime: Runtime) -> Iterator[Gauge]:
             .join(Connection, Connection.id == FhirResource.connection_id)
             .where(Connection.sync_status == SyncStatus.DELETING)
         )
+        # Deliveries waiting for enabled endpoints (a disabled one's wait for the tenant).
+        pending, oldest_event = session.execute(
+            select(func.count(), func.min(Event.created_at))
+            .select_from(WebhookDelivery)
+            .join(Event, Event.id == WebhookDelivery.event_pk)
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .where(WebhookDelivery.state == "pending", WebhookEndpoint.disabled_at.is_(None))
+        ).one()
+        disabled_endpoints = session.scalar(
+            select(func.count())
+            .select_from(WebhookEndpoint)
+            .where(WebhookEndpoint.disabled_at.is_not(None))
+        )
     yield Gauge(
         "tether_connections",
         "Connections by status, syncStatus and data source.",
@@ -68,6 +88,25 @@ def gauges(runtime: Runtime) -> Iterator[Gauge]:
         "Stored resources still to delete for connections being deleted.",
         (),
         (((), float(rows_left or 0)),),
+    )
+    yield Gauge(
+        "tether_webhook_pending",
+        "Webhook deliveries waiting to go out to enabled endpoints.",
+        (),
+        (((), float(pending or 0)),),
+    )
+    lag = (now - oldest_event).total_seconds() if oldest_event is not None else 0.0
+    yield Gauge(
+        "tether_webhook_oldest_pending_seconds",
+        "Age of the oldest event still waiting for an enabled endpoint (0: none).",
+        (),
+        (((), max(0.0, lag)),),
+    )
+    yield Gauge(
+        "tether_webhook_endpoints_disabled",
+        "Webhook endpoints tether stopped delivering to (410, failing for 5 days, or the tenant).",
+        (),
+        (((), float(disabled_endpoints or 0)),),
     )
     stats = getattr(runtime.jobs, "queue_stats", None)
     if callable(stats):
