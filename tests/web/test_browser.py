@@ -121,6 +121,16 @@ def test_member_page_end_to_end(
     expect(page.locator("#flash")).to_contain_text("A sync of Sandbox Community Clinic")
     _wait_for(lambda: (connection_row(runtime, member, CLINIC).last_synced_at or synced) > synced)
     expect(card.locator("[data-badge=sync]")).to_have_text("Records: Up to date", timeout=WAIT)
+    # "Last syncs": newest first, why each ran and what it changed.
+    syncs = card.locator("details.syncs")
+    syncs.locator("summary").click()
+    rows = syncs.locator("tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0)).to_contain_text("Sync now")
+    expect(rows.nth(1)).to_contain_text("After reconnecting")
+    expect(rows.nth(2)).to_contain_text("First sync")
+    expect(rows.nth(2)).to_contain_text("new")
+    shots(page, "07b-last-syncs")
 
     # Disconnect: the records stay.
     page.locator(f"#disconnect-{CLINIC}").click()

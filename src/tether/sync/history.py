@@ -134,3 +134,16 @@ def connection_syncs(
     with runtime.db.read() as session:
         conn = require_connection(session, member_id=member.member_id, connection_id=connection_id)
         return runs_of(session, conn.id, limit=limit)
+
+
+def member_recent_runs(
+    runtime: Runtime, *, member: MemberPrincipal, limit: int = 5
+) -> dict[str, list[SyncRunView]]:
+    """Per connection (by its connectionId), the member's last ``limit`` sync runs."""
+    with runtime.db.read() as session:
+        conns = session.execute(
+            select(Connection.id, Connection.data_source_id).where(
+                Connection.member_id == member.member_id
+            )
+        ).all()
+        return {source: runs_of(session, pk, limit=limit) for pk, source in conns}

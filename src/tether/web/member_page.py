@@ -31,10 +31,12 @@ from tether.identity.credentials import authenticate_member
 from tether.identity.page_sessions import PageSession, display_of, new_session
 from tether.identity.principals import MemberPrincipal
 from tether.runtime import Runtime
+from tether.sync.history import member_recent_runs
 from tether.sync.scheduling import request_sync
 from tether.web import render as web
 from tether.web.cookies import check_csrf, from_own_page, own_origin, read_session, set_cookie
 from tether.web.presenters import (
+    SHOWN_SYNCS,
     TYPE_LABELS,
     ConnectionCard,
     Notice,
@@ -164,7 +166,8 @@ def start_session(
 def _connections(runtime: Runtime, session: PageSession) -> list[ConnectionCard]:
     now = runtime.clock()
     views = member_connections(runtime, member=session.principal)
-    return [ConnectionCard.of(view, now) for view in views]
+    runs = member_recent_runs(runtime, member=session.principal, limit=SHOWN_SYNCS)
+    return [ConnectionCard.of(view, now, runs.get(view.id, ())) for view in views]
 
 
 def _source_type(value: str | None) -> SourceType | None:

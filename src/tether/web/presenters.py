@@ -6,13 +6,15 @@ moves), so the page never offers a move the service would refuse.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from tether.connections.views import CodeableConcept, ConnectionView
 from tether.directory.service import SearchPage
 from tether.domain import SourceType, Status, SyncStatus
 from tether.errors import ProblemError
+from tether.sync.history import SyncRunView
 from tether.web.oauth import MESSAGES as OAUTH_MESSAGES
 
 TYPE_LABELS = {
@@ -73,6 +75,43 @@ class Badge:
     tone: str
 
 
+TRIGGER_LABELS = {
+    "initial": "First sync",
+    "scheduled": "Scheduled",
+    "manual": "Sync now",
+    "re-established": "After reconnecting",
+}
+SHOWN_SYNCS = 5  # "last syncs" on a card
+
+
+@dataclass(frozen=True)
+class SyncLine:
+    """One of a connection's last syncs, in words."""
+
+    finished: datetime
+    trigger: str
+    outcome: Badge
+    summary: str
+
+    @classmethod
+    def of(cls, run: SyncRunView) -> SyncLine:
+        added = sum(c.get("added", 0) for c in run.counts.values())
+        updated = sum(c.get("updated", 0) for c in run.counts.values())
+        if run.outcome == SyncStatus.RETRIEVED:
+            summary = f"{added:,} new, {updated:,} updated" if added or updated else "No changes"
+            outcome = Badge(run.outcome, "Completed", "ok")
+        else:
+            texts = [str(e.get("text") or "") for e in run.errors]
+            summary = "; ".join(t for t in texts if t) or "The sync did not complete"
+            outcome = Badge(run.outcome, "Failed", "bad")
+        return cls(
+            finished=run.finished,
+            trigger=TRIGGER_LABELS.get(run.trigger, run.trigger),
+            outcome=outcome,
+            summary=summary,
+        )
+
+
 @dataclass(frozen=True)
 class ConnectionCard:
     id: str
@@ -90,9 +129,12 @@ class ConnectionCard:
     can_delete: bool
     can_sync: bool
     busy: bool
+    syncs: list[SyncLine] = field(default_factory=list)  # newest first
 
     @classmethod
-    def of(cls, view: ConnectionView, now: datetime) -> ConnectionCard:
+    def of(
+        cls, view: ConnectionView, now: datetime, runs: Sequence[SyncRunView] = ()
+    ) -> ConnectionCard:
         status, sync = view.status, view.sync_status
         # "Sync now" (or a schedule) made a sync due that no worker has picked up yet.
         due = (
@@ -127,6 +169,7 @@ class ConnectionCard:
             can_delete=status != Status.DELETED and Status.DELETED in view.allowed,
             can_sync=status == Status.CONNECTED and sync != SyncStatus.RETRIEVING,
             busy=busy,
+            syncs=[SyncLine.of(run) for run in runs[:SHOWN_SYNCS]],
         )
 
 
