@@ -169,3 +169,40 @@ def test_source_health_and_queue_pages(
     assert f'data-source="{CLINIC}" data-health="ok"' in sources
     queue = console.get("/console/queue").text
     assert 'data-fact="depth">1<' in queue  # the connect's sync job: no worker in this test
+
+
+def test_webhook_pages_show_only_the_tenants_endpoints_and_redeliver_needs_csrf(
+    client: httpx.Client,
+    runtime: Runtime,
+    tenant: TenantCtx,
+    other_tenant: TenantCtx,
+    server: LiveServer,
+    console: httpx.Client,
+) -> None:
+    from tests.webhooks.test_webhooks import emit
+    from tether.store.models import WebhookDelivery
+
+    runtime.settings = runtime.settings.model_copy(update={"webhooks_allow_private": True})
+    mine = client.post(
+        "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/a"}, headers=tenant.headers
+    ).json()
+    theirs = client.post(
+        "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/b"}, headers=other_tenant.headers
+    ).json()
+    (event_id,) = emit(runtime, tenant, 1)
+    listing = console.get("/console/webhooks")
+    assert mine["id"] in listing.text and theirs["id"] not in listing.text
+    assert console.get(f"/console/webhooks/{theirs['id']}").status_code == 404
+    page = console.get(f"/console/webhooks/{mine['id']}")
+    assert event_id in page.text
+    with runtime.db.write() as session:
+        delivery = session.scalars(select(WebhookDelivery)).one()
+        delivery.state, delivery.attempts = "failed", 8
+    action = f"/console/webhooks/{mine['id']}/redeliver/{event_id}"
+    same = {"Sec-Fetch-Site": "same-origin"}
+    assert console.post(action, headers=same).status_code == 403  # no CSRF secret
+    done = console.post(action, data={"csrf": csrf_of(page.text)}, headers=same)
+    assert done.status_code == 303
+    with runtime.db.read() as session:
+        again = session.scalars(select(WebhookDelivery)).one()
+    assert again.state == "pending" and again.attempts == 0

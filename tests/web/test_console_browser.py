@@ -35,6 +35,14 @@ def test_console_end_to_end(
     chromium: Browser,
     shots: Shots,
 ) -> None:
+    # A webhook endpoint where nothing listens: its deliveries wait, visible in the console.
+    runtime.settings = runtime.settings.model_copy(update={"webhooks_allow_private": True})
+    hook = client.post(
+        "/v1/webhook-endpoints",
+        json={"url": "http://127.0.0.1:9/hooks", "description": "app backend"},
+        headers=member.tenant.headers,
+    )
+    assert hook.status_code == 201
     # alice's grant expired; bob's last sync failed because the source was down.
     alice = connected(client, member, runtime, CLINIC, "clinic-1")
     expire(runtime, connection_pk=alice.id, epoch=alice.grant_epoch, actor="test", reason="t")
@@ -99,7 +107,25 @@ def test_console_end_to_end(
     finally:
         worker.stop()
     expect(page.locator("#audit-table")).to_contain_text("sync.retrieved")
+    # Newest first: the run that retrieved (the connect's own queued sync or "Sync now",
+    # whichever the worker took first), then the one that failed while the source was down.
+    syncs = card.locator("[data-syncs] tbody tr")
+    expect(syncs.nth(0)).to_contain_text("RETRIEVED")
+    expect(syncs.nth(1)).to_contain_text("ERROR")
     shots(page, "console-06-synced")
+
+    # Webhooks: the endpoint, its waiting deliveries and why; redeliver one.
+    page.get_by_role("link", name="Webhooks").click()
+    endpoint_row = page.locator(f"tr[data-endpoint={hook.json()['id']}]")
+    expect(endpoint_row).to_contain_text("app backend")
+    shots(page, "console-06b-webhooks")
+    endpoint_row.get_by_role("link", name="app backend").click()
+    delivered = page.locator("#deliveries-table tbody tr")
+    expect(delivered.first).to_be_visible()
+    expect(page.locator("#deliveries-table")).to_contain_text("could not connect")
+    shots(page, "console-06c-deliveries")
+    delivered.first.get_by_role("button", name="Redeliver").click()
+    expect(page.locator("#notice")).to_contain_text("Queued for delivery again")
 
     # Source health and the queue.
     page.get_by_role("link", name="Data sources").click()

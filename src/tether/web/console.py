@@ -32,10 +32,12 @@ from tether.identity.console_sessions import ConsoleSession
 from tether.identity.delegation import act_for_member
 from tether.identity.principals import MemberPrincipal
 from tether.runtime import Runtime
+from tether.sync.history import member_recent_runs
 from tether.sync.scheduling import request_sync
 from tether.web import render as web
 from tether.web.cookies import from_own_page
-from tether.web.presenters import ConnectionCard
+from tether.web.presenters import SHOWN_SYNCS, ConnectionCard
+from tether.webhooks import endpoints as webhook_endpoints
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 CsrfField = Annotated[str | None, Form(max_length=200)]
@@ -261,7 +263,11 @@ def member_page(
         runtime, tenant_id=session.tenant_id, member_id=member_id
     ).external_id
     now = runtime.clock()
-    cards = [ConnectionCard.of(v, now) for v in member_connections(runtime, member=acting)]
+    runs = member_recent_runs(runtime, member=acting, limit=SHOWN_SYNCS)
+    cards = [
+        ConnectionCard.of(v, now, runs.get(v.id, ()))
+        for v in member_connections(runtime, member=acting)
+    ]
     trail = audit_events(runtime, tenant_id=session.tenant_id, member_id=member_id, limit=200)
     return _page(
         "console_member.html",
@@ -363,3 +369,104 @@ def queue_page(request: Request, runtime: RuntimeDep) -> Response:
         backlog=single("tether_sync_backlog_seconds"),
         rows_left=single("tether_delete_rows_left"),
     )
+
+
+@router.get("/webhooks")
+def webhooks_page(
+    request: Request, runtime: RuntimeDep, notice: Annotated[str, Query(max_length=20)] = ""
+) -> Response:
+    session = _signed_in(runtime, request)
+    if session is None:
+        return _signin_redirect()
+    found = webhook_endpoints.list_endpoints(runtime, tenant=session.principal)
+    pending = webhook_endpoints.pending_counts(runtime, tenant=session.principal)
+    return _page(
+        "console_webhooks.html",
+        title="Webhooks",
+        page="console",
+        session=session,
+        csrf=session.csrf,
+        section="webhooks",
+        endpoints=found,
+        pending=pending,
+        notice=WEBHOOK_NOTICES.get(notice),
+    )
+
+
+@router.get("/webhooks/{endpoint_id}")
+def webhook_page(
+    endpoint_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    state: Annotated[str, Query(pattern="^(|pending|delivered|failed)$")] = "",
+    notice: Annotated[str, Query(max_length=20)] = "",
+) -> Response:
+    session = _signed_in(runtime, request)
+    if session is None:
+        return _signin_redirect()
+    try:
+        endpoint = webhook_endpoints.get_endpoint(
+            runtime, tenant=session.principal, endpoint_id=endpoint_id
+        )
+        page = webhook_endpoints.deliveries(
+            runtime,
+            tenant=session.principal,
+            endpoint_id=endpoint_id,
+            state=state or None,
+            limit=PAGE_SIZE,
+        )
+    except ProblemError as exc:
+        return _message("No such endpoint", exc.detail, exc.status)
+    return _page(
+        "console_webhook.html",
+        title="Webhook endpoint",
+        page="console",
+        session=session,
+        csrf=session.csrf,
+        section="webhooks",
+        endpoint=endpoint,
+        deliveries=page.items,
+        state=state,
+        notice=WEBHOOK_NOTICES.get(notice),
+    )
+
+
+WEBHOOK_NOTICES = {"redelivered": "Queued for delivery again", "enabled": "Endpoint enabled"}
+
+
+@router.post("/webhooks/{endpoint_id}/redeliver/{event_id}")
+def redeliver(
+    endpoint_id: str,
+    event_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    csrf: CsrfField = None,
+) -> Response:
+    session = _signed_in(runtime, request)
+    if session is None:
+        return _signin_redirect()
+    try:
+        _check_csrf(runtime, request, session, csrf)
+        webhook_endpoints.redeliver_to(
+            runtime, tenant=session.principal, endpoint_id=endpoint_id, event_id=event_id
+        )
+    except ProblemError as exc:
+        return _message("That did not work", exc.detail, exc.status)
+    return RedirectResponse(f"/console/webhooks/{endpoint_id}?notice=redelivered", status_code=303)
+
+
+@router.post("/webhooks/{endpoint_id}/enable")
+def enable(
+    endpoint_id: str, request: Request, runtime: RuntimeDep, csrf: CsrfField = None
+) -> Response:
+    session = _signed_in(runtime, request)
+    if session is None:
+        return _signin_redirect()
+    try:
+        _check_csrf(runtime, request, session, csrf)
+        webhook_endpoints.update_endpoint(
+            runtime, tenant=session.principal, endpoint_id=endpoint_id, disabled=False
+        )
+    except ProblemError as exc:
+        return _message("That did not work", exc.detail, exc.status)
+    return RedirectResponse(f"/console/webhooks/{endpoint_id}?notice=enabled", status_code=303)

@@ -387,3 +387,32 @@ def redeliver(runtime: Runtime, *, tenant: TenantPrincipal, event_id: str) -> in
                 count += _requeue(session, row.id, [event.id], now)
         _audit(session, tenant, "event.redelivered", now, event=event_id, endpoints=count)
         return count
+
+
+def redeliver_to(
+    runtime: Runtime, *, tenant: TenantPrincipal, endpoint_id: str, event_id: str
+) -> None:
+    """Deliver one event again to one endpoint (the console's "Redeliver")."""
+    now = runtime.clock()
+    with runtime.db.write() as session:
+        row = _require(session, tenant.tenant_id, endpoint_id, lock=True)
+        event = events.get_event(session, tenant_id=tenant.tenant_id, event_id=event_id)
+        if event is None:
+            raise NotFound(f"no event {event_id!r}", code="UNKNOWN_EVENT")
+        _requeue(session, row.id, [event.id], now)
+        _audit(session, tenant, "event.redelivered", now, event=event_id, endpoints=1)
+
+
+def pending_counts(runtime: Runtime, *, tenant: TenantPrincipal) -> dict[str, int]:
+    """Per endpoint of the tenant, how many deliveries wait."""
+    with runtime.db.read() as session:
+        rows = session.execute(
+            select(WebhookDelivery.endpoint_id, func.count())
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .where(
+                WebhookEndpoint.tenant_id == tenant.tenant_id,
+                WebhookDelivery.state == "pending",
+            )
+            .group_by(WebhookDelivery.endpoint_id)
+        ).all()
+        return {endpoint_id: int(n) for endpoint_id, n in rows}
