@@ -16,4 +16,5 @@ BENCHMARKS: dict[str, str] = {
     "delete": "bench.delete",
     "metrics_scrape": "bench.metrics_scrape",
     "console_list": "bench.console_list",
+    "webhooks": "bench.webhooks",
 }

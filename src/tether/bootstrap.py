@@ -79,7 +79,7 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     runtime = Runtime(settings=settings, db=db, vault=vault)
     runtime.jobs = build_jobs(runtime)
     # Events are written in the change's transaction; their deliveries start after it commits.
-    db.after_commit.append(lambda info: webhook_delivery.wake(runtime, info))
+    db.after_commit.append(webhook_delivery.Waker(runtime))
     if settings.otlp_endpoint and not tracing.enabled():
         tracing.configure_otlp(settings.otlp_endpoint, service_name=settings.otel_service_name)
     return runtime

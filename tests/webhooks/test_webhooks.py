@@ -56,7 +56,7 @@ def emit(
             event = events.record(
                 session, tenant_id=tenant.tenant_id, type=type, data={"n": i}, now=runtime.clock()
             )
-            ids.append(event.event_id)
+            ids.append(event)
     return ids
 
 

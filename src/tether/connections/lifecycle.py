@@ -78,7 +78,8 @@ def audit(
     frm: Status | None = None,
     to: Status | None = None,
     detail: dict[str, Any] | None = None,
-) -> None:
+) -> Member:
+    """Add the audit event; returns the connection's member (loaded for it)."""
     member = session.get(Member, conn.member_id)
     assert member is not None
     session.add(
@@ -94,6 +95,7 @@ def audit(
             at=now,
         )
     )
+    return member
 
 
 def transition(
@@ -116,9 +118,17 @@ def transition(
     conn.status_updated_at = now
     if sync_status is not None:
         conn.sync_status = sync_status.value
-    audit(session, conn=conn, action=action, actor=actor, now=now, frm=frm, to=to, detail=detail)
-    extra = {"previousStatus": frm.value if frm else None}
-    events.record_for_connection(session, conn, events.BY_STATUS[to.value], now=now, extra=extra)
+    member = audit(
+        session, conn=conn, action=action, actor=actor, now=now, frm=frm, to=to, detail=detail
+    )
+    events.record_for_connection(
+        session,
+        conn,
+        events.BY_STATUS[to.value],
+        now=now,
+        extra={"previousStatus": frm.value if frm else None},
+        external_id=member.external_id,
+    )
 
 
 def set_sync_status(

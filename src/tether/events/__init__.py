@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from tether.errors import NotFound
@@ -65,6 +65,13 @@ BY_STATUS: Mapping[str, str] = {
     "DELETED": CONNECTION_DELETED,
 }
 
+# Built once: these run inside every lifecycle change.
+_INSERT_EVENT = insert(Event).returning(Event.id)
+_ENDPOINTS = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
+    WebhookEndpoint.tenant_id == bindparam("tenant"), WebhookEndpoint.disabled_at.is_(None)
+)
+_INSERT_DELIVERY = insert(WebhookDelivery)
+
 WAKE = "tether.webhooks.wake"  # session.info key: endpoint ids with new pending deliveries
 MAX_PAGE = 500
 
@@ -73,13 +80,17 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def connection_data(session: Session, conn: Connection) -> dict[str, Any]:
+def connection_data(
+    session: Session, conn: Connection, *, external_id: str | None = None
+) -> dict[str, Any]:
     """What every connection event says about its connection, as it is now."""
-    member = session.get(Member, conn.member_id)
+    if external_id is None:
+        member = session.get(Member, conn.member_id)
+        external_id = member.external_id if member is not None else None
     return {
         "tenantId": conn.tenant_id,
         "memberId": conn.member_id,
-        "externalId": member.external_id if member is not None else None,
+        "externalId": external_id,
         "connectionId": conn.data_source_id,
         "status": conn.status,
         "syncStatus": conn.sync_status,
@@ -96,9 +107,11 @@ def record_for_connection(
     *,
     now: datetime,
     extra: Mapping[str, Any] | None = None,
-) -> Event:
-    """Record ``type`` for ``conn`` (in the caller's transaction)."""
-    data = connection_data(session, conn)
+    external_id: str | None = None,
+) -> str:
+    """Record ``type`` for ``conn`` (in the caller's transaction); returns the event's id.
+    ``external_id``: the member's, when the caller has it at hand (saves a lookup)."""
+    data = connection_data(session, conn, external_id=external_id)
     if extra:
         data.update(extra)
     return record(
@@ -114,42 +127,41 @@ def record(
     data: Mapping[str, Any],
     now: datetime,
     member_id: str | None = None,
-) -> Event:
-    """Add the event and its pending deliveries to ``session``; commit is the caller's."""
+) -> str:
+    """Add the event and its pending deliveries to ``session``'s transaction (Core inserts:
+    this runs inside every lifecycle change); returns the event's id (``evt_…``)."""
     if type not in TYPES:
         raise ValueError(f"unknown event type {type!r}")
     event_id = new_id("evt")
-    event = Event(
-        event_id=event_id,
-        tenant_id=tenant_id,
-        member_id=member_id,
-        type=type,
-        created_at=now,
-        data={"eventId": event_id, **data},
-    )
-    session.add(event)
-    endpoints = session.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
-            WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.disabled_at.is_(None)
-        )
-    ).all()
-    wanted = [pk for pk, types in endpoints if not types or type in types]
+    row = {
+        "event_id": event_id,
+        "tenant_id": tenant_id,
+        "member_id": member_id,
+        "type": type,
+        "created_at": now,
+        "data": {"eventId": event_id, **data},
+    }
+    pk = session.execute(_INSERT_EVENT, row).scalar_one()
+    endpoints = session.execute(_ENDPOINTS, {"tenant": tenant_id}).all()
+    wanted = [endpoint for endpoint, types in endpoints if not types or type in types]
     if wanted:
-        session.flush([event])  # its id, for the deliveries
-        for endpoint_id in wanted:
-            session.add(
-                WebhookDelivery(
-                    endpoint_id=endpoint_id,
-                    event_pk=event.id,
-                    state="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    history=[],
-                    created_at=now,
-                )
-            )
+        session.execute(
+            _INSERT_DELIVERY,
+            [
+                {
+                    "endpoint_id": endpoint,
+                    "event_pk": pk,
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "history": [],
+                    "created_at": now,
+                }
+                for endpoint in wanted
+            ],
+        )
         session.info.setdefault(WAKE, set()).update(wanted)
-    return event
+    return event_id
 
 
 def envelope(event: Event) -> dict[str, Any]:

@@ -18,6 +18,7 @@ A worker killed mid-delivery leaves the delivery pending and the lease to expire
 from __future__ import annotations
 
 import random
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -76,10 +77,41 @@ class _Result:
         return self.status is not None and 200 <= self.status < 300
 
 
-def wake(runtime: Runtime, info: dict[str, Any]) -> None:
-    """After a commit: queue a delivery job for each endpoint that got pending deliveries."""
-    for endpoint_id in sorted(info.pop(events.WAKE, ()) or ()):
-        runtime.enqueue(TASK, endpoint_id=endpoint_id)
+class Waker:
+    """After a commit, queue a delivery job for each endpoint that got pending deliveries —
+    on a thread of its own, so the committing request does not wait for the queue (a
+    write to the SQLite queue costs milliseconds), and coalesced: endpoints woken again
+    while the thread is busy are queued once. A wake-up lost with the process is found by
+    the ``webhook-deliveries`` sweep."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._pending: set[str] = set()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        woken = info.pop(events.WAKE, None)
+        if not woken:
+            return
+        with self._cond:
+            self._pending.update(woken)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="webhook-waker", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._pending:
+                    self._cond.wait(timeout=30)
+                    if not self._pending:
+                        self._thread = None
+                        return
+                batch, self._pending = sorted(self._pending), set()
+            for endpoint_id in batch:
+                self.runtime.enqueue(TASK, endpoint_id=endpoint_id)
 
 
 def deliver(runtime: Runtime, *, endpoint_id: str) -> int:
