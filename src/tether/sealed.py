@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tether.runtime import Runtime
-from tether.store.models import Connection, DataSource, OAuthAttempt
+from tether.store.models import Connection, DataSource, OAuthAttempt, SigningKey
 from tether.vault import Vault
 
 ROTATION_BATCH = 500
@@ -30,6 +30,10 @@ def attempt_binding(attempt_id: int) -> str:
 
 def client_secret_binding(source_id: str) -> str:
     return f"data_source:{source_id}:client_secret"
+
+
+def signing_key_binding(kid: str) -> str:
+    return f"signing_key:{kid}:private_key"
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ SEALED: tuple[SealedColumn, ...] = (
         lambda r: client_secret_binding(r.id),
         json_path=("oauth", "client_secret"),
     ),
+    SealedColumn(SigningKey, "private_key", lambda r: signing_key_binding(r.id)),
 )
 
 

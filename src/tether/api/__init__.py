@@ -13,6 +13,7 @@ from tether.api.routes import (
     data_sources,
     fhir,
     health,
+    jwks,
     member_connections,
     members,
     metrics,
@@ -24,6 +25,7 @@ def routers() -> list[APIRouter]:
     """Every REST router, in the order the OpenAPI document lists them."""
     return [
         health.router,
+        jwks.router,
         tenant.router,
         members.router,
         member_connections.router,
