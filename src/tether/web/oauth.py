@@ -58,7 +58,7 @@ def launch(token: str, runtime: RuntimeDep) -> Response:
     try:
         started = establish.launch(runtime, token=token)
     except ProblemError as exc:
-        unavailable = exc.code == "SOURCE_UNAVAILABLE"
+        unavailable = exc.code in ("SOURCE_UNAVAILABLE", "SOURCE_INCOMPATIBLE")
         return render(
             "oauth_result.html",
             ancestors=ANCESTORS,
