@@ -48,6 +48,7 @@ PARTS: dict[str, tuple[int, int]] = {
     # Services, in the order they may use each other (a higher rank uses lower ones).
     "jobs": (SERVICES, 0),
     "audit": (SERVICES, 0),
+    "signing": (SERVICES, 0),
     "accounts": (SERVICES, 1),
     "directory": (SERVICES, 1),
     "identity": (SERVICES, 2),

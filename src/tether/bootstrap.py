@@ -159,6 +159,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 def _mount_sandbox(app: FastAPI, runtime: Runtime) -> None:
     """Serve the bundled sandbox data sources at ``/sandbox`` on the same host and port."""
     from tether.sandbox import SandboxConfig, create_sandbox_app  # the data generator is big
+    from tether.sandbox.config import default_clients
 
     settings = runtime.settings
     secret = settings.sandbox_admin_secret
@@ -166,6 +167,8 @@ def _mount_sandbox(app: FastAPI, runtime: Runtime) -> None:
         SandboxConfig(
             public_url=settings.sandbox_url,
             redirect_uris=[settings.callback_url],
+            # The sources that want private_key_jwt verify against tether's own JWKS.
+            clients=default_clients(jwks_uri=settings.jwks_url),
             # Without a configured secret the admin endpoints get an unguessable one.
             admin_secret=secret.get_secret_value() if secret else new_secret(32),
             state_path=settings.data_dir / "sandbox.sqlite",

@@ -16,6 +16,8 @@
     ├── SourceError                 talking to a data source went wrong (never reaches a client)
     │   ├── OAuthProtocolError      its authorization server said no (``error`` is RFC 6749's)
     │   ├── SourceUnavailable       it could not be reached or answered garbage: retry later
+    │   ├── SourceIncompatible      its discovery rules out how tether talks to it (no PKCE S256,
+    │   │                           not the configured client authentication): fix the directory
     │   └── PageError               a FHIR search page could not be read (``code``: sync error)
     │       ├── Unauthorized        401: the access token is no longer accepted
     │       └── TransientPageError  5xx, timeout, short 429: retried inside the page reader
@@ -157,6 +159,11 @@ class OAuthProtocolError(SourceError):
 
 class SourceUnavailable(SourceError):
     """The source could not be reached or answered garbage; retrying later may work."""
+
+
+class SourceIncompatible(SourceError):
+    """The source's discovery advertises something tether cannot use with this directory
+    entry (no PKCE S256, not the configured client authentication); retrying will not help."""
 
 
 class PageError(SourceError):

@@ -30,6 +30,8 @@ SENSITIVE_KEYS = frozenset(
         "code_verifier",
         "password",
         "client_secret",
+        "client_assertion",
+        "private_key",
         "secret",
         "authorization",
         "cookie",
@@ -51,7 +53,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (
         re.compile(
             r"(?i)\b(code|state|access_token|refresh_token|id_token|token|code_verifier|"
-            r"client_secret|password|refresh-token)=([^&\s\"']+)"
+            r"client_secret|client_assertion|password|refresh-token)=([^&\s\"']+)"
         ),
         r"\1=" + MASK,
     ),

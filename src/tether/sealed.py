@@ -14,7 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tether.runtime import Runtime
-from tether.store.models import Connection, DataSource, OAuthAttempt, WebhookEndpoint
+from tether.store.models import (
+    Connection,
+    DataSource,
+    OAuthAttempt,
+    SigningKey,
+    WebhookEndpoint,
+)
 from tether.vault import Vault
 
 ROTATION_BATCH = 500
@@ -34,6 +40,10 @@ def webhook_secret_binding(endpoint_id: str, column: str) -> str:
 
 def client_secret_binding(source_id: str) -> str:
     return f"data_source:{source_id}:client_secret"
+
+
+def signing_key_binding(kid: str) -> str:
+    return f"signing_key:{kid}:private_key"
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ SEALED: tuple[SealedColumn, ...] = (
         lambda r: client_secret_binding(r.id),
         json_path=("oauth", "client_secret"),
     ),
+    SealedColumn(SigningKey, "private_key", lambda r: signing_key_binding(r.id)),
 )
 
 

@@ -24,6 +24,8 @@ DEFAULT_MEMBER_TOKEN_TTL = 900
 DEFAULT_LAUNCH_TTL = 600
 DEFAULT_SDK_REFRESH_TTL = 30 * 86400
 MAX_SDK_REFRESH_TTL = 90 * 86400
+DEFAULT_SIGNING_KEY_ACTIVATION_DELAY = 3600
+DEFAULT_SIGNING_KEY_GRACE_PERIOD = 86400
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 KEYS_FILE = "keys.json"
 ORIGIN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#\s]+$")
@@ -101,6 +103,19 @@ class Settings(BaseSettings):
         description="allow webhook URLs on loopback, private and link-local addresses, and "
         "plain http (on in `tether demo`; keep off in production: SSRF)",
     )
+    signing_key_activation_delay: int = Field(
+        default=DEFAULT_SIGNING_KEY_ACTIVATION_DELAY,
+        ge=0,
+        le=30 * 86400,
+        description="seconds a new signing key (`tether keys signing rotate`) is published in "
+        "the JWKS before tether signs with it, so sources that cache the JWKS can fetch it",
+    )
+    signing_key_grace_period: int = Field(
+        default=DEFAULT_SIGNING_KEY_GRACE_PERIOD,
+        ge=300,
+        le=365 * 86400,
+        description="seconds a replaced signing key stays in the JWKS after it stops signing",
+    )
     sandbox_enabled: bool = True
     sandbox_admin_secret: SecretStr | None = None
     log_level: str = "INFO"
@@ -157,6 +172,11 @@ class Settings(BaseSettings):
     @property
     def callback_url(self) -> str:
         return f"{self.public_base_url}/oauth/callback"
+
+    @property
+    def jwks_url(self) -> str:
+        """tether's public signing keys (register this URL at a health system)."""
+        return f"{self.public_base_url}/.well-known/jwks.json"
 
     def require_secrets(self) -> None:
         """Fail start-up clearly when a production key is missing."""

@@ -49,7 +49,14 @@ def test_every_source_serves_its_types(live: Live) -> None:
     } <= clinic_types
     insurer = set(live.sandbox.catalog.record(INSURER, "insurer-1").types())
     assert {"Coverage", "ExplanationOfBenefit"} <= insurer
-    assert [s.id for s in default_sources()] == [CLINIC, INSURER, "sandbox-lab", "sandbox-pharmacy"]
+    assert [s.id for s in default_sources()] == [
+        CLINIC,
+        INSURER,
+        "sandbox-lab",
+        "sandbox-pharmacy",
+        "sandbox-specialty",  # requires private_key_jwt
+        "sandbox-legacy",  # SMART v1: endpoints only in metadata
+    ]
 
 
 def test_volume_patient_pages_lazily(live: Live) -> None:

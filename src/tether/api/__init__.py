@@ -14,6 +14,7 @@ from tether.api.routes import (
     events,
     fhir,
     health,
+    jwks,
     member_connections,
     members,
     metrics,
@@ -25,6 +26,7 @@ def routers() -> list[APIRouter]:
     """Every REST router, in the order the OpenAPI document lists them."""
     return [
         health.router,
+        jwks.router,
         tenant.router,
         members.router,
         member_connections.router,

@@ -36,6 +36,7 @@ from tether.errors import (
     InvalidRequest,
     OAuthProtocolError,
     SourceError,
+    SourceIncompatible,
     SourceUnavailable,
     UpstreamError,
 )
@@ -141,13 +142,23 @@ def launch(runtime: Runtime, *, token: str) -> Launch:
             request = rfc7636.authorization_request(client, config, aud=base)
     except SourceError as exc:
         # Nothing reached the source: give the link back, so trying again later is true.
-        log.warning("launch: source unavailable", source=source_id, error=type(exc).__name__)
+        log.warning(
+            "launch: source unavailable",
+            source=source_id,
+            error=type(exc).__name__,
+            reason=str(exc),
+        )
         with runtime.db.write() as session:
             session.execute(
                 update(OAuthAttempt)
                 .where(OAuthAttempt.id == attempt_id, OAuthAttempt.state_hash.is_(None))
                 .values(launched_at=None)
             )
+        if isinstance(exc, SourceIncompatible):
+            raise UpstreamError(
+                f"{source.name} cannot be connected as configured: {exc}",
+                code="SOURCE_INCOMPATIBLE",
+            ) from None
         raise UpstreamError(
             "tether could not reach the data source. Please try the link again in a moment",
             code="SOURCE_UNAVAILABLE",
@@ -294,9 +305,14 @@ def _exchange_and_store(
         with smart_client(runtime, source) as (client, config, _base):
             tokens = rfc6749.exchange_code(client, config, code=code, code_verifier=verifier)
     except OAuthProtocolError as exc:
+        if exc.error == "invalid_client":
+            # tether's client authentication was refused (secret, or the private_key_jwt
+            # assertion: key not in the JWKS the source has, unknown kid): the operator's fix.
+            log.error("code exchange: client authentication refused", source=source_id)
+            return "invalid_client"
         log.warning("code exchange refused", source=source_id, error=exc.error)
         return _safe_error(exc.error) if exc.error in _KNOWN_ERRORS else "invalid_grant"
-    except SourceUnavailable as exc:
+    except (SourceUnavailable, SourceIncompatible) as exc:
         log.warning("code exchange failed", source=source_id, reason=str(exc))
         return "source_unavailable"
     problem = _check_token_response(tokens)

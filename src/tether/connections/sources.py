@@ -10,11 +10,12 @@ import httpx
 from tether.directory.schema import DEFAULT_SCOPES
 from tether.domain import Category
 from tether.errors import AccessEnded, Conflict, NotFound
-from tether.oauth import rfc6749
+from tether.oauth import rfc6749, rfc7523
 from tether.oauth.rfc6749 import ClientSettings, OAuth2Client
-from tether.oauth.smart_discovery import DiscoveryCache, SmartConfiguration
+from tether.oauth.smart_discovery import DiscoveryCache, SmartConfiguration, require_client_auth
 from tether.runtime import Runtime
 from tether.sealed import client_secret_binding
+from tether.signing import assertion_key
 from tether.store.models import DataSource
 
 SANDBOX_PLACEHOLDER = "{sandbox}"
@@ -35,11 +36,15 @@ def client_settings(runtime: Runtime, source: DataSource) -> ClientSettings:
     secret = (
         runtime.vault.decrypt(sealed, binding=client_secret_binding(source.id)) if sealed else None
     )
+    method = oauth.get("token_endpoint_auth_method", "client_secret_basic")
     return ClientSettings(
         client_id=oauth["client_id"],
         client_secret=secret,
-        token_endpoint_auth_method=oauth.get("token_endpoint_auth_method", "client_secret_basic"),
+        token_endpoint_auth_method=method,
         scopes=oauth.get("scopes", DEFAULT_SCOPES),
+        assertion_key=assertion_key(runtime, alg=oauth.get("signing_alg") or "RS384")
+        if method == rfc7523.METHOD
+        else None,
     )
 
 
@@ -66,14 +71,20 @@ DISCOVERY = DiscoveryCache()
 def smart_client(
     runtime: Runtime, source: DataSource
 ) -> Iterator[tuple[OAuth2Client, SmartConfiguration, str]]:
-    """An Authlib client for ``source`` plus its (cached) SMART configuration and FHIR base."""
+    """An Authlib client for ``source`` plus its (cached) SMART configuration and FHIR base.
+
+    Raises :class:`~tether.errors.SourceIncompatible` when the source's discovery lists its
+    token endpoint's authentication methods without the one the directory names.
+    """
     base = fhir_base_url(runtime, source)
     settings = client_settings(runtime, source)
     with runtime.http_client(source=source.id) as http:
         config = DISCOVERY.get(http, base)
+    require_client_auth(config, settings.token_endpoint_auth_method)
     with rfc6749.oauth_client(
         settings,
         redirect_uri=runtime.settings.callback_url,
+        token_endpoint=config.token_endpoint,
         transport=runtime.outbound_transport(source.id),
         timeout=httpx.Timeout(runtime.settings.http_timeout, connect=10.0),
     ) as client:

@@ -26,10 +26,10 @@ from tether.connections.queries import of_live_accounts
 from tether.connections.sources import smart_client
 from tether.connections.sync_errors import sync_error
 from tether.domain import Status
-from tether.errors import Fenced, OAuthProtocolError, SourceUnavailable
+from tether.errors import Fenced, OAuthProtocolError, SourceIncompatible, SourceUnavailable
 from tether.logging import get_logger
 from tether.metrics import SOURCE_TALLY, TOKEN_REFRESHES
-from tether.oauth import rfc6749
+from tether.oauth import rfc6749, rfc7523
 from tether.runtime import Runtime
 from tether.sealed import connection_binding
 from tether.store.models import Connection, DataSource
@@ -292,6 +292,12 @@ def refresh_connection(
             with smart_client(runtime, source) as (client, config, _base):
                 tokens = rfc6749.refresh(client, config, refresh_token=refresh_token)
         except OAuthProtocolError as exc:
+            if exc.error == "invalid_client" and _signs_assertions(source):
+                # A refused assertion is tether's key against the source's copy of the JWKS
+                # (not yet fetched, rotated too fast): the operator's to fix, the grant lives.
+                log.error("refresh: client assertion refused", source=source.id)
+                _token_endpoint_failed(source.id)
+                raise SourceUnavailable("refresh refused: invalid_client") from None
             if exc.error in ("invalid_grant", "invalid_client", "unauthorized_client"):
                 TOKEN_REFRESHES.labels(source.id, "expired").inc()
                 expire(
@@ -303,10 +309,18 @@ def refresh_connection(
         except SourceUnavailable:
             _token_endpoint_failed(source.id)
             raise
+        except SourceIncompatible as exc:
+            _token_endpoint_failed(source.id)
+            raise SourceUnavailable(str(exc)) from None
         TOKEN_REFRESHES.labels(source.id, "refreshed").inc()
         return _save_refreshed(runtime, connection_pk, epoch, tokens)
     finally:
         _release_lease(runtime, connection_pk)
+
+
+def _signs_assertions(source: DataSource) -> bool:
+    oauth = (source.settings or {}).get("oauth") or {}
+    return bool(oauth.get("token_endpoint_auth_method") == rfc7523.METHOD)
 
 
 def _token_endpoint_failed(source_id: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tether.domain import Category, SourceType
 from tether.errors import InvalidRequest
@@ -40,15 +40,32 @@ class Location(BaseModel):
 
 
 class OAuthClient(BaseModel):
-    """How tether authenticates to the source's authorization server."""
+    """How tether authenticates to the source's authorization server.
+
+    ``private_key_jwt`` (SMART "client-confidential-asymmetric", RFC 7523) signs a client
+    assertion with tether's own key of ``signing_alg`` (``RS384`` by default, or ``ES384``);
+    the source fetches the public key from tether's JWKS URL. It takes no ``client_secret``.
+    """
 
     model_config = ConfigDict(extra="forbid")
     client_id: str = Field(min_length=1)
     client_secret: str | None = None
-    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = (
-        "client_secret_basic"
-    )
+    token_endpoint_auth_method: Literal[
+        "client_secret_basic", "client_secret_post", "none", "private_key_jwt"
+    ] = "client_secret_basic"
+    signing_alg: Literal["RS384", "ES384"] | None = None
     scopes: str = DEFAULT_SCOPES
+
+    @model_validator(mode="after")
+    def _assertion_settings(self) -> OAuthClient:
+        if self.token_endpoint_auth_method == "private_key_jwt":
+            if self.client_secret is not None:
+                raise ValueError("private_key_jwt signs with tether's key: drop client_secret")
+            if self.signing_alg is None:
+                self.signing_alg = "RS384"
+        elif self.signing_alg is not None:
+            raise ValueError("signing_alg is only for token_endpoint_auth_method private_key_jwt")
+        return self
 
 
 class SourceEntry(BaseModel):

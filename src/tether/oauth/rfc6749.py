@@ -5,10 +5,11 @@
 - the resource-owner password grant (§4.3), for BASIC sources that use it,
 
 with the client authentication the source's settings name (``client_secret_basic``,
-``client_secret_post`` or ``none``). Errors are translated in one place (:func:`_translate`)
-into :class:`~tether.errors.OAuthProtocolError` (the source said no: ``invalid_grant`` and
-friends) or :class:`~tether.errors.SourceUnavailable` (network, 5xx, garbage), so callers can
-tell "the grant is dead" from "try again later".
+``client_secret_post``, ``none``, or ``private_key_jwt`` with a JWT client assertion signed
+by one of tether's keys, :mod:`tether.oauth.rfc7523`). Errors are translated in one place
+(:func:`_translate`) into :class:`~tether.errors.OAuthProtocolError` (the source said no:
+``invalid_grant`` and friends) or :class:`~tether.errors.SourceUnavailable` (network, 5xx,
+garbage), so callers can tell "the grant is dead" from "try again later".
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ with warnings.catch_warnings():
     from authlib.integrations.httpx_client import OAuth2Client
 
 from tether.errors import OAuthProtocolError, SourceUnavailable
+from tether.oauth import rfc7523
 from tether.oauth.smart_discovery import SmartConfiguration
 
 __all__ = [
@@ -49,6 +51,8 @@ class ClientSettings:
     client_secret: str | None
     token_endpoint_auth_method: str
     scopes: str
+    # private_key_jwt: the key tether signs its client assertions with.
+    assertion_key: rfc7523.ClientAssertionKey | None = None
 
 
 @dataclass(frozen=True)
@@ -83,9 +87,13 @@ def oauth_client(
     settings: ClientSettings,
     *,
     redirect_uri: str,
+    token_endpoint: str,
     transport: httpx.BaseTransport | None,
     timeout: httpx.Timeout,
 ) -> Iterator[OAuth2Client]:
+    """An Authlib client authenticating as ``settings`` say; with ``private_key_jwt`` every
+    token and revocation request carries a fresh assertion whose ``aud`` is
+    ``token_endpoint``."""
     client = OAuth2Client(
         client_id=settings.client_id,
         client_secret=settings.client_secret,
@@ -97,6 +105,12 @@ def oauth_client(
         transport=transport,
         timeout=timeout,
     )
+    if settings.token_endpoint_auth_method == rfc7523.METHOD:
+        if settings.assertion_key is None:
+            raise ValueError("private_key_jwt needs an assertion key")
+        client.register_client_auth_method(
+            rfc7523.SmartPrivateKeyJWT(settings.assertion_key, token_endpoint=token_endpoint)
+        )
     try:
         yield client
     finally:

@@ -14,7 +14,12 @@ import httpx
 import typer
 from rich.console import Console
 
-from tether.sandbox.config import DEFAULT_ADMIN_SECRET, DEFAULT_SEED, SandboxConfig
+from tether.sandbox.config import (
+    DEFAULT_ADMIN_SECRET,
+    DEFAULT_SEED,
+    SandboxConfig,
+    default_clients,
+)
 
 MOUNT = "/sandbox"
 
@@ -47,6 +52,13 @@ def register(app: typer.Typer) -> None:
         state_path: Annotated[
             Path | None, typer.Option(help="SQLite file keeping codes and tokens across restarts.")
         ] = None,
+        client_jwks_uri: Annotated[
+            str | None,
+            typer.Option(
+                help="JWKS URL of the confidential client `tether` (its tether's "
+                "/.well-known/jwks.json), for the sources that require private_key_jwt."
+            ),
+        ] = None,
     ) -> None:
         """Serve the sandbox alone (when no subcommand is given)."""
         if ctx.invoked_subcommand is not None:
@@ -62,6 +74,7 @@ def register(app: typer.Typer) -> None:
             admin_secret=admin_secret,
             seed=seed,
             state_path=state_path,
+            clients=default_clients(jwks_uri=client_jwks_uri),
         )
         if redirect_uri:
             config.redirect_uris = list(redirect_uri)

@@ -29,13 +29,16 @@ class ClientConfig:
     """An OAuth client registered at every sandbox source (RFC 6749 §2).
 
     ``client_secret=None`` makes a public client (token endpoint auth method ``none``);
-    otherwise the client is confidential and authenticates with ``client_secret_basic``.
+    otherwise the client is confidential and authenticates with ``client_secret_basic``, or,
+    at a source with ``asymmetric_client_auth``, with ``private_key_jwt`` verified against the
+    keys at ``jwks_uri`` (RFC 7591 client metadata).
     ``redirect_uris=None`` means "the sandbox's ``redirect_uris``".
     """
 
     client_id: str
     client_secret: str | None = None
     redirect_uris: tuple[str, ...] | None = None
+    jwks_uri: str | None = None
 
     @property
     def is_public(self) -> bool:
@@ -64,12 +67,23 @@ class SourceConfig:
     basic_password: str | None = None
     large_patient: bool = False
     volume_resources: int = 0
+    # Confidential clients must authenticate with private_key_jwt (SMART "client-confidential-
+    # asymmetric"): assertions verified against the client's jwks_uri, fetched over HTTP.
+    asymmetric_client_auth: bool = False
+    # A SMART App Launch 1.0 server: no .well-known/smart-configuration (404); the endpoints
+    # are only in the CapabilityStatement's oauth-uris extension at {fhir base}/metadata.
+    smart_v1: bool = False
 
 
-def default_clients() -> tuple[ClientConfig, ...]:
-    """A confidential client ``tether`` and a public client ``tether-public``."""
+def default_clients(jwks_uri: str | None = None) -> tuple[ClientConfig, ...]:
+    """A confidential client ``tether`` (with ``jwks_uri``, its public keys' URL, for the
+    sources that want ``private_key_jwt``) and a public client ``tether-public``."""
     return (
-        ClientConfig(client_id="tether", client_secret="sandbox-secret"),  # noqa: S106
+        ClientConfig(
+            client_id="tether",
+            client_secret="sandbox-secret",  # noqa: S106
+            jwks_uri=jwks_uri,
+        ),
         ClientConfig(client_id="tether-public"),
     )
 
@@ -91,6 +105,20 @@ def default_sources() -> tuple[SourceConfig, ...]:
             name="Sandbox Pharmacy",
             type=PHARMACY,
             basic_password=DEFAULT_BASIC_PASSWORD,
+        ),
+        SourceConfig(
+            id="sandbox-specialty",
+            name="Sandbox Specialty Care",
+            type=CLINICAL,
+            patients=2,
+            asymmetric_client_auth=True,
+        ),
+        SourceConfig(
+            id="sandbox-legacy",
+            name="Sandbox Legacy Hospital",
+            type=CLINICAL,
+            patients=2,
+            smart_v1=True,
         ),
     )
 

@@ -11,6 +11,7 @@ from tether.sandbox.counters import Counters
 from tether.sandbox.data.catalog import Catalog, PatientSummary
 from tether.sandbox.data.records import MaterializedRecord
 from tether.sandbox.knobs import FaultDice, Knobs
+from tether.sandbox.oauth.assertions import JwksCache
 from tether.sandbox.oauth.server import SourceAuthorizationServer
 from tether.sandbox.store import GrantStore
 
@@ -31,12 +32,14 @@ class Sandbox:
         }
         self._dice = {s.id: FaultDice() for s in config.sources}
         self._counters = {s.id: Counters() for s in config.sources}
+        self.jwks = JwksCache()
         self.servers = {
             s.id: SourceAuthorizationServer(
                 source_id=s.id,
                 config=config,
                 store=self.store,
                 knobs=lambda sid=s.id: self._knobs[sid],  # type: ignore[misc]
+                jwks=self.jwks,
             )
             for s in config.sources
         }

@@ -402,3 +402,24 @@ class SyncRun(Base):
     retries: Mapped[int] = mapped_column(Integer, default=0)
     throttled_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     errors: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class SigningKey(Base):
+    """One of tether's own signing keys, for ``private_key_jwt`` client authentication
+    (RFC 7523, SMART "client-confidential-asymmetric"); :mod:`tether.signing` manages them.
+
+    ``id`` is the key's ``kid`` (its RFC 7638 thumbprint). The private key is sealed by the
+    vault (:mod:`tether.sealed`); the public JWK is served at ``/.well-known/jwks.json`` until
+    ``unpublish_at``. A key signs from ``active_from`` until ``retired_at``.
+    """
+
+    __tablename__ = "signing_keys"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(10))
+    public_jwk: Mapped[dict[str, Any]] = mapped_column()
+    private_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    active_from: Mapped[datetime]
+    retired_at: Mapped[datetime | None]
+    unpublish_at: Mapped[datetime | None]

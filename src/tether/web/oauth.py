@@ -37,6 +37,8 @@ MESSAGES = {
     "access_denied": "You did not allow access, so nothing was connected.",
     "source_unavailable": "The data source could not be reached. Please try again later.",
     "invalid_token_response": "The data source answered in a way tether cannot use.",
+    "invalid_client": "The data source did not accept tether's credentials. "
+    "The service operator has been told; please try again later.",
     "conflict": "This connection is being deleted. Try again once deletion has finished.",
 }
 
@@ -56,7 +58,7 @@ def launch(token: str, runtime: RuntimeDep) -> Response:
     try:
         started = establish.launch(runtime, token=token)
     except ProblemError as exc:
-        unavailable = exc.code == "SOURCE_UNAVAILABLE"
+        unavailable = exc.code in ("SOURCE_UNAVAILABLE", "SOURCE_INCOMPATIBLE")
         return render(
             "oauth_result.html",
             ancestors=ANCESTORS,

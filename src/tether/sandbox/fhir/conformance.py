@@ -35,8 +35,18 @@ CAPABILITIES = [
 ]
 
 
-def smart_configuration(issuer: str) -> dict[str, Any]:
-    """SMART App Launch 2.x §"Conformance": the authorization server's metadata."""
+def smart_configuration(issuer: str, *, asymmetric: bool = False) -> dict[str, Any]:
+    """SMART App Launch 2.x §"Conformance": the authorization server's metadata; with
+    ``asymmetric`` confidential clients must use ``private_key_jwt``."""
+    if asymmetric:
+        capabilities = [c for c in CAPABILITIES if c != "client-confidential-symmetric"]
+        capabilities.append("client-confidential-asymmetric")
+        return {
+            **smart_configuration(issuer),
+            "token_endpoint_auth_methods_supported": ["private_key_jwt", "none"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+            "capabilities": capabilities,
+        }
     return {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/oauth/authorize",

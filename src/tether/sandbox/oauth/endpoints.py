@@ -1,7 +1,8 @@
 """RFC 7009 token revocation and RFC 7662 token introspection over the sandbox store.
 
-Both accept the confidential client (``client_secret_basic``) and the public client
-(``none``, identified by ``client_id``); a client only sees and revokes its own tokens.
+Both accept the confidential client (``client_secret_basic``, or ``private_key_jwt`` where the
+source asks for it) and the public client (``none``, identified by ``client_id``); a client
+only sees and revokes its own tokens.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from tether.sandbox.oauth.models import PatientGrant, SandboxClient, SandboxCode
 from tether.sandbox.oauth.source import SourceServer
 from tether.sandbox.store import CodeRow, digest
 
-CLIENT_AUTH_METHODS = ["client_secret_basic", "none"]
+CLIENT_AUTH_METHODS = ["client_secret_basic", "none", "private_key_jwt"]
 
 
 class S256CodeChallenge(CodeChallenge):

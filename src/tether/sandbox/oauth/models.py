@@ -28,10 +28,14 @@ class PatientGrant:
 class SandboxClient(ClientMixin):
     """A registered client; redirect URIs match exactly (RFC 6749 §3.1.2.2)."""
 
-    def __init__(self, config: ClientConfig, redirect_uris: tuple[str, ...]) -> None:
+    def __init__(
+        self, config: ClientConfig, redirect_uris: tuple[str, ...], *, asymmetric: bool = False
+    ) -> None:
         self.config = config
         self.client_id = config.client_id
         self.redirect_uris = redirect_uris
+        # How this confidential client must authenticate at this source.
+        self.auth_method = "private_key_jwt" if asymmetric else "client_secret_basic"
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -52,7 +56,7 @@ class SandboxClient(ClientMixin):
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         if self.config.is_public:
             return method == "none"
-        return method == "client_secret_basic"
+        return method == self.auth_method
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code"

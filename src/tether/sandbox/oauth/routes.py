@@ -81,9 +81,17 @@ def oauth_routes(sandbox: Sandbox) -> list[Route]:
 
     async def smart_config(request: Request) -> Response:
         source = request.path_params["source"]
-        sandbox.source(source)
+        config = sandbox.source(source)
+        if config.smart_v1:  # SMART 1.0: the endpoints are only in the CapabilityStatement
+            return JSONResponse({"error": "not found"}, 404)
         urls = source_urls(sandbox, request, source)
-        return JSONResponse(smart_configuration(urls.issuer))
+        return JSONResponse(
+            smart_configuration(urls.issuer, asymmetric=config.asymmetric_client_auth)
+        )
+
+    async def prepare(server: SourceAuthorizationServer, form: Pairs) -> None:
+        """Fetch the client's JWKS for an assertion, outside Authlib's synchronous code."""
+        await sandbox.jwks.prepare(dict(form), server.query_client)
 
     async def authorize(request: Request) -> Response:
         server = server_for(request)
@@ -140,6 +148,7 @@ def oauth_routes(sandbox: Sandbox) -> list[Route]:
             req = wrap(request, [], form)
         except InsecureTransportError:
             return JSONResponse({"error": "invalid_request", "error_description": INSECURE}, 400)
+        await prepare(server, form)
         response: Response = server.create_token_response(req)
         return response
 
@@ -152,6 +161,7 @@ def oauth_routes(sandbox: Sandbox) -> list[Route]:
                 req = wrap(request, [], form)
             except InsecureTransportError:
                 return JSONResponse({"error": "invalid_request"}, 400)
+            await prepare(server, form)
             response: Response = server.create_endpoint_response(name, req)
             return response
 

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from tether.sandbox.config import SandboxConfig
 from tether.sandbox.data.patients import patient_specs
 from tether.sandbox.knobs import Knobs
+from tether.sandbox.oauth.assertions import JwksCache, PrivateKeyJWTAssertion, SeenJtis
 from tether.sandbox.oauth.endpoints import (
     SandboxIntrospectionEndpoint,
     SandboxRevocationEndpoint,
@@ -73,15 +74,26 @@ class SourceAuthorizationServer(AuthorizationServer):
         config: SandboxConfig,
         store: GrantStore,
         knobs: Callable[[], Knobs],
+        jwks: JwksCache,
     ) -> None:
         super().__init__(scopes_supported=None)
         self.source_id = source_id
         self.store = store
         self.code_lifetime = config.code_lifetime
         self.refresh_lifetime = config.refresh_token_lifetime
+        source = config.source(source_id)
+        asymmetric = source is not None and source.asymmetric_client_auth
         self._clients = {
-            c.client_id: SandboxClient(c, config.redirect_uris_of(c)) for c in config.clients
+            c.client_id: SandboxClient(c, config.redirect_uris_of(c), asymmetric=asymmetric)
+            for c in config.clients
         }
+        self.jwks = jwks
+        self.register_client_auth_method(
+            "private_key_jwt",
+            PrivateKeyJWTAssertion(
+                token_endpoint=lambda: self.token_endpoint, jwks=jwks, seen=SeenJtis()
+            ),
+        )
         self.register_token_generator(
             "default",
             SmartTokenGenerator(
@@ -92,7 +104,6 @@ class SourceAuthorizationServer(AuthorizationServer):
         )
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(), audience_extension])
         self.register_grant(RefreshTokenGrant)
-        source = config.source(source_id)
         self._portal_password = source.basic_password if source else None
         self._portal_users = (
             {spec.id for spec in patient_specs(source)} if source is not None else set()
@@ -109,6 +120,11 @@ class SourceAuthorizationServer(AuthorizationServer):
     @property
     def fhir_base_url(self) -> str:
         return f"{self.issuer}/fhir"
+
+    @property
+    def token_endpoint(self) -> str:
+        """The ``aud`` a client assertion must name (for revocation too)."""
+        return f"{self.issuer}/oauth/token"
 
     def portal_user(self, username: str, password: str) -> PatientGrant | None:
         """The patient a BASIC source's portal credentials open, if they are right."""
