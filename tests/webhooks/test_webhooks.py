@@ -399,3 +399,92 @@ def test_the_secret_is_sealed_in_the_database(
         assert row is not None and endpoint["secret"] not in row.secret
     shown = client.get(f"/v1/webhook-endpoints/{endpoint['id']}", headers=tenant.headers).json()
     assert "secret" not in shown
+
+
+def test_a_delivery_that_fails_every_attempt_is_failed_and_the_line_moves_on(
+    client: httpx.Client,
+    tenant: TenantCtx,
+    runtime: Runtime,
+    worker: EmbeddedWorker,
+    receiver: Receiver,
+    quick_retries: None,
+) -> None:
+    from tether.webhooks.delivery import MAX_ATTEMPTS
+
+    endpoint = register(client, tenant, receiver.url)
+    receiver.script = [500] * MAX_ATTEMPTS
+    ids = emit(runtime, tenant, 2)
+    got = receiver.wait_for(1, timeout=60)
+    assert [r.id for r in got] == [ids[1]]
+    assert [r.id for r in receiver.received] == [ids[0]] * MAX_ATTEMPTS + [ids[1]]
+    failed = client.get(
+        f"/v1/webhook-endpoints/{endpoint['id']}/deliveries",
+        params={"state": "failed"},
+        headers=tenant.headers,
+    ).json()["items"]
+    assert [d["eventId"] for d in failed] == [ids[0]] and failed[0]["attempts"] == MAX_ATTEMPTS
+    assert failed[0]["nextAttempt"] is None
+    # A success ends the failing streak: the endpoint is healthy again.
+    shown = client.get(f"/v1/webhook-endpoints/{endpoint['id']}", headers=tenant.headers).json()
+    assert shown["failingSince"] is None and shown["disabled"] is False
+
+
+def test_an_endpoint_failing_for_five_days_is_disabled(
+    client: httpx.Client,
+    tenant: TenantCtx,
+    runtime: Runtime,
+    worker: EmbeddedWorker,
+    receiver: Receiver,
+) -> None:
+    endpoint = register(client, tenant, receiver.url)
+    with runtime.db.write() as session:
+        row = session.get(WebhookEndpoint, endpoint["id"])
+        assert row is not None
+        row.failing_since = utcnow() - timedelta(days=5, minutes=1)
+    receiver.default = 503
+    emit(runtime, tenant, 1)
+    wait_for(lambda: _disabled(runtime, endpoint["id"]))
+    shown = client.get(f"/v1/webhook-endpoints/{endpoint['id']}", headers=tenant.headers).json()
+    assert shown["disabledReason"] == "failing for 5 days"
+    notices = client.get(
+        "/v1/events", params={"type": "webhook_endpoint.disabled"}, headers=tenant.headers
+    ).json()["items"]
+    assert [n["data"]["endpointId"] for n in notices] == [endpoint["id"]]
+    assert len(receiver.received) == 1
+
+
+def _disabled(runtime: Runtime, endpoint_id: str) -> bool:
+    with runtime.db.read() as session:
+        row = session.get(WebhookEndpoint, endpoint_id)
+        return row is not None and row.disabled_at is not None
+
+
+def test_a_hanging_endpoint_does_not_hold_up_another_tenants_deliveries(
+    client: httpx.Client,
+    tenant: TenantCtx,
+    other_tenant: TenantCtx,
+    runtime: Runtime,
+    worker: EmbeddedWorker,
+    receiver: Receiver,
+    quick_retries: None,
+) -> None:
+    released: list[float] = []
+
+    def hang() -> int:
+        time.sleep(2.5)  # past the 2 s timeout
+        released.append(time.time())
+        return 200
+
+    slow = start_receiver()
+    slow.default = 200
+    slow.script = [hang]
+    try:
+        register(client, tenant, slow.url)
+        register(client, other_tenant, receiver.url)
+        emit(runtime, tenant, 1)
+        wait_for(lambda: bool(slow.received))  # the slow endpoint is being waited on
+        emit(runtime, other_tenant, 1)
+        fast = receiver.wait_for(1)[0]
+        assert not released or fast.at < released[0]  # delivered while the other one hung
+    finally:
+        slow.close()
