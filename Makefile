@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install demo test lint typecheck pytest bench fuzz clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,11 @@ test: lint typecheck pytest
 
 bench: install
 	scripts/with-services $(BIN)/python -m bench $(BENCH_ARGS)
+
+# A longer fuzz run than the suite's (tests/fuzz): FUZZ_EXAMPLES examples per operation.
+FUZZ_EXAMPLES ?= 200
+fuzz: install
+	TETHER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) scripts/with-services $(BIN)/pytest -n 2 tests/fuzz
 
 clean:
 	rm -rf $(VENV) .tether .pytest_cache .mypy_cache .ruff_cache

@@ -35,7 +35,7 @@ from tether.connections import fleet
 from tether.connections.retirement import import_directory
 from tether.directory.schema import BUNDLED_DIRECTORY
 from tether.errors import ConfigurationError, ProblemError
-from tether.http import rfc9457
+from tether.http import openapi, rfc9457
 from tether.http.middleware import RequestContextMiddleware
 from tether.ids import new_secret
 from tether.jobs import REGISTRY, EmbeddedWorker, Jobs, TaskRegistry, make_huey
@@ -142,6 +142,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     app.state.metrics_registry = metrics_registry(runtime)
     rfc9457.install(app)
+    openapi.install(app)
     for router in api.routers():
         app.include_router(router)
     app.include_router(oauth.router)

@@ -5,7 +5,6 @@
     ├── VaultError                  a sealed value cannot be opened (wrong key, wrong row)
     ├── ProblemError                answered to a client as an RFC 9457 problem document
     │   ├── InvalidRequest          400  input failed validation
-    │   │   └── Unprocessable       422  well-formed, but a value cannot be used (a webhook URL)
     │   ├── AuthenticationRequired  401  no, bad, expired or revoked credentials
     │   ├── Forbidden               403  authenticated, but not allowed
     │   ├── NotFound                404  no such resource (or not yours: we do not tell)
@@ -87,15 +86,6 @@ class InvalidRequest(ProblemError):
     status = 400
     slug = "invalid-request"
     title = "Invalid request"
-
-
-class Unprocessable(InvalidRequest):
-    """Well-formed, but a value cannot be used (a webhook URL that resolves to a private
-    address): 422, like the request validation errors."""
-
-    status = 422
-    slug = "unprocessable"
-    title = "Unprocessable content"
 
 
 class AuthenticationRequired(ProblemError):

@@ -32,3 +32,26 @@ def test_missing_credentials_are_a_401_problem(client) -> None:
     response = client.get("/v1/data-sources")
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_the_openapi_document_names_credentials_and_problems(client) -> None:
+    spec = client.get("/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert set(schemes) == {"apiKey", "memberToken"}
+    members = spec["paths"]["/v1/members/{member_id}"]["get"]
+    assert members["security"] == [{"apiKey": []}]
+    mine = spec["paths"]["/v1/connections/{connection_id}"]["get"]
+    assert mine["security"] == [{"memberToken": []}]
+    for code in ("401", "403", "404", "422", "429", "500"):
+        content = mine["responses"][code]["content"]
+        assert list(content) == ["application/problem+json"], code
+    assert "security" not in spec["paths"]["/healthz"]["get"]
+    launch = spec["paths"]["/oauth/launch/{token}"]["get"]["responses"]
+    assert "text/html" in launch["410"]["content"]
+
+
+def test_a_wrong_method_names_every_method_the_path_answers(client) -> None:
+    answer = client.request("PUT", "/v1/connections")
+    assert answer.status_code == 405
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert set(answer.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}

@@ -13,7 +13,7 @@ from tests.conftest import MemberCtx, TenantCtx
 from tests.sync.helpers import connected
 from tests.webhooks.test_webhooks import emit, register
 from tether import events
-from tether.errors import Unprocessable
+from tether.errors import InvalidRequest
 from tether.runtime import Runtime
 from tether.store.models import Event, SyncRun, WebhookDelivery, utcnow
 from tether.sync import history
@@ -86,13 +86,13 @@ def test_private_targets_are_refused_unless_the_operator_allows_them(
         "https://100.64.0.1/x",
     ):
         answer = client.post("/v1/webhook-endpoints", json={"url": url}, headers=tenant.headers)
-        assert answer.status_code == 422, url
+        assert answer.status_code == 400, url
         assert answer.json()["code"] in ("INVALID_URL", "PRIVATE_URL"), url
     public = ssrf.check_url(
         "https://hooks.example.test/x", allow_private=False, resolve=lambda h, p: ["93.184.215.14"]
     )
     assert public == "https://hooks.example.test/x"
-    with pytest.raises(Unprocessable):  # one private address among public ones is enough
+    with pytest.raises(InvalidRequest):  # one private address among public ones is enough
         ssrf.check_url(
             "https://hooks.example.test/x",
             allow_private=False,

@@ -29,7 +29,6 @@ ERROR_CODE_SYSTEM = "urn:tether:error"
 ISSUE_TYPES: dict[str, str] = {
     "invalid-request": "invalid",
     "validation-error": "invalid",
-    "unprocessable": "invalid",
     "unauthenticated": "login",
     "forbidden": "forbidden",
     "not-found": "not-found",

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 
 from tether.errors import PROBLEM_BASE, ProblemError
 from tether.logging import get_logger
@@ -62,8 +63,32 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _allowed_methods(request: Request) -> str | None:
+    """For a 405: every method some route answers at this path (Starlette's own ``Allow``
+    names only the first route that matched the path, not the others at the same path)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "\x00"})
+        if match == Match.PARTIAL:
+            methods |= set(getattr(route, "methods", None) or ())
+    for context in routing.iter_route_contexts(request.app.router.routes):
+        original = context.original_route
+        found = getattr(original, "methods", None)
+        path_regex = getattr(context, "path_regex", None) or getattr(original, "path_regex", None)
+        if found and path_regex is not None and path_regex.match(request.url.path):
+            methods |= set(found)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods)) or None
+
+
 def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = allowed
     slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
     return problem_response(
         request,
@@ -73,7 +98,7 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
             "status": exc.status_code,
             "detail": str(exc.detail),
         },
-        dict(exc.headers) if exc.headers else None,
+        headers or None,
     )
 
 

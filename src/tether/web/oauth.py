@@ -17,12 +17,14 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Cookie, Query
+from fastapi.responses import HTMLResponse
 from starlette.responses import RedirectResponse, Response
 
 from tether.accounts import tenants
 from tether.connections import establish
 from tether.errors import ProblemError
 from tether.http.deps import RuntimeDep
+from tether.http.openapi import html_pages, problems
 from tether.http.origins import origin_of
 from tether.runtime import Runtime
 from tether.web.cookies import own_origin
@@ -53,7 +55,13 @@ def message_targets(runtime: Runtime, tenant_id: str) -> list[str]:
     return sorted(found)
 
 
-@router.get("/launch/{token}", summary="Start the OAuth flow (the redirectUrl of getOauthUrl)")
+@router.get(
+    "/launch/{token}",
+    summary="Start the OAuth flow (the redirectUrl of getOauthUrl)",
+    response_class=HTMLResponse,
+    responses=html_pages(302, 401, 403, 410, 502),
+    status_code=302,
+)
 def launch(token: str, runtime: RuntimeDep) -> Response:
     try:
         started = establish.launch(runtime, token=token)
@@ -84,7 +92,12 @@ def launch(token: str, runtime: RuntimeDep) -> Response:
     return response
 
 
-@router.get("/callback", summary="Where the data source sends the member back")
+@router.get(
+    "/callback",
+    summary="Where the data source sends the member back",
+    response_class=HTMLResponse,
+    responses={**html_pages(200, 302, 400, 401, 403, 410), **problems(422)},
+)
 def callback(
     runtime: RuntimeDep,
     state: Annotated[str | None, Query(max_length=200)] = None,

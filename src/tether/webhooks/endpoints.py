@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from tether import events
-from tether.errors import Conflict, NotFound, Unprocessable
+from tether.errors import Conflict, InvalidRequest, NotFound
 from tether.identity.principals import TenantPrincipal
 from tether.ids import new_id
 from tether.runtime import Runtime
@@ -90,7 +90,7 @@ def check_event_types(types: Sequence[str] | None) -> list[str]:
     chosen = list(dict.fromkeys(types or ()))
     unknown = [t for t in chosen if t not in events.TYPES]
     if unknown:
-        raise Unprocessable(
+        raise InvalidRequest(
             f"events: unknown event types {unknown}; known: {list(events.TYPES)}",
             code="UNKNOWN_EVENT_TYPE",
         )

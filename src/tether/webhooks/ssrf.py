@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from tether.errors import Unprocessable
+from tether.errors import InvalidRequest
 
 Resolver = Callable[[str, int], list[str]]
 MAX_URL = 2000
@@ -40,37 +40,37 @@ def blocked(address: str) -> bool:
 
 
 def check_url(url: str, *, allow_private: bool, resolve: Resolver = system_resolve) -> str:
-    """Validate a webhook URL at registration; returns it normalised. Raises Unprocessable
-    (422) naming what is wrong."""
+    """Validate a webhook URL at registration; returns it normalised. Raises InvalidRequest
+    (400) naming what is wrong."""
     if len(url) > MAX_URL:
-        raise Unprocessable(f"url: longer than {MAX_URL} characters", code="INVALID_URL")
+        raise InvalidRequest(f"url: longer than {MAX_URL} characters", code="INVALID_URL")
     try:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError:
-        raise Unprocessable("url: not a valid URL", code="INVALID_URL") from None
+        raise InvalidRequest("url: not a valid URL", code="INVALID_URL") from None
     schemes = ("https", "http") if allow_private else ("https",)
     if parts.scheme not in schemes or not parts.hostname:
-        raise Unprocessable(
+        raise InvalidRequest(
             "url: must be an absolute https URL" + (" (or http)" if allow_private else ""),
             code="INVALID_URL",
         )
     if parts.username or parts.password:
-        raise Unprocessable(
+        raise InvalidRequest(
             "url: no credentials in the URL (deliveries are signed; verify the signature)",
             code="INVALID_URL",
         )
     if parts.fragment:
-        raise Unprocessable("url: no fragment", code="INVALID_URL")
+        raise InvalidRequest("url: no fragment", code="INVALID_URL")
     if not allow_private:
         try:
             addresses = resolve(parts.hostname, port or 443)
         except (OSError, UnicodeError):
-            raise Unprocessable(
+            raise InvalidRequest(
                 f"url: the host {parts.hostname!r} does not resolve", code="INVALID_URL"
             ) from None
         if not addresses or any(blocked(a) for a in addresses):
-            raise Unprocessable(
+            raise InvalidRequest(
                 "url: the host resolves to a loopback, private, link-local or otherwise "
                 "non-public address",
                 code="PRIVATE_URL",

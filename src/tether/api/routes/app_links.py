@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 
 from tether.api.schemas import AppLinkIn, AppLinkOut
 from tether.http.deps import RuntimeDep, TenantCaller
+from tether.http.openapi import problems
 from tether.identity.app_links import APP_LINK_TTL, issue_app_link
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
@@ -16,6 +17,7 @@ router = APIRouter(prefix="/v1/members", tags=["members"])
     response_model=AppLinkOut,
     status_code=status.HTTP_201_CREATED,
     summary="A one-time link that opens the member's connections page",
+    responses=problems(400),
     description=f"The link works once and expires after {APP_LINK_TTL} seconds. Its secret is "
     "in the URL fragment, which browsers never send to a server. See docs/web.md.",
 )

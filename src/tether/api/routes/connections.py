@@ -31,6 +31,7 @@ from tether.connections.views import (
 from tether.domain import SourceType, Status, SyncStatus
 from tether.errors import InvalidRequest
 from tether.http.deps import AnyCaller, MemberCaller, RuntimeDep
+from tether.http.openapi import problems
 from tether.identity.principals import TenantPrincipal
 from tether.sync.history import connection_syncs
 from tether.sync.scheduling import request_sync
@@ -42,6 +43,7 @@ router = APIRouter(prefix="/v1/connections", tags=["connections"])
     "",
     response_model=list[MemberConnectionOut] | TenantConnectionPage,
     summary="getMemberConnections (member token) or the tenant's connections (API key)",
+    responses=problems(400),
     description="With a member token: the member's own connections (a list). With the tenant's "
     "API key: every member's connections, keyset-paged (`after`, `limit`, `nextAfter`), each "
     "with `memberId` and `externalId`, filtered by `memberId`, `externalId`, `connectionId`, "
@@ -57,7 +59,9 @@ def get_member_connections(
     member_id: Annotated[str | None, Query(alias="memberId", max_length=40)] = None,
     external_id: Annotated[str | None, Query(alias="externalId", max_length=200)] = None,
     connection_id: Annotated[str | None, Query(alias="connectionId", max_length=100)] = None,
-    sync_error: Annotated[str | None, Query(alias="syncError", max_length=60)] = None,
+    sync_error: Annotated[
+        str | None, Query(alias="syncError", pattern=r"^[A-Z][A-Z_]{0,59}$")
+    ] = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_CURSOR)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_TENANT_PAGE)] = 50,
 ) -> list[MemberConnectionOut] | TenantConnectionPage:
@@ -100,6 +104,7 @@ def get_member_connections(
     response_model=MemberConnectionOut,
     status_code=201,
     summary="createConnection: connect a BASIC source with the member's portal credentials",
+    responses=problems(400, 404, 409, 502),
 )
 def create_connection(
     body: CreateConnectionIn, member: MemberCaller, runtime: RuntimeDep
@@ -123,7 +128,12 @@ def get_connection(
     )
 
 
-@router.post("/{connection_id}/oauth-url", response_model=OauthUrlOut, summary="getOauthUrl")
+@router.post(
+    "/{connection_id}/oauth-url",
+    response_model=OauthUrlOut,
+    summary="getOauthUrl",
+    responses=problems(400, 409),
+)
 def get_oauth_url(
     connection_id: str,
     member: MemberCaller,
@@ -144,6 +154,7 @@ def get_oauth_url(
     response_model=MemberConnectionOut,
     status_code=202,
     summary="Sync now (asynchronous: poll the connection's syncStatus)",
+    responses=problems(409),
 )
 def sync_now(connection_id: str, member: MemberCaller, runtime: RuntimeDep) -> MemberConnectionOut:
     request_sync(runtime, member=member, connection_id=connection_id)
@@ -156,6 +167,7 @@ def sync_now(connection_id: str, member: MemberCaller, runtime: RuntimeDep) -> M
     "/{connection_id}/disconnect",
     response_model=StatusUpdateOut,
     summary="disconnectConnection: stop retrieval, revoke tokens, keep the data",
+    responses=problems(409),
 )
 def disconnect_connection(
     connection_id: str, member: MemberCaller, runtime: RuntimeDep
@@ -168,6 +180,7 @@ def disconnect_connection(
     response_model=StatusUpdateOut,
     status_code=202,
     summary="deleteConnection: revoke tokens now, delete the data asynchronously",
+    responses=problems(409),
 )
 def delete_connection(
     connection_id: str, member: MemberCaller, runtime: RuntimeDep

@@ -11,18 +11,21 @@ from tether.connections import source_health
 from tether.directory import service as directory
 from tether.domain import SourceType
 from tether.http.deps import AnyCaller, RuntimeDep, TenantCaller
+from tether.http.openapi import problems
 
 router = APIRouter(prefix="/v1/data-sources", tags=["data sources"])
 
 
-@router.get("", response_model=DataSourcePage, summary="searchDataSources")
+@router.get("", response_model=DataSourcePage, summary="searchDataSources", responses=problems(400))
 def search_data_sources(
     _caller: AnyCaller,
     runtime: RuntimeDep,
     query: Annotated[str | None, Query(max_length=200, description="name or alias words")] = None,
     type: Annotated[SourceType | None, Query()] = None,
     near: Annotated[str | None, Query(max_length=60, description="ZIP code or 'lat,lon'")] = None,
-    radius: Annotated[float | None, Query(description="miles, with near (default 25)")] = None,
+    radius: Annotated[
+        float | None, Query(gt=0, le=500, description="miles, with near (default 25)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=directory.MAX_LIMIT)] = directory.DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> DataSourcePage:

@@ -24,6 +24,7 @@ from tether.api.schemas import (
 )
 from tether.audit import MAX_CURSOR
 from tether.http.deps import RuntimeDep, TenantCaller
+from tether.http.openapi import problems
 from tether.webhooks import endpoints
 
 router = APIRouter(tags=["events and webhooks"])
@@ -31,7 +32,12 @@ router = APIRouter(tags=["events and webhooks"])
 EndpointId = Annotated[str, "the endpoint's id (we_…)"]
 
 
-@router.get("/v1/events", response_model=EventPage, summary="The tenant's events, oldest first")
+@router.get(
+    "/v1/events",
+    response_model=EventPage,
+    summary="The tenant's events, oldest first",
+    responses=problems(404),
+)
 def list_events(
     tenant: TenantCaller,
     runtime: RuntimeDep,
@@ -69,6 +75,7 @@ def redeliver(event_id: str, tenant: TenantCaller, runtime: RuntimeDep) -> Repla
     response_model=WebhookEndpointCreated,
     status_code=201,
     summary="Register a webhook endpoint (its signing secret is shown once)",
+    responses=problems(400, 409),
 )
 def create_endpoint(
     body: WebhookEndpointIn, tenant: TenantCaller, runtime: RuntimeDep, response: Response
@@ -104,6 +111,7 @@ def get_endpoint(
     "/v1/webhook-endpoints/{endpoint_id}",
     response_model=WebhookEndpointOut,
     summary="Change the URL, the event types, the description, or disable / enable",
+    responses=problems(400),
 )
 def update_endpoint(
     endpoint_id: EndpointId, body: WebhookEndpointPatch, tenant: TenantCaller, runtime: RuntimeDep
@@ -167,6 +175,7 @@ def list_deliveries(
     response_model=ReplayOut,
     status_code=202,
     summary="Deliver again every event since a moment (at most 10,000 per call)",
+    responses=problems(400, 409),
 )
 def replay(
     endpoint_id: EndpointId, body: ReplayIn, tenant: TenantCaller, runtime: RuntimeDep

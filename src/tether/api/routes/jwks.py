@@ -19,6 +19,13 @@ JWKS_MAX_AGE = 300  # seconds; keys are published an activation delay before the
 @router.get(
     "/.well-known/jwks.json",
     summary="tether's public keys for private_key_jwt client authentication (RFC 7517)",
+    response_class=JSONResponse,
+    responses={
+        200: {
+            "description": "A JWK Set: the public keys only",
+            "content": {"application/jwk-set+json": {"schema": {"type": "object"}}},
+        }
+    },
 )
 def jwks(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(

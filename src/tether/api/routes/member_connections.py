@@ -12,6 +12,7 @@ from tether.connections.deletion import delete_connection
 from tether.connections.disconnect import disconnect
 from tether.connections.views import member_connection, member_connections
 from tether.http.deps import RuntimeDep, TenantCaller
+from tether.http.openapi import problems
 from tether.identity.delegation import act_for_member
 from tether.identity.principals import MemberPrincipal, TenantPrincipal
 from tether.runtime import Runtime
@@ -52,6 +53,7 @@ def get_connection(
     response_model=MemberConnectionOut,
     status_code=202,
     summary="Sync now for a member (API key; poll the connection's syncStatus)",
+    responses=problems(409),
 )
 def sync_now(
     member_id: str, connection_id: str, tenant: TenantCaller, runtime: RuntimeDep
@@ -67,6 +69,7 @@ def sync_now(
     "/{connection_id}/disconnect",
     response_model=StatusUpdateOut,
     summary="Disconnect a member's connection (API key): stop retrieval, keep the data",
+    responses=problems(409),
 )
 def disconnect_connection(
     member_id: str, connection_id: str, tenant: TenantCaller, runtime: RuntimeDep
@@ -80,6 +83,7 @@ def disconnect_connection(
     response_model=StatusUpdateOut,
     status_code=202,
     summary="Delete a member's connection (API key): the data is deleted asynchronously",
+    responses=problems(409),
 )
 def delete(
     member_id: str, connection_id: str, tenant: TenantCaller, runtime: RuntimeDep

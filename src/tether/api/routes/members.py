@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from tether.accounts import members
 from tether.api.schemas import MemberCreate, MemberList, MemberOut, MemberTokenOut
 from tether.http.deps import RuntimeDep, TenantCaller
+from tether.http.openapi import problems
 from tether.identity.member_tokens import mint_member_token
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
@@ -19,6 +20,10 @@ router = APIRouter(prefix="/v1/members", tags=["members"])
     response_model=MemberOut,
     status_code=status.HTTP_201_CREATED,
     summary="Create a member (idempotent on externalId: 200 with the existing one)",
+    responses={
+        200: {"model": MemberOut, "description": "The member with this externalId already"},
+        **problems(400),
+    },
 )
 def create_member(
     body: MemberCreate, tenant: TenantCaller, runtime: RuntimeDep, response: Response

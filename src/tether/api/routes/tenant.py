@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from tether.accounts import tenants
 from tether.api.schemas import TenantOut, TenantUpdate
 from tether.http.deps import RuntimeDep, TenantCaller
+from tether.http.openapi import problems
 
 router = APIRouter(prefix="/v1/tenant", tags=["tenant"])
 
@@ -20,6 +21,7 @@ def get_tenant(tenant: TenantCaller, runtime: RuntimeDep) -> TenantOut:
     "",
     response_model=TenantOut,
     summary="Change the calling tenant's name, return URLs or browser origins",
+    responses=problems(400),
     description="Only the fields given change, all or nothing; each list replaces the old "
     "one. Every change is an audit event (`tenant.updated`). A refused value is a 400 "
     "problem whose `field` names it (`returnUrls[1]`).",
