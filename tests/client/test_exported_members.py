@@ -19,6 +19,8 @@ EXPECTED = [
     "ConnectionManager",
     "DataSource",
     "DataSourcePage",
+    "Event",
+    "EventPage",
     "Member",
     "MemberConnection",
     "MemberPage",
@@ -31,11 +33,20 @@ EXPECTED = [
     "SourceType",
     "Status",
     "StatusUpdate",
+    "SyncRun",
     "SyncStatus",
     "TenantClient",
+    "TenantConnection",
+    "TenantConnectionPage",
     "TetherError",
     "TimeoutError",
     "ValidationError",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookDeliveryPage",
+    "WebhookEndpoint",
+    "WebhookVerificationError",
+    "verify_webhook",
 ]
 
 
@@ -68,7 +79,7 @@ def test_enums_match_the_servers() -> None:
 
 def test_results_are_frozen_dataclasses() -> None:
     results = [n for n in EXPECTED if dataclasses.is_dataclass(getattr(tether.client, n))]
-    assert len(results) == 13
+    assert len(results) == 22  # 13, then the tenant-wide, sync history and webhook results
     for name in results:
         params = getattr(tether.client, name).__dataclass_params__
         assert params.frozen, name

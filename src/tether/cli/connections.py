@@ -40,6 +40,7 @@ from tether.client import (
     SourceType,
     Status,
     SyncStatus,
+    TenantClient,
     TetherError,
     ValidationError,
 )
@@ -137,10 +138,45 @@ def _demo_credentials(ctx: typer.Context) -> dict[str, str]:
     path: Path = options(ctx).settings().data_dir / DEMO_FILE
     try:
         data = json.loads(path.read_text())
-        return {"base_url": str(data["base_url"]), "member_token": str(data["member_token"])}
+        return {
+            "base_url": str(data["base_url"]),
+            "member_token": str(data["member_token"]),
+            "api_key": str(data["api_key"]),
+        }
     except (OSError, ValueError, KeyError) as exc:
         err_console.print(f"[red]error:[/red] cannot read {path}: run `tether demo` first ({exc})")
         raise typer.Exit(EXIT_VALIDATION) from None
+
+
+@contextmanager
+def sdk_errors(as_json: bool) -> Iterator[None]:
+    """Every SDK error becomes a message on stderr (and JSON on stdout) and an exit code."""
+    try:
+        yield
+    except TetherError as exc:
+        if as_json:
+            _print_json({"error": {**exc.problem, "status": exc.status}})
+        code = f" [{exc.code}]" if exc.code else ""
+        err_console.print(f"[red]error:[/red] {exc.detail}{code}", soft_wrap=True)
+        raise typer.Exit(exit_code(exc)) from None
+
+
+@contextmanager
+def tenant_client(
+    ctx: typer.Context, url: str | None, api_key: str | None, demo: bool, as_json: bool
+) -> Iterator[TenantClient]:
+    """The tenant's TenantClient (API key); SDK errors become messages and exit codes."""
+    if demo:
+        creds = _demo_credentials(ctx)
+        url = url or creds["base_url"]
+        api_key = api_key or creds["api_key"]
+    if not api_key:
+        err_console.print(
+            "[red]error:[/red] no API key: pass --api-key, set TETHER_API_KEY, or use --demo"
+        )
+        raise typer.Exit(EXIT_AUTH)
+    with sdk_errors(as_json), TenantClient(url or DEFAULT_URL, api_key) as tether:
+        yield tether
 
 
 @contextmanager
@@ -158,15 +194,8 @@ def member_client(
             "--demo"
         )
         raise typer.Exit(EXIT_AUTH)
-    try:
-        with ConnectionManager(url or DEFAULT_URL, token) as tether:
-            yield tether
-    except TetherError as exc:
-        if as_json:
-            _print_json({"error": {**exc.problem, "status": exc.status}})
-        code = f" [{exc.code}]" if exc.code else ""
-        err_console.print(f"[red]error:[/red] {exc.detail}{code}", soft_wrap=True)
-        raise typer.Exit(exit_code(exc)) from None
+    with sdk_errors(as_json), ConnectionManager(url or DEFAULT_URL, token) as tether:
+        yield tether
 
 
 def _progress(as_json: bool) -> Progress:

@@ -10,7 +10,9 @@ Needs only httpx (``pip install tether`` without the ``server`` extra). ::
             print(conn.id, conn.sync_status, conn.resource_counts)
 
 ``AsyncConnectionManager`` has the same methods for asyncio; ``TenantClient`` is the health
-app's server side (members and member tokens, with the tenant's API key). Every error is a
+app's server side (members and member tokens, every member's connections, the event log and
+webhook endpoints, with the tenant's API key); ``verify_webhook`` checks a delivery's
+Standard Webhooks signature in the app's receiver. Every error is a
 :class:`TetherError`; the tree is drawn in ``tether.client._exceptions``. See docs/sdk.md.
 """
 
@@ -35,6 +37,8 @@ from tether.client._models import (
     Coding,
     DataSource,
     DataSourcePage,
+    Event,
+    EventPage,
     Member,
     MemberConnection,
     MemberPage,
@@ -43,9 +47,17 @@ from tether.client._models import (
     SourceType,
     Status,
     StatusUpdate,
+    SyncRun,
     SyncStatus,
+    TenantConnection,
+    TenantConnectionPage,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryPage,
+    WebhookEndpoint,
 )
 from tether.client._tenant import TenantClient
+from tether.client._webhooks import WebhookVerificationError, verify_webhook
 
 __all__ = [
     "Address",
@@ -60,6 +72,8 @@ __all__ = [
     "ConnectionManager",
     "DataSource",
     "DataSourcePage",
+    "Event",
+    "EventPage",
     "Member",
     "MemberConnection",
     "MemberPage",
@@ -72,9 +86,18 @@ __all__ = [
     "SourceType",
     "Status",
     "StatusUpdate",
+    "SyncRun",
     "SyncStatus",
     "TenantClient",
+    "TenantConnection",
+    "TenantConnectionPage",
     "TetherError",
     "TimeoutError",
     "ValidationError",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookDeliveryPage",
+    "WebhookEndpoint",
+    "WebhookVerificationError",
+    "verify_webhook",
 ]

@@ -18,6 +18,7 @@ from tether.client._models import (
     SourceType,
     Status,
     StatusUpdate,
+    SyncRun,
     SyncStatus,
 )
 
@@ -126,6 +127,10 @@ class ConnectionManager(SyncClient):
     def sync_now(self, connection_id: str) -> MemberConnection:
         """Ask for a sync now (asynchronous: poll ``sync_status``, e.g. with ``wait_until``)."""
         return self._sender.send(ops.sync_now(connection_id))
+
+    def get_sync_history(self, connection_id: str, limit: int = 100) -> list[SyncRun]:
+        """The connection's sync runs, newest first: why each ran, how it ended, what changed."""
+        return self._sender.send(ops.sync_history(connection_id, limit))
 
     def wait_until(
         self,
@@ -240,6 +245,10 @@ class AsyncConnectionManager(AsyncClient):
     async def sync_now(self, connection_id: str) -> MemberConnection:
         """See ``ConnectionManager.sync_now``."""
         return await self._sender.send(ops.sync_now(connection_id))
+
+    async def get_sync_history(self, connection_id: str, limit: int = 100) -> list[SyncRun]:
+        """See ``ConnectionManager.get_sync_history``."""
+        return await self._sender.send(ops.sync_history(connection_id, limit))
 
     async def wait_until(
         self,

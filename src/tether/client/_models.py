@@ -327,3 +327,205 @@ class AuditEventPage:
             items=tuple(AuditEvent.from_json(e) for e in data["items"]),
             next_after=data.get("nextAfter"),
         )
+
+
+# ---------------------------------------------------------------- the tenant's wider view
+@dataclass(frozen=True)
+class TenantConnection:
+    """A connection as the tenant sees it across members: whose it is, and the connection."""
+
+    member_id: str
+    external_id: str
+    connection: MemberConnection
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TenantConnection:
+        return cls(
+            member_id=data["memberId"],
+            external_id=data["externalId"],
+            connection=MemberConnection.from_json(data),
+        )
+
+
+@dataclass(frozen=True)
+class TenantConnectionPage:
+    items: tuple[TenantConnection, ...]
+    next_after: int | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TenantConnectionPage:
+        return cls(
+            items=tuple(TenantConnection.from_json(c) for c in data["items"]),
+            next_after=data.get("nextAfter"),
+        )
+
+
+@dataclass(frozen=True)
+class SyncRun:
+    """One sync of a connection (its history): why it ran, how it ended, what it changed."""
+
+    id: int
+    trigger: str  # initial, scheduled, manual, re-established
+    started: datetime
+    finished: datetime
+    outcome: str  # the syncStatus it ended with
+    resources: dict[str, dict[str, int]]  # per type: {"added": n, "updated": n}
+    pages: int
+    requests: int
+    retries: int
+    throttled_seconds: float
+    errors: tuple[CodeableConcept, ...]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SyncRun:
+        return cls(
+            id=int(data["id"]),
+            trigger=data["trigger"],
+            started=parse_datetime(data["started"]),
+            finished=parse_datetime(data["finished"]),
+            outcome=data["outcome"],
+            resources={
+                str(t): {str(k): int(v) for k, v in c.items()}
+                for t, c in (data.get("resources") or {}).items()
+            },
+            pages=int(data.get("pages", 0)),
+            requests=int(data.get("requests", 0)),
+            retries=int(data.get("retries", 0)),
+            throttled_seconds=float(data.get("throttledSeconds", 0.0)),
+            errors=tuple(CodeableConcept.from_json(e) for e in data.get("errors") or ()),
+        )
+
+
+# ---------------------------------------------------------------- events and webhooks
+@dataclass(frozen=True)
+class Event:
+    """An event as delivered: ``type``, ``timestamp`` and ``data`` (``data["eventId"]``...)."""
+
+    type: str
+    timestamp: datetime
+    data: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.data["eventId"])
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Event:
+        return cls(
+            type=data["type"], timestamp=parse_datetime(data["timestamp"]), data=data["data"]
+        )
+
+
+@dataclass(frozen=True)
+class EventPage:
+    items: tuple[Event, ...]
+    next_after: str | None  # an eventId: pass as ``after``
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EventPage:
+        return cls(
+            items=tuple(Event.from_json(e) for e in data["items"]),
+            next_after=data.get("nextAfter"),
+        )
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """A webhook endpoint. ``secret`` is set only by create and rotate (shown once)."""
+
+    id: str
+    url: str
+    description: str
+    events: tuple[str, ...]  # empty: every type
+    disabled: bool
+    disabled_reason: str | None
+    disabled_at: datetime | None
+    failing_since: datetime | None
+    created: datetime
+    updated: datetime
+    previous_secret_until: datetime | None
+    secret: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WebhookEndpoint:
+        return cls(
+            id=data["id"],
+            url=data["url"],
+            description=data.get("description") or "",
+            events=tuple(data.get("events") or ()),
+            disabled=bool(data["disabled"]),
+            disabled_reason=data.get("disabledReason"),
+            disabled_at=_optional_datetime(data.get("disabledAt")),
+            failing_since=_optional_datetime(data.get("failingSince")),
+            created=parse_datetime(data["created"]),
+            updated=parse_datetime(data["updated"]),
+            previous_secret_until=_optional_datetime(data.get("previousSecretUntil")),
+            secret=data.get("secret"),
+        )
+
+
+@dataclass(frozen=True)
+class WebhookAttempt:
+    at: datetime
+    status: int | None
+    duration_ms: int
+    error: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WebhookAttempt:
+        return cls(
+            at=parse_datetime(data["at"]),
+            status=data.get("status"),
+            duration_ms=int(data.get("durationMs", 0)),
+            error=data.get("error"),
+        )
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One event for one endpoint: ``pending``, ``delivered`` or ``failed``, with attempts."""
+
+    id: int
+    event_id: str
+    event_type: str
+    state: str
+    attempts: int
+    next_attempt: datetime | None
+    last_attempt: datetime | None
+    last_status: int | None
+    last_error: str | None
+    last_duration_ms: int | None
+    delivered: datetime | None
+    created: datetime
+    history: tuple[WebhookAttempt, ...]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WebhookDelivery:
+        return cls(
+            id=int(data["id"]),
+            event_id=data["eventId"],
+            event_type=data["eventType"],
+            state=data["state"],
+            attempts=int(data["attempts"]),
+            next_attempt=_optional_datetime(data.get("nextAttempt")),
+            last_attempt=_optional_datetime(data.get("lastAttempt")),
+            last_status=data.get("lastStatus"),
+            last_error=data.get("lastError"),
+            last_duration_ms=data.get("lastDurationMs"),
+            delivered=_optional_datetime(data.get("delivered")),
+            created=parse_datetime(data["created"]),
+            history=tuple(WebhookAttempt.from_json(a) for a in data.get("history") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class WebhookDeliveryPage:
+    items: tuple[WebhookDelivery, ...]
+    next_after: int | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WebhookDeliveryPage:
+        return cls(
+            items=tuple(WebhookDelivery.from_json(d) for d in data["items"]),
+            next_after=data.get("nextAfter"),
+        )

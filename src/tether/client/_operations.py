@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +18,7 @@ from tether.client._models import (
     AuditEventPage,
     DataSource,
     DataSourcePage,
+    EventPage,
     Member,
     MemberConnection,
     MemberPage,
@@ -25,7 +27,11 @@ from tether.client._models import (
     SourceType,
     Status,
     StatusUpdate,
+    SyncRun,
     SyncStatus,
+    TenantConnectionPage,
+    WebhookDeliveryPage,
+    WebhookEndpoint,
 )
 
 T = TypeVar("T")
@@ -205,4 +211,201 @@ def list_audit_events(limit: int, after: int | None, member_id: str | None) -> C
         params.append(("memberId", check.member_id(member_id)))
     return Call(
         "GET", "/v1/audit-events", AuditEventPage.from_json, idempotent=True, params=tuple(params)
+    )
+
+
+# ---------------------------------------------------------------- the tenant's wider view
+def _path_id(name: str, value: object) -> str:
+    """An id that goes into a path (we_…, evt_…): letters, digits, _ and -."""
+    if not isinstance(value, str) or not value or len(value) > 60:
+        raise client_validation_error(f"{name} must be a non-empty string")
+    if not value.replace("_", "").replace("-", "").isalnum():
+        raise client_validation_error(f"{name} {value!r} is malformed")
+    return value
+
+
+def list_tenant_connections(
+    status: OneOrMany,
+    sync_status: OneOrMany,
+    sync_error: str | None,
+    member_id: str | None,
+    external_id: str | None,
+    connection_id: str | None,
+    after: int | None,
+    limit: int,
+) -> Call[TenantConnectionPage]:
+    params: Params = [("status", s) for s in check.enum_values("status", Status, status)]
+    params += [("syncStatus", s) for s in check.enum_values("sync_status", SyncStatus, sync_status)]
+    if sync_error is not None:
+        params.append(("syncError", sync_error))
+    if member_id is not None:
+        params.append(("memberId", check.member_id(member_id)))
+    if external_id is not None:
+        params.append(("externalId", external_id))
+    if connection_id is not None:
+        params.append(("connectionId", check.connection_id(connection_id)))
+    if after is not None:
+        params.append(("after", str(int(after))))
+    params.append(("limit", str(int(limit))))
+    return Call(
+        "GET",
+        "/v1/connections",
+        TenantConnectionPage.from_json,
+        idempotent=True,
+        params=tuple(params),
+    )
+
+
+def _sync_runs(data: Any) -> list[SyncRun]:
+    return [SyncRun.from_json(r) for r in data]
+
+
+def sync_history(connection_id: str, limit: int) -> Call[list[SyncRun]]:
+    cid = check.connection_id(connection_id)
+    return Call(
+        "GET",
+        f"/v1/connections/{cid}/syncs",
+        _sync_runs,
+        idempotent=True,
+        params=(("limit", str(int(limit))),),
+    )
+
+
+def member_sync_history(member_id: str, connection_id: str, limit: int) -> Call[list[SyncRun]]:
+    mid, cid = check.member_id(member_id), check.connection_id(connection_id)
+    return Call(
+        "GET",
+        f"/v1/members/{mid}/connections/{cid}/syncs",
+        _sync_runs,
+        idempotent=True,
+        params=(("limit", str(int(limit))),),
+    )
+
+
+# ---------------------------------------------------------------- events and webhooks
+def list_events(
+    types: Iterable[str] | str | None, member_id: str | None, after: str | None, limit: int
+) -> Call[EventPage]:
+    params: Params = []
+    for value in [types] if isinstance(types, str) else list(types or ()):
+        params.append(("type", value))
+    if member_id is not None:
+        params.append(("memberId", check.member_id(member_id)))
+    if after is not None:
+        params.append(("after", _path_id("after", after)))
+    params.append(("limit", str(int(limit))))
+    return Call("GET", "/v1/events", EventPage.from_json, idempotent=True, params=tuple(params))
+
+
+def _queued(data: Any) -> int:
+    return int(data["queued"])
+
+
+def redeliver_event(event_id: str) -> Call[int]:
+    eid = _path_id("event id", event_id)
+    return Call("POST", f"/v1/events/{eid}/redeliver", _queued, idempotent=False)
+
+
+def create_webhook_endpoint(
+    url: str, events: Iterable[str] | None, description: str
+) -> Call[WebhookEndpoint]:
+    if not isinstance(url, str) or not url:
+        raise client_validation_error("url must be a non-empty string")
+    body: dict[str, Any] = {"url": url, "description": description}
+    if events is not None:
+        body["events"] = list(events)
+    return Call(
+        "POST", "/v1/webhook-endpoints", WebhookEndpoint.from_json, idempotent=False, json=body
+    )
+
+
+def _endpoints(data: Any) -> list[WebhookEndpoint]:
+    return [WebhookEndpoint.from_json(e) for e in data]
+
+
+def list_webhook_endpoints() -> Call[list[WebhookEndpoint]]:
+    return Call("GET", "/v1/webhook-endpoints", _endpoints, idempotent=True)
+
+
+def get_webhook_endpoint(endpoint_id: str) -> Call[WebhookEndpoint]:
+    eid = _path_id("endpoint id", endpoint_id)
+    return Call("GET", f"/v1/webhook-endpoints/{eid}", WebhookEndpoint.from_json, idempotent=True)
+
+
+def update_webhook_endpoint(
+    endpoint_id: str,
+    url: str | None,
+    events: Iterable[str] | None,
+    description: str | None,
+    disabled: bool | None,
+) -> Call[WebhookEndpoint]:
+    eid = _path_id("endpoint id", endpoint_id)
+    body: dict[str, Any] = {}
+    if url is not None:
+        body["url"] = url
+    if events is not None:
+        body["events"] = list(events)
+    if description is not None:
+        body["description"] = description
+    if disabled is not None:
+        body["disabled"] = bool(disabled)
+    return Call(
+        "PATCH",
+        f"/v1/webhook-endpoints/{eid}",
+        WebhookEndpoint.from_json,
+        idempotent=True,
+        json=body,
+    )
+
+
+def _nothing(_data: Any) -> None:
+    return None
+
+
+def delete_webhook_endpoint(endpoint_id: str) -> Call[None]:
+    eid = _path_id("endpoint id", endpoint_id)
+    return Call("DELETE", f"/v1/webhook-endpoints/{eid}", _nothing, idempotent=True)
+
+
+def rotate_webhook_secret(endpoint_id: str) -> Call[WebhookEndpoint]:
+    eid = _path_id("endpoint id", endpoint_id)
+    return Call(
+        "POST",
+        f"/v1/webhook-endpoints/{eid}/rotate-secret",
+        WebhookEndpoint.from_json,
+        idempotent=False,
+    )
+
+
+def list_webhook_deliveries(
+    endpoint_id: str, state: str | None, after: int | None, limit: int
+) -> Call[WebhookDeliveryPage]:
+    eid = _path_id("endpoint id", endpoint_id)
+    params: Params = []
+    if state is not None:
+        if state not in ("pending", "delivered", "failed"):
+            raise client_validation_error("state must be pending, delivered or failed")
+        params.append(("state", state))
+    if after is not None:
+        params.append(("after", str(int(after))))
+    params.append(("limit", str(int(limit))))
+    return Call(
+        "GET",
+        f"/v1/webhook-endpoints/{eid}/deliveries",
+        WebhookDeliveryPage.from_json,
+        idempotent=True,
+        params=tuple(params),
+    )
+
+
+def replay_webhook_endpoint(endpoint_id: str, since: datetime) -> Call[int]:
+    eid = _path_id("endpoint id", endpoint_id)
+    if not isinstance(since, datetime) or since.tzinfo is None:
+        raise client_validation_error("since must be a timezone-aware datetime")
+    return Call(
+        "POST",
+        f"/v1/webhook-endpoints/{eid}/replay",
+        _queued,
+        idempotent=False,
+        json={"since": since.isoformat()},
     )

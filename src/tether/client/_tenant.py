@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
+
 import httpx
 
 from tether.client import _operations as ops
@@ -10,10 +13,17 @@ from tether.client._models import (
     AuditEventPage,
     DataSource,
     DataSourcePage,
+    EventPage,
     Member,
     MemberPage,
     MemberToken,
     SourceType,
+    Status,
+    SyncRun,
+    SyncStatus,
+    TenantConnectionPage,
+    WebhookDeliveryPage,
+    WebhookEndpoint,
 )
 from tether.client._transport import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT
 
@@ -22,7 +32,8 @@ DEFAULT_AUDIT_PAGE = 100
 
 
 class TenantClient(SyncClient):
-    """Members, member tokens and the audit trail, with the tenant's API key (``tk_…``).
+    """Members, member tokens, the audit trail, every member's connections, the event log and
+    webhook endpoints, with the tenant's API key (``tk_…``).
 
     Keep the API key on the server; hand members the short-lived tokens of
     ``issue_member_token`` for ``ConnectionManager``. Same options as ``ConnectionManager``.
@@ -86,3 +97,91 @@ class TenantClient(SyncClient):
         offset: int = 0,
     ) -> DataSourcePage:
         return self._sender.send(ops.search_data_sources(query, type, near, radius, limit, offset))
+
+    # ------------------------------------------------------------ connections across members
+    def list_connections(
+        self,
+        status: Status | str | Iterable[Status | str] | None = None,
+        sync_status: SyncStatus | str | Iterable[SyncStatus | str] | None = None,
+        sync_error: str | None = None,
+        member_id: str | None = None,
+        external_id: str | None = None,
+        connection_id: str | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> TenantConnectionPage:
+        """The tenant's connections across members, keyset-paged (``next_after``), filtered
+        (``sync_error`` is a code such as ``AUTHORIZATION_EXPIRED``)."""
+        return self._sender.send(
+            ops.list_tenant_connections(
+                status, sync_status, sync_error, member_id, external_id, connection_id, after, limit
+            )
+        )
+
+    def get_sync_history(
+        self, member_id: str, connection_id: str, limit: int = 100
+    ) -> list[SyncRun]:
+        """A member's connection's sync runs, newest first (the last 100 are kept)."""
+        return self._sender.send(ops.member_sync_history(member_id, connection_id, limit))
+
+    # ------------------------------------------------------------ events and webhooks
+    def list_events(
+        self,
+        type: str | Iterable[str] | None = None,
+        member_id: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> EventPage:
+        """The event log, oldest first; ``after`` is an event id (the page's ``next_after``)."""
+        return self._sender.send(ops.list_events(type, member_id, after, limit))
+
+    def redeliver_event(self, event_id: str) -> int:
+        """Deliver one event again to every enabled endpoint that wants it; how many."""
+        return self._sender.send(ops.redeliver_event(event_id))
+
+    def create_webhook_endpoint(
+        self, url: str, events: Iterable[str] | None = None, description: str = ""
+    ) -> WebhookEndpoint:
+        """Register an endpoint; the result's ``secret`` (``whsec_…``) is shown only now."""
+        return self._sender.send(ops.create_webhook_endpoint(url, events, description))
+
+    def list_webhook_endpoints(self) -> list[WebhookEndpoint]:
+        return self._sender.send(ops.list_webhook_endpoints())
+
+    def get_webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
+        return self._sender.send(ops.get_webhook_endpoint(endpoint_id))
+
+    def update_webhook_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        url: str | None = None,
+        events: Iterable[str] | None = None,
+        description: str | None = None,
+        disabled: bool | None = None,
+    ) -> WebhookEndpoint:
+        """Change what is given; ``disabled=False`` re-enables and resumes deliveries."""
+        return self._sender.send(
+            ops.update_webhook_endpoint(endpoint_id, url, events, description, disabled)
+        )
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        self._sender.send(ops.delete_webhook_endpoint(endpoint_id))
+
+    def rotate_webhook_secret(self, endpoint_id: str) -> WebhookEndpoint:
+        """A new secret (in the result); the old one keeps signing beside it for 24 hours."""
+        return self._sender.send(ops.rotate_webhook_secret(endpoint_id))
+
+    def list_webhook_deliveries(
+        self,
+        endpoint_id: str,
+        state: str | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> WebhookDeliveryPage:
+        """Deliveries to the endpoint, newest first, with their attempts."""
+        return self._sender.send(ops.list_webhook_deliveries(endpoint_id, state, after, limit))
+
+    def replay_webhook_endpoint(self, endpoint_id: str, since: datetime) -> int:
+        """Deliver again every event since ``since`` (timezone-aware); how many were queued."""
+        return self._sender.send(ops.replay_webhook_endpoint(endpoint_id, since))

@@ -85,6 +85,8 @@ def network_errors(call: Call[Any]) -> Iterator[None]:
 def read(call: Call[T], response: httpx.Response) -> T:
     """The parsed result of a 2xx response; an answer of the wrong shape is a TetherError."""
     try:
+        if response.status_code == 204 or not response.content:
+            return call.parse(None)
         return call.parse(response.json())
     except (ValueError, KeyError, TypeError) as exc:
         raise TetherError(
