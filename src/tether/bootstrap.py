@@ -37,6 +37,7 @@ from tether.directory.schema import BUNDLED_DIRECTORY
 from tether.errors import ConfigurationError, ProblemError
 from tether.http import openapi, rfc9457
 from tether.http.middleware import RequestContextMiddleware
+from tether.http.rate_limits import RateLimitMiddleware
 from tether.ids import new_secret
 from tether.jobs import REGISTRY, EmbeddedWorker, Jobs, TaskRegistry, make_huey
 from tether.jobs.backends import DEFAULT_QUEUE_NAME
@@ -153,6 +154,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         _mount_sandbox(app, runtime)
     cors = graphql.cors_options(runtime.settings, runtime)
     app.add_middleware(graphql.GraphQLCORSMiddleware, **cors)
+    app.add_middleware(RateLimitMiddleware, settings=runtime.settings)
     app.add_middleware(RequestContextMiddleware)
     return app
 

@@ -92,6 +92,23 @@ class Settings(BaseSettings):
         description="OTLP/HTTP collector base URL (e.g. http://collector:4318); unset: no tracing",
     )
     otel_service_name: str = "tether"
+    rate_limit_api_key: int = Field(
+        default=1200, ge=0, description="requests a minute per API key (0: no limit)"
+    )
+    rate_limit_member: int = Field(
+        default=300, ge=0, description="requests a minute per member token (0: no limit)"
+    )
+    rate_limit_anonymous: int = Field(
+        default=300,
+        ge=0,
+        description="requests a minute per client address without a credential: OAuth pages, "
+        "member page entry, console sign-in (0: no limit)",
+    )
+    rate_limit_url: str | None = Field(
+        default=None,
+        description="where rate-limit counts live (redis://…, shared by every process); default: "
+        "the queue's Redis when TETHER_QUEUE_URL is redis://, else this process's memory",
+    )
     events_retention_days: int = Field(
         default=30, ge=1, le=3650, description="days the event log (GET /v1/events) keeps events"
     )
