@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -240,3 +241,14 @@ def other_tenant(runtime: Runtime) -> TenantCtx:
 @pytest.fixture
 def other_member(runtime: Runtime, tenant: TenantCtx) -> MemberCtx:
     return make_member(runtime, tenant, "bob")
+
+
+def run_async(coroutine: Any) -> Any:
+    """``asyncio.run`` on a thread of its own: Playwright's sync API leaves an event loop
+    running in the test thread of any xdist worker that ran a browser test, where
+    ``asyncio.run`` would refuse."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

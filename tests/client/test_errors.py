@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from tests.client.fixtures import CLINIC, RETIRED
-from tests.conftest import MemberCtx, TenantCtx
+from tests.conftest import MemberCtx, TenantCtx, run_async
 from tether.client import (
     AsyncConnectionManager,
     AuthenticationError,
@@ -163,7 +162,7 @@ def test_the_async_client_maps_errors_the_same_way(server: LiveServer, member: M
                 errors.append(exc)
         return errors
 
-    kinds = [type(e) for e in asyncio.run(run())]
+    kinds = [type(e) for e in run_async(run())]
     assert kinds == [NotFoundError, ConflictError, ValidationError, NetworkError]
 
 
@@ -291,7 +290,7 @@ def test_the_async_client_retries_too() -> None:
         ) as tether:
             return (await tether.sync_now(CLINIC)).id
 
-    assert asyncio.run(run()) == CLINIC and len(seen) == 2
+    assert run_async(run()) == CLINIC and len(seen) == 2
 
 
 def test_an_answer_that_is_not_a_problem_document_still_maps() -> None:

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from tests.client.fixtures import CLINIC, FAST, LAB, ThreadJobs, consent, retrieved
-from tests.conftest import MemberCtx
+from tests.conftest import MemberCtx, run_async
 from tether.client import (
     AsyncConnectionManager,
     Category,
@@ -118,7 +118,7 @@ def test_five_steps_with_the_async_client(
             )
             return [*listed, done]
 
-    listed_conn, done = asyncio.run(steps())
+    listed_conn, done = run_async(steps())
     assert listed_conn.id == LAB and done.resource_counts == {}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import httpx
@@ -13,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from tests.conftest import MemberCtx, make_member, make_tenant
+from tests.conftest import MemberCtx, make_member, make_tenant, run_async
 from tests.graphql.sdk_wire import SdkClient, client_key, jwt_payload
 from tether.accounts import members
 from tether.errors import AuthenticationRequired, InvalidRequest
@@ -261,8 +260,8 @@ def test_settings_drive_cors_origins_and_the_refresh_ttl(monkeypatch: pytest.Mon
             headers = {"Origin": origin, "Access-Control-Request-Method": "POST"}
             return await http.options(GRAPHQL_PATH, headers=headers)
 
-    allowed = asyncio.run(preflight("https://b.test"))
+    allowed = run_async(preflight("https://b.test"))
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "https://b.test"
-    other = asyncio.run(preflight("https://c.test"))
+    other = run_async(preflight("https://c.test"))
     assert other.status_code == 400 and "access-control-allow-origin" not in other.headers

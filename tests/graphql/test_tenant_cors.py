@@ -3,14 +3,12 @@ a disabled tenant's origins stop being allowed."""
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from tests.conftest import TenantCtx
+from tests.conftest import TenantCtx, run_async
 from tether.accounts import tenants
 from tether.graphql import GRAPHQL_PATH, GraphQLCORSMiddleware, cors_options
 from tether.graphql import cors as cors_module
@@ -37,13 +35,13 @@ def test_tenant_origins_are_allowed_while_the_tenant_is_live(
             return await http.options(GRAPHQL_PATH, headers=headers)
 
     for origin in ("https://a.test", "https://app.example.test", "capacitor://localhost"):
-        allowed = asyncio.run(preflight(origin))
+        allowed = run_async(preflight(origin))
         assert allowed.status_code == 200, origin
         assert allowed.headers["access-control-allow-origin"] == origin
-    other = asyncio.run(preflight("https://evil.test"))
+    other = run_async(preflight("https://evil.test"))
     assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
 
     tenants.set_disabled(runtime, tenant_id=tenant.tenant_id, actor="test", disabled=True)
     middleware.read_at -= cors_module.TENANT_ORIGINS_TTL  # the cached read has aged out
-    assert asyncio.run(preflight("https://app.example.test")).status_code == 400
-    assert asyncio.run(preflight("https://a.test")).status_code == 200
+    assert run_async(preflight("https://app.example.test")).status_code == 400
+    assert run_async(preflight("https://a.test")).status_code == 200
