@@ -252,3 +252,20 @@ def run_async(coroutine: Any) -> Any:
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
+
+
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment for a ``python -m tether …`` child process on the test's database,
+    queue and keys (nothing else ``TETHER_`` leaks in from the outer environment)."""
+    assert settings.secret_key is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    env.update(
+        TETHER_DATABASE_URL=settings.resolved_database_url,
+        TETHER_QUEUE_URL=settings.resolved_queue_url,
+        TETHER_SECRET_KEY=settings.secret_key.get_secret_value(),
+        TETHER_VAULT_KEYS=",".join(k.get_secret_value() for k in settings.vault_keys),
+        TETHER_DATA_DIR=str(settings.data_dir),
+        TETHER_PUBLIC_BASE_URL=settings.public_base_url,
+        **extra,
+    )
+    return env

@@ -1,6 +1,5 @@
 """Syncs run on the job queue by themselves, on SQLite and Redis queues, and survive SIGKILL."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_URL, MemberCtx, make_member, need_service
+from tests.conftest import REDIS_URL, MemberCtx, make_member, need_service, process_env
 from tests.sync.helpers import connected, reload, stored
 from tether.jobs import EmbeddedWorker, Jobs, make_huey
 from tether.runtime import Runtime
@@ -73,17 +72,7 @@ def test_sync_now_of_a_disconnected_connection_is_a_conflict(
 def test_worker_killed_mid_sync_is_recovered_by_the_sweeper(
     client, member: MemberCtx, runtime: Runtime, sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    settings = runtime.settings
-    assert settings.secret_key is not None
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
-    env.update(
-        TETHER_DATABASE_URL=settings.resolved_database_url,
-        TETHER_QUEUE_URL=settings.resolved_queue_url,
-        TETHER_SECRET_KEY=settings.secret_key.get_secret_value(),
-        TETHER_VAULT_KEYS=",".join(k.get_secret_value() for k in settings.vault_keys),
-        TETHER_DATA_DIR=str(settings.data_dir),
-        TETHER_PUBLIC_BASE_URL=settings.public_base_url,
-    )
+    env = process_env(runtime.settings)
     sandbox.set_knobs(CLINIC, {"latency_ms": 40})
     log = (tmp_path / "worker.log").open("wb")
     proc = subprocess.Popen(

@@ -5,7 +5,6 @@ through failures, timeouts, 410s, secret rotation and a killed worker."""
 from __future__ import annotations
 
 import base64
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from sqlalchemy import select
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from tests.conftest import MemberCtx, TenantCtx
+from tests.conftest import MemberCtx, TenantCtx, process_env
 from tests.sync.helpers import connected, reload
 from tests.webhooks.receiver import Receiver, start_receiver
 from tether import events
@@ -283,18 +282,8 @@ def test_a_worker_killed_mid_delivery_delivers_later_with_the_same_id(
     written (the worker's process is gone; its lease stays until it expires)."""
     endpoint = register(client, tenant, receiver.url)
     (event_id,) = emit(runtime, tenant, 1)
-    settings = runtime.settings
-    assert settings.secret_key is not None
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
-    env.update(
-        TETHER_DATABASE_URL=settings.resolved_database_url,
-        TETHER_QUEUE_URL=settings.resolved_queue_url,
-        TETHER_SECRET_KEY=settings.secret_key.get_secret_value(),
-        TETHER_VAULT_KEYS=",".join(k.get_secret_value() for k in settings.vault_keys),
-        TETHER_DATA_DIR=str(settings.data_dir),
-        TETHER_PUBLIC_BASE_URL=settings.public_base_url,
-        TETHER_WEBHOOKS_ALLOW_PRIVATE="true",
-        TETHER_WEBHOOK_TIMEOUT="2",
+    env = process_env(
+        runtime.settings, TETHER_WEBHOOKS_ALLOW_PRIVATE="true", TETHER_WEBHOOK_TIMEOUT="2"
     )
     arrived = []
 

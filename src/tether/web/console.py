@@ -11,6 +11,7 @@ every state change carries its CSRF secret and must come from tether's own page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 from urllib.parse import urlencode
@@ -434,6 +435,26 @@ def webhook_page(
 WEBHOOK_NOTICES = {"redelivered": "Queued for delivery again", "enabled": "Endpoint enabled"}
 
 
+def _webhook_action(
+    request: Request,
+    runtime: RuntimeDep,
+    csrf: str | None,
+    endpoint_id: str,
+    notice: str,
+    operation: Callable[[ConsoleSession], object],
+) -> Response:
+    """A webhook form's POST: signed in, CSRF checked, the service call, back to the page."""
+    session = _signed_in(runtime, request)
+    if session is None:
+        return _signin_redirect()
+    try:
+        _check_csrf(runtime, request, session, csrf)
+        operation(session)
+    except ProblemError as exc:
+        return _message("That did not work", exc.detail, exc.status)
+    return RedirectResponse(f"/console/webhooks/{endpoint_id}?notice={notice}", status_code=303)
+
+
 @router.post("/webhooks/{endpoint_id}/redeliver/{event_id}")
 def redeliver(
     endpoint_id: str,
@@ -442,31 +463,29 @@ def redeliver(
     runtime: RuntimeDep,
     csrf: CsrfField = None,
 ) -> Response:
-    session = _signed_in(runtime, request)
-    if session is None:
-        return _signin_redirect()
-    try:
-        _check_csrf(runtime, request, session, csrf)
-        webhook_endpoints.redeliver_to(
+    return _webhook_action(
+        request,
+        runtime,
+        csrf,
+        endpoint_id,
+        "redelivered",
+        lambda session: webhook_endpoints.redeliver_to(
             runtime, tenant=session.principal, endpoint_id=endpoint_id, event_id=event_id
-        )
-    except ProblemError as exc:
-        return _message("That did not work", exc.detail, exc.status)
-    return RedirectResponse(f"/console/webhooks/{endpoint_id}?notice=redelivered", status_code=303)
+        ),
+    )
 
 
 @router.post("/webhooks/{endpoint_id}/enable")
 def enable(
     endpoint_id: str, request: Request, runtime: RuntimeDep, csrf: CsrfField = None
 ) -> Response:
-    session = _signed_in(runtime, request)
-    if session is None:
-        return _signin_redirect()
-    try:
-        _check_csrf(runtime, request, session, csrf)
-        webhook_endpoints.update_endpoint(
+    return _webhook_action(
+        request,
+        runtime,
+        csrf,
+        endpoint_id,
+        "enabled",
+        lambda session: webhook_endpoints.update_endpoint(
             runtime, tenant=session.principal, endpoint_id=endpoint_id, disabled=False
-        )
-    except ProblemError as exc:
-        return _message("That did not work", exc.detail, exc.status)
-    return RedirectResponse(f"/console/webhooks/{endpoint_id}?notice=enabled", status_code=303)
+        ),
+    )
