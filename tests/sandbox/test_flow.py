@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import html
+import re
+
+import httpx
 from authlib.integrations.httpx_client import OAuth2Client
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from tests.sandbox.conftest import CALLBACK, CLINIC, Live, bearer, connect, query_of
+from tests.sandbox.conftest import (
+    CALLBACK,
+    CLINIC,
+    Live,
+    authorize_url,
+    bearer,
+    connect,
+    pkce,
+    query_of,
+)
 from tether.sandbox.testing import complete_consent
 
 
@@ -149,3 +162,52 @@ def test_other_patient_is_forbidden_and_unknown_ids_not_found(live: Live) -> Non
     no_token = live.http.get(f"{live.fhir()}/Condition")
     assert no_token.status_code == 401
     assert no_token.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_a_replayed_code_is_refused_and_revokes_what_it_issued(live: Live) -> None:
+    """RFC 6749 §4.1.2: a code used twice is denied, and the tokens issued from it (and
+    refreshed from them) are revoked."""
+    verifier, challenge = pkce()
+    location = complete_consent(
+        live.http, authorize_url(live, challenge=challenge), patient="clinic-1"
+    )
+    exchange = {
+        "grant_type": "authorization_code",
+        "code": query_of(location)["code"],
+        "redirect_uri": CALLBACK,
+        "code_verifier": verifier,
+    }
+    auth = ("tether", "sandbox-secret")
+    first = live.http.post(f"{live.base()}/oauth/token", data=exchange, auth=auth)
+    assert first.status_code == 200
+    token = first.json()
+    patient = f"{live.fhir()}/Patient/clinic-1"
+    assert live.http.get(patient, headers=bearer(token)).status_code == 200
+    replay = live.http.post(f"{live.base()}/oauth/token", data=exchange, auth=auth)
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    assert live.http.get(patient, headers=bearer(token)).status_code == 401
+    refresh = live.http.post(
+        f"{live.base()}/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]},
+        auth=auth,
+    )
+    assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
+
+
+def test_the_consent_form_needs_its_own_cookie(live: Live) -> None:
+    """A POST of the consent form that did not come from the sandbox's own page (no cookie,
+    or another form's secret) approves nothing."""
+    _, challenge = pkce()
+    url = authorize_url(live, challenge=challenge)
+    page = live.http.get(url)
+    assert page.status_code == 200 and 'name="csrf"' in page.text
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+    form = {**{k: html.unescape(v) for k, v in fields.items()}, "patient": "clinic-1"}
+    action = f"{live.base()}/oauth/authorize"
+    with httpx.Client(timeout=30) as stranger:  # another site's page: no sandbox cookie
+        forged = stranger.post(action, data={**form, "decision": "approve"})
+    assert forged.status_code == 400 and "location" not in forged.headers
+    wrong = live.http.post(action, data={**form, "csrf": "not-the-secret", "decision": "approve"})
+    assert wrong.status_code == 400 and "location" not in wrong.headers
+    good = live.http.post(action, data={**form, "decision": "approve"}, follow_redirects=False)
+    assert good.status_code == 302 and "code=" in good.headers["location"]

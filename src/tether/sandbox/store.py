@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS tokens (
     refresh_expires_at REAL NOT NULL, access_revoked INTEGER NOT NULL DEFAULT 0,
     refresh_revoked INTEGER NOT NULL DEFAULT 0, grant_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS used_codes (digest TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS tokens_grant ON tokens (grant_id);
 CREATE INDEX IF NOT EXISTS tokens_source ON tokens (source);
 """
@@ -113,8 +114,24 @@ class GrantStore:
         return row if row.expires_at > time.time() else None
 
     def delete_code(self, code_digest: str) -> None:
+        """The code was exchanged: it goes, and is remembered as used until it would have
+        expired (a second exchange of it is a replay: RFC 6749 §4.1.2)."""
         with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR IGNORE INTO used_codes SELECT digest, expires_at FROM codes "
+                "WHERE digest=?",
+                (code_digest,),
+            )
             self._db.execute("DELETE FROM codes WHERE digest=?", (code_digest,))
+            self._db.execute("DELETE FROM used_codes WHERE expires_at < ?", (time.time(),))
+
+    def code_was_used(self, code: str) -> bool:
+        with self._lock:
+            found = self._db.execute(
+                "SELECT 1 FROM used_codes WHERE digest=? AND expires_at >= ?",
+                (digest(code), time.time()),
+            ).fetchone()
+        return found is not None
 
     # -- tokens ------------------------------------------------------------------------
     def save_token(self, row: TokenRow) -> None:

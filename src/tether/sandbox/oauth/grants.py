@@ -51,6 +51,11 @@ def audience_extension(grant: Any) -> None:
     grant.register_hook("after_validate_authorization_request_payload", check_audience)
 
 
+def code_grant_id(code_digest: str) -> str:
+    """The grant id of the tokens issued for one authorization code (refreshes keep it)."""
+    return "code:" + code_digest[:32]
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     """RFC 6749 §4.1 over the sandbox store."""
 
@@ -78,6 +83,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
 
     def query_authorization_code(self, code: str, client: SandboxClient) -> SandboxCode | None:
+        if self._server.store.code_was_used(code):
+            # RFC 6749 §4.1.2: a code used twice is refused, and the tokens issued from it
+            # are revoked (whoever replays it may have stolen it).
+            self._server.store.revoke_grant(code_grant_id(digest(code)))
+            return None
         row = self._server.store.find_code(
             code, source=self._server.source_id, client_id=client.client_id
         )

@@ -15,7 +15,8 @@ _env = Environment(
     autoescape=select_autoescape(["html"]),
 )
 #: Form fields that are the user's answer, not part of the OAuth request.
-ANSWER_FIELDS = ("patient", "decision")
+ANSWER_FIELDS = ("patient", "decision", "csrf")
+CSRF_COOKIE = "sandbox_consent"
 
 
 def consent_page(
@@ -24,6 +25,7 @@ def consent_page(
     action: str,
     params: Sequence[tuple[str, str]],
     patients: list[PatientSummary],
+    csrf: str,
     error: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
@@ -37,8 +39,15 @@ def consent_page(
         scope=data.get("scope", ""),
         offline=has_offline_access(data.get("scope")),
         error=error,
+        csrf=csrf,
     )
-    return HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
+    response = HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
+    # Double submit: the form's secret must come back with this cookie, which a browser
+    # sends only with a POST from the sandbox's own pages (SameSite=Strict).
+    response.set_cookie(
+        CSRF_COOKIE, csrf, path=action, httponly=True, samesite="strict", max_age=3600
+    )
+    return response
 
 
 def error_page(error: str, description: str | None) -> HTMLResponse:

@@ -13,6 +13,8 @@ Errors before the client and redirect URI are known render an HTML page (RFC 674
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections.abc import Sequence
 
 from authlib.oauth2.rfc6749 import InsecureTransportError, OAuth2Error
@@ -24,7 +26,7 @@ from tether.sandbox.controller import Sandbox
 from tether.sandbox.faults import status_fault
 from tether.sandbox.fhir.conformance import smart_configuration
 from tether.sandbox.oauth.models import PatientGrant
-from tether.sandbox.oauth.pages import ANSWER_FIELDS, consent_page, error_page
+from tether.sandbox.oauth.pages import ANSWER_FIELDS, CSRF_COOKIE, consent_page, error_page
 from tether.sandbox.oauth.server import MOUNT_URL, SourceAuthorizationServer
 from tether.sandbox.oauth.wrappers import Pairs, SandboxOAuth2Request
 from tether.sandbox.urls import mount_url, source_urls
@@ -75,6 +77,7 @@ def oauth_routes(sandbox: Sandbox) -> list[Route]:
             action=str(request.url.path),
             params=params,
             patients=sandbox.patients(source),
+            csrf=secrets.token_urlsafe(24),
             error=error,
             status=status,
         )
@@ -119,6 +122,12 @@ def oauth_routes(sandbox: Sandbox) -> list[Route]:
             return refuse(server, req, error)
         if request.method == "GET":
             return show(request, params)
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        if not cookie or not hmac.compare_digest(cookie, answer.get("csrf", "")):
+            return error_page(
+                "access_denied",
+                "this consent form expired or was not sent from this page; start again",
+            )
         user = None
         if answer.get("decision") == "approve":
             patient = answer.get("patient", "")

@@ -33,6 +33,7 @@ from tether.sandbox.oauth.grants import (
     RefreshTokenGrant,
     S256CodeChallenge,
     audience_extension,
+    code_grant_id,
 )
 from tether.sandbox.oauth.models import PatientGrant, SandboxClient
 from tether.sandbox.oauth.wrappers import to_response
@@ -142,7 +143,13 @@ class SourceAuthorizationServer(AuthorizationServer):
         now = time.time()
         refresh = token.get("refresh_token")
         previous = getattr(request, "refresh_token", None)
-        grant_id = previous.row.grant_id if previous is not None else secrets.token_hex(16)
+        code = getattr(request, "authorization_code", None)
+        if previous is not None:
+            grant_id = previous.row.grant_id
+        elif code is not None:
+            grant_id = code_grant_id(code.digest)  # a replay of the code revokes these
+        else:
+            grant_id = secrets.token_hex(16)
         self.store.save_token(
             TokenRow(
                 access_digest=digest(token["access_token"]),
