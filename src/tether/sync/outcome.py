@@ -7,8 +7,10 @@ PARTIAL_RETRIEVAL, first, naming the types missing when others came) and a ``syn
 (RETRIEVED when at least one type came whole and the authorization held, else ERROR; an
 expiry the token layer recorded meanwhile is kept). In one transaction it advances the
 incremental cursor of each completed type, recounts the stored resources, ends the heartbeat,
-schedules the next sync and records the status change (with an audit row when it changed).
-Nothing is written when the grant epoch moved on meanwhile.
+schedules the next sync, records the status change (with an audit row when it changed), adds
+the run to the sync history (:mod:`tether.sync.history`) and writes ``sync.completed`` or
+``sync.failed`` (:mod:`tether.events`). Nothing is written when the grant epoch moved on
+meanwhile: a run cut short by a disconnect, a deletion or a re-authorization leaves no history.
 """
 
 from __future__ import annotations
