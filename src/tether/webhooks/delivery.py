@@ -26,7 +26,8 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.orm import Session
 
 from tether import events
 from tether.fhir.paging import retry_after_seconds
@@ -323,7 +324,7 @@ def _record(runtime: Runtime, endpoint_id: str, head: _Head, result: _Result) ->
         return delivery.next_attempt_at
 
 
-def _disable(session: Any, endpoint: WebhookEndpoint, now: datetime, reason: str) -> None:
+def _disable(session: Session, endpoint: WebhookEndpoint, now: datetime, reason: str) -> None:
     endpoint.disabled_at, endpoint.disabled_reason = now, reason
     session.flush()
     events.record(
@@ -348,10 +349,7 @@ def due_endpoints(runtime: Runtime, *, limit: int = SWEEP_LIMIT) -> list[str]:
                 WebhookDelivery.state == "pending",
                 WebhookDelivery.next_attempt_at <= now,
                 WebhookEndpoint.disabled_at.is_(None),
-                or_(
-                    WebhookEndpoint.lease_until.is_(None),
-                    and_(WebhookEndpoint.lease_until < now),
-                ),
+                or_(WebhookEndpoint.lease_until.is_(None), WebhookEndpoint.lease_until < now),
             )
             .distinct()
             .limit(limit)
