@@ -139,12 +139,18 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 @pytest.fixture
 def worker(runtime: Runtime) -> Iterator[EmbeddedWorker]:
     """An embedded worker consuming ``runtime.jobs`` (the test's SQLite queue file) with fast
-    polling and no periodic sweeps (``runtime.jobs.run_sweeps()`` sweeps on demand)."""
+    polling and no periodic sweeps (``runtime.jobs.run_sweeps()`` sweeps on demand), and the
+    sync engine its ``sync`` task hands runs to, as in ``tether serve``."""
+    from tether.bootstrap import build_sync_engine
+
     assert isinstance(runtime.jobs, Jobs)
+    engine = build_sync_engine(runtime)
     embedded = EmbeddedWorker(runtime.jobs, poll_interval=0.05, sweep_interval=None)
+    engine.start()
     embedded.start()
     yield embedded
     embedded.stop()
+    engine.stop()
 
 
 @pytest.fixture
@@ -260,12 +266,14 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
     assert settings.secret_key is not None
     env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
     env.update(
-        TETHER_DATABASE_URL=settings.resolved_database_url,
-        TETHER_QUEUE_URL=settings.resolved_queue_url,
-        TETHER_SECRET_KEY=settings.secret_key.get_secret_value(),
-        TETHER_VAULT_KEYS=",".join(k.get_secret_value() for k in settings.vault_keys),
-        TETHER_DATA_DIR=str(settings.data_dir),
-        TETHER_PUBLIC_BASE_URL=settings.public_base_url,
-        **extra,
+        {
+            "TETHER_DATABASE_URL": settings.resolved_database_url,
+            "TETHER_QUEUE_URL": settings.resolved_queue_url,
+            "TETHER_SECRET_KEY": settings.secret_key.get_secret_value(),
+            "TETHER_VAULT_KEYS": ",".join(k.get_secret_value() for k in settings.vault_keys),
+            "TETHER_DATA_DIR": str(settings.data_dir),
+            "TETHER_PUBLIC_BASE_URL": settings.public_base_url,
+            **extra,  # overrides the above
+        }
     )
     return env

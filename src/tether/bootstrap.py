@@ -48,6 +48,7 @@ from tether.settings import Settings
 from tether.store.db import Database
 from tether.store.migrate import upgrade
 from tether.store.models import DataSource
+from tether.sync.engine import SyncEngine
 from tether.vault import Vault
 from tether.web import console, member_page, oauth
 from tether.webhooks import delivery as webhook_delivery
@@ -181,6 +182,12 @@ def _mount_sandbox(app: FastAPI, runtime: Runtime) -> None:
     app.state.sandbox = sandbox_app.sandbox
 
 
+def build_sync_engine(runtime: Runtime) -> SyncEngine:
+    """The worker process's sync engine (``TETHER_SYNC_CONCURRENCY`` syncs in flight); once
+    started, the queue's ``sync`` task hands runs to it."""
+    return SyncEngine(runtime)
+
+
 def serve(runtime: Runtime, *, host: str, port: int, worker_threads: int = 0) -> None:
     """Run the HTTP app with uvicorn until stopped; with ``worker_threads``, an embedded worker
     consumes the job queue in this process (started and stopped with the app)."""
@@ -188,6 +195,9 @@ def serve(runtime: Runtime, *, host: str, port: int, worker_threads: int = 0) ->
 
     if worker_threads:
         assert isinstance(runtime.jobs, Jobs)  # attached by build_runtime
+        # Started in this order, stopped in reverse: the queue stops handing syncs over
+        # before the engine winds down the ones in flight.
+        runtime.services.append(build_sync_engine(runtime))
         runtime.services.append(EmbeddedWorker(runtime.jobs, threads=worker_threads))
     configure_logging(level=runtime.settings.log_level, json_output=runtime.settings.log_json)
     app = create_app(runtime)
@@ -207,6 +217,7 @@ class Assembly:
 
     build_runtime = staticmethod(build_runtime)
     build_jobs = staticmethod(build_jobs)
+    build_sync_engine = staticmethod(build_sync_engine)
     ensure_directory = staticmethod(ensure_directory)
     serve = staticmethod(serve)
     serve_metrics = staticmethod(serve_metrics)

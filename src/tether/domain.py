@@ -56,3 +56,8 @@ RESOURCE_TYPES: tuple[str, ...] = (
     "Observation",
     "Procedure",
 )
+
+
+# A data source's request budget unless its directory entry says otherwise (tether.sync.budgets).
+DEFAULT_MAX_CONCURRENT_REQUESTS = 20
+DEFAULT_MAX_REQUESTS_PER_MINUTE = 1200

@@ -176,17 +176,14 @@ def request_outcome(status: int | None, error: BaseException | None = None) -> s
     return f"{status // 100}xx"
 
 
-class MeteredTransport(httpx.BaseTransport):
-    """Counts and times every request sent through ``inner`` under the label ``source``."""
+class _Meter:
+    """What both transports do around a request: a client span, and the source's counts."""
 
-    def __init__(self, inner: httpx.BaseTransport, *, source: str) -> None:
-        self.inner = inner
-        self.source = source
+    source: str
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        started = time.perf_counter()
+    def _span(self, request: httpx.Request) -> Any:
         # The source's host only: its paths carry patient ids and its queries codes and state.
-        with tracing.span(
+        return tracing.span(
             f"{request.method} {self.source}",
             kind=tracing.SpanKind.CLIENT,
             attributes={
@@ -195,15 +192,7 @@ class MeteredTransport(httpx.BaseTransport):
                 "server.port": request.url.port,
                 "tether.source": self.source,
             },
-        ) as span:
-            try:
-                response = self.inner.handle_request(request)
-            except httpx.TransportError as exc:
-                self._observe(started, request_outcome(None, exc))
-                raise
-            self._observe(started, request_outcome(response.status_code), response)
-            tracing.set_attributes(span, {"http.response.status_code": response.status_code})
-            return response
+        )
 
     def _observe(
         self, started: float, outcome: str, response: httpx.Response | None = None
@@ -215,8 +204,51 @@ class MeteredTransport(httpx.BaseTransport):
             retry_after = retry_after_seconds(response.headers.get("retry-after"))
         SOURCE_TALLY.request(self.source, outcome, retry_after=retry_after)
 
+
+class MeteredTransport(_Meter, httpx.BaseTransport):
+    """Counts and times every request sent through ``inner`` under the label ``source``."""
+
+    def __init__(self, inner: httpx.BaseTransport, *, source: str) -> None:
+        self.inner = inner
+        self.source = source
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
+        with self._span(request) as span:
+            try:
+                response = self.inner.handle_request(request)
+            except httpx.TransportError as exc:
+                self._observe(started, request_outcome(None, exc))
+                raise
+            self._observe(started, request_outcome(response.status_code), response)
+            tracing.set_attributes(span, {"http.response.status_code": response.status_code})
+            return response
+
     def close(self) -> None:
         self.inner.close()
+
+
+class MeteredAsyncTransport(_Meter, httpx.AsyncBaseTransport):
+    """:class:`MeteredTransport` for an ``httpx.AsyncClient``: the sync's FHIR requests."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, source: str) -> None:
+        self.inner = inner
+        self.source = source
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
+        with self._span(request) as span:
+            try:
+                response = await self.inner.handle_async_request(request)
+            except httpx.TransportError as exc:
+                self._observe(started, request_outcome(None, exc))
+                raise
+            self._observe(started, request_outcome(response.status_code), response)
+            tracing.set_attributes(span, {"http.response.status_code": response.status_code})
+            return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 @dataclass

@@ -29,6 +29,21 @@ class JobQueue(Protocol):
     def enqueue(self, task: str, /, **kwargs: object) -> None: ...
 
 
+class SyncRunner(Protocol):
+    """Where a worker process runs its syncs (``tether.sync.engine.SyncEngine``)."""
+
+    def submit(
+        self,
+        connection_pk: int,
+        epoch: int,
+        trigger: str = "scheduled",
+        *,
+        tenant: str = "",
+        source: str = "",
+        timeout: float | None = None,
+    ) -> bool: ...
+
+
 class Service(Protocol):
     """Something that runs beside the HTTP app, such as the embedded worker."""
 
@@ -46,6 +61,9 @@ class Runtime:
     # All outbound HTTP goes through this factory, so tests can inject a transport.
     transport: httpx.BaseTransport | None = None
     jobs: JobQueue | None = None
+    # The worker's sync engine while one runs in this process (the ``sync`` task hands runs
+    # to it); None: the task runs the sync itself.
+    syncs: SyncRunner | None = None
     # Started with the HTTP app and stopped with it (the embedded worker, for one).
     services: list[Service] = field(default_factory=list)
 

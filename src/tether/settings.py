@@ -106,8 +106,23 @@ class Settings(BaseSettings):
     )
     rate_limit_url: str | None = Field(
         default=None,
-        description="where rate-limit counts live (redis://…, shared by every process); default: "
-        "the queue's Redis when TETHER_QUEUE_URL is redis://, else this process's memory",
+        description="where rate-limit counts and data sources' request budgets live (redis://…, "
+        "shared by every process); default: the queue's Redis when TETHER_QUEUE_URL is "
+        "redis://, else this process's memory",
+    )
+    sync_concurrency: int = Field(
+        default=200,
+        ge=1,
+        le=5000,
+        description="syncs a worker process keeps in flight at once (they wait on the sources: "
+        "I/O, not CPU)",
+    )
+    sync_db_threads: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="threads a worker process's syncs use for the database (claims, page writes, "
+        "outcomes); keep below the database's connection pool",
     )
     events_retention_days: int = Field(
         default=30, ge=1, le=3650, description="days the event log (GET /v1/events) keeps events"
@@ -181,6 +196,15 @@ class Settings(BaseSettings):
         if self.queue_url:
             return self.queue_url
         return f"sqlite:///{(self.data_dir / 'queue.db').resolve()}"
+
+    @property
+    def shared_state_url(self) -> str | None:
+        """The Redis every process shares rate-limit counts and source budgets through: the
+        rate-limit URL, or the queue's when it is Redis; None (this process only) otherwise."""
+        if self.rate_limit_url:
+            return self.rate_limit_url
+        queue = self.resolved_queue_url
+        return queue if queue.startswith(("redis://", "rediss://")) else None
 
     @property
     def sandbox_url(self) -> str:

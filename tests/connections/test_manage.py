@@ -44,7 +44,7 @@ def test_disconnect_keeps_data_revokes_and_stops_retrieval(
     assert len(bundle["entry"]) == 1  # and stays readable
     # No retrieval afterwards: the old job is fenced, and nothing is due.
     assert run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch) is None
-    assert conn.id not in [pk for pk, _ in claim_due_syncs(runtime)]
+    assert conn.id not in [due.pk for due in claim_due_syncs(runtime)]
     again = client.post(f"/v1/connections/{CLINIC}/disconnect", headers=member.headers)
     assert again.status_code == 200 and again.json()["status"] == "DISCONNECTED"
     with runtime.db.read() as session:

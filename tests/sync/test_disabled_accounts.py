@@ -38,7 +38,7 @@ def test_a_disabled_tenant_or_member_is_not_synced(
     tenants.set_disabled(runtime, tenant_id=member.tenant.tenant_id, actor="test", disabled=False)
     with runtime.db.write() as session:
         members.disable_member(session, member_id=bob.member_id, tenant_id=bob.tenant.tenant_id)
-    assert [pk for pk, _ in claim_due_syncs(runtime)] == [mine.id]
+    assert [due.pk for due in claim_due_syncs(runtime)] == [mine.id]
     assert claim_sync(runtime, connection_pk=his.id, epoch=his.grant_epoch) is None
     claim = claim_sync(runtime, connection_pk=mine.id, epoch=mine.grant_epoch)
     assert claim is not None and claim.member_id == member.member_id

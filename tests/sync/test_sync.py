@@ -221,8 +221,21 @@ def test_short_lived_access_token_is_refreshed_at_most_once(
     assert report is not None and report.status == "RETRIEVED", report.errors
     refreshes = sandbox.counters(CLINIC).refreshes - before
     assert refreshes <= (1 if refreshable else 0)
+    if lifetime == 30:
+        # The margin is a fifth of the lifetime (6 s): a fresh 30-second token is used as it is.
+        assert refreshes == 0
     after = reload(runtime, conn.id)
     assert (after.status, after.sync_status, after.sync_errors) == ("CONNECTED", "RETRIEVED", [])
+
+
+def test_refresh_margin_follows_the_token_lifetime() -> None:
+    from tether.connections.tokens import refresh_margin
+
+    assert refresh_margin(3600).total_seconds() == 60  # an hour-long token: a minute ahead
+    assert refresh_margin(300).total_seconds() == 60
+    assert refresh_margin(30).total_seconds() == 6
+    assert refresh_margin(5).total_seconds() == 1
+    assert refresh_margin(None).total_seconds() == 60  # lifetime unknown
 
 
 def test_revoked_at_source_expires_the_connection(client, member, runtime, sandbox) -> None:

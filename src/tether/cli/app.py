@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import typer
 from rich.console import Console
 
-from tether.runtime import Runtime
+from tether.runtime import Runtime, Service
 from tether.settings import KEYS_FILE, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -35,6 +35,8 @@ class Parts(Protocol):
     def build_jobs(self, runtime: Runtime, *, queue_name: str = ...) -> Jobs: ...
 
     def ensure_directory(self, runtime: Runtime) -> None: ...
+
+    def build_sync_engine(self, runtime: Runtime) -> Service: ...
 
     def serve(self, runtime: Runtime, *, host: str, port: int, worker_threads: int = 0) -> None: ...
 

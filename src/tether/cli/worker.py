@@ -88,11 +88,14 @@ def worker(
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, on_signal)
+    engine = parts(ctx).build_sync_engine(runtime)  # the sync task hands runs to it
+    engine.start()
     consumer.start()
     try:
         while not received:
             time.sleep(SIGNAL_POLL)
     finally:
         consumer.stop()
+        engine.stop()
         jobs.close()
         runtime.db.dispose()

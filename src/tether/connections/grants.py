@@ -80,5 +80,12 @@ def start_grant(
             detail={"grant_epoch": conn.grant_epoch, **(detail or {})},
         )
     trigger = "initial" if was_new else "re-established"
-    runtime.enqueue("sync", connection_pk=conn.id, epoch=conn.grant_epoch, trigger=trigger)
+    runtime.enqueue(
+        "sync",
+        connection_pk=conn.id,
+        epoch=conn.grant_epoch,
+        trigger=trigger,
+        tenant=conn.tenant_id,
+        source=conn.data_source_id,
+    )
     return conn

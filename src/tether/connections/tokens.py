@@ -40,7 +40,8 @@ LEASE_SECONDS = 30
 LEASE_WAIT_SECONDS = 45.0
 LEASE_POLL_SECONDS = 0.05
 REFRESH_AHEAD_SECONDS = 300  # the expiring-tokens sweep refreshes this long before expiry
-REFRESH_MARGIN_SECONDS = 60  # a sync refreshes a token this close to expiry before using it
+REFRESH_MARGIN_SECONDS = 60  # a sync refreshes a token this close to expiry before using it,
+REFRESH_MARGIN_SHARE = 0.2  # or within this share of its lifetime when that is shorter
 EXPIRED_CODE = "AUTHORIZATION_EXPIRED"
 
 
@@ -85,6 +86,7 @@ def store_tokens(
     conn.token_expires_at = (
         now + timedelta(seconds=tokens.expires_in) if tokens.expires_in else None
     )
+    conn.token_lifetime = int(tokens.expires_in) if tokens.expires_in else None
     if tokens.scope:
         conn.scope = tokens.scope
 
@@ -94,6 +96,7 @@ def drop_tokens(conn: Connection) -> None:
     conn.refresh_token = None
     conn.credentials = None
     conn.token_expires_at = None
+    conn.token_lifetime = None
     conn.refresh_lease_until = None
 
 
@@ -148,19 +151,20 @@ def source_authorization(
     when a refresh could not reach the source; None when nothing usable is left (not CONNECTED,
     no token, or the grant turned out to be dead and the connection is now EXPIRED).
 
-    A bearer token that has expired, or that has a refresh token and expires within
-    ``REFRESH_MARGIN_SECONDS``, is refreshed first, **at most once per call**: whatever the
+    A bearer token that has expired, or that has a refresh token and expires within its
+    :func:`refresh_margin`, is refreshed first, **at most once per call**: whatever the
     refresh leaves in place is used as it is. The bound matters for sources whose tokens live a
     minute or less, where a freshly issued token is itself "about to expire"; refreshing until it
     is not would never end. A token within the margin that cannot be refreshed (no refresh token,
     or the refresh found nothing to do) is used until it actually expires; an expired one without
     a refresh token expires the grant.
 
-    The margin is a fixed minute, not a share of the token's lifetime, because only the expiry is
-    stored: a token with 30 s left may be an hour-long one near its end (refreshing ahead saves a
-    401 and a retry mid-sync) or a fresh 30-second one (refreshing gains nothing). One refresh per
-    call bounds the cost of guessing wrong to one needless refresh. ``refresh_ahead=False`` is for
-    a caller that has just refreshed itself (after a 401) and wants what is stored now.
+    The margin depends on the token's lifetime (stored with it): a token with 30 s left may be an
+    hour-long one near its end (refreshing ahead saves a 401 and a retry mid-sync) or a fresh
+    30-second one (refreshing gains nothing). A token stored before lifetimes were kept gets the
+    full minute; one refresh per call bounds the cost of that guess to one needless refresh.
+    ``refresh_ahead=False`` is for a caller that has just refreshed itself (after a 401) and
+    wants what is stored now.
     """
     conn = _read_in_epoch(runtime, connection_pk, epoch)
     current = _authorization(runtime, conn)
@@ -218,8 +222,17 @@ def _refresh_due(conn: Connection, now: datetime) -> bool:
         return False
     if expires <= now:
         return True  # refresh it, or learn (without a refresh token) that the grant is dead
-    margin = timedelta(seconds=REFRESH_MARGIN_SECONDS)
-    return conn.refresh_token is not None and expires - now <= margin
+    return conn.refresh_token is not None and expires - now <= refresh_margin(conn.token_lifetime)
+
+
+def refresh_margin(lifetime: int | None) -> timedelta:
+    """How close to its expiry a token is refreshed before use: a minute, or a fifth of the
+    token's lifetime when that is less (a 5-minute token at 1 minute, a 30-second one at 6 s,
+    so a freshly issued short token is not itself "about to expire")."""
+    seconds = float(REFRESH_MARGIN_SECONDS)
+    if lifetime:
+        seconds = min(seconds, lifetime * REFRESH_MARGIN_SHARE)
+    return timedelta(seconds=seconds)
 
 
 def _take_lease(runtime: Runtime, connection_pk: int) -> bool:

@@ -16,7 +16,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tether.domain import Category, SourceType
+from tether.domain import (
+    DEFAULT_MAX_CONCURRENT_REQUESTS,
+    DEFAULT_MAX_REQUESTS_PER_MINUTE,
+    Category,
+    SourceType,
+)
 from tether.errors import InvalidRequest
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
@@ -83,6 +88,11 @@ class SourceEntry(BaseModel):
     basic_auth: Literal["password_grant", "http_basic"] | None = None
     resource_types: list[str] | None = None
     sync_interval: int = Field(default=86400, ge=60)
+    # The source's request budget, held across every sync and worker process (tether.sync.budgets).
+    max_concurrent_requests: int = Field(default=DEFAULT_MAX_CONCURRENT_REQUESTS, ge=1, le=1000)
+    max_requests_per_minute: int = Field(
+        default=DEFAULT_MAX_REQUESTS_PER_MINUTE, ge=1, le=1_000_000
+    )
     retired: bool = False
 
     @field_validator("fhir_base_url")

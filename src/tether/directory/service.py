@@ -69,7 +69,11 @@ def import_sources(
 
 
 def _row(entry: SourceEntry, vault: Vault) -> dict[str, Any]:
-    settings: dict[str, Any] = {"sync_interval": entry.sync_interval}
+    settings: dict[str, Any] = {
+        "sync_interval": entry.sync_interval,
+        "max_concurrent_requests": entry.max_concurrent_requests,
+        "max_requests_per_minute": entry.max_requests_per_minute,
+    }
     if entry.resource_types:
         settings["resource_types"] = entry.resource_types
     if entry.basic_auth:

@@ -1,15 +1,18 @@
 """Reading a FHIR R4 search, page by page (FHIR R4 §3.1.1.3 "Paging", Bundle.link ``next``).
 
-:func:`iter_pages` yields parsed searchset Bundles. It follows ``next`` links only on the
+:meth:`PageReader.pages` yields parsed searchset Bundles, asynchronously: a worker keeps
+hundreds of syncs' requests in flight on one event loop. It follows ``next`` links only on the
 source's own origin and only up to a page limit, honours ``429`` + ``Retry-After`` (waiting
 inline when the wait is short), retries 5xx and timeouts with jittered exponential backoff
 (stamina), and turns everything else into a :class:`PageError` with a sync-error code, so the
-caller can record exactly what went wrong.
+caller can record exactly what went wrong. Every request, retries included, is sent inside the
+reader's ``budget`` (the source's concurrency and per-minute limits: :mod:`tether.sync.budgets`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -50,14 +53,20 @@ def _backoff(exc: Exception) -> bool | float:
     return False
 
 
+def _no_budget() -> AbstractAsyncContextManager[None]:
+    return nullcontext()
+
+
 @dataclass
 class PageReader:
-    """Reads one search's pages; ``authorization`` gives the current header value (a bearer
-    token that may be swapped after a refresh, or Basic credentials)."""
+    """Reads one sync's searches page by page; ``authorization`` gives the current header
+    value (a bearer token that may be swapped after a refresh, or Basic credentials), and
+    ``budget`` the slot each request is sent in."""
 
-    http: httpx.Client
+    http: httpx.AsyncClient
     base_url: str
     authorization: Callable[[], str]
+    budget: Callable[[], AbstractAsyncContextManager[Any]] = _no_budget
     max_pages: int = DEFAULT_MAX_PAGES
     retry_attempts: int = RETRY_ATTEMPTS
     retry_timeout: float = RETRY_TIMEOUT
@@ -71,14 +80,15 @@ class PageReader:
         a, b = urlsplit(url), urlsplit(self.base_url)
         return (a.scheme, a.netloc) == (b.scheme, b.netloc) and a.path.startswith(b.path)
 
-    def _get_once(self, url: str, params: dict[str, str] | None) -> dict[str, Any]:
-        self.requests += 1
+    async def _get_once(self, url: str, params: dict[str, str] | None) -> dict[str, Any]:
         try:
-            response = self.http.get(
-                url,
-                params=params,
-                headers={"Authorization": self.authorization(), "Accept": FHIR_JSON},
-            )
+            async with self.budget():
+                self.requests += 1
+                response = await self.http.get(
+                    url,
+                    params=params,
+                    headers={"Authorization": self.authorization(), "Accept": FHIR_JSON},
+                )
         except httpx.TimeoutException as exc:
             raise TransientPageError("timed out", code="SOURCE_UNAVAILABLE") from exc
         except httpx.TransportError as exc:
@@ -111,11 +121,11 @@ class PageReader:
             raise PageError("INVALID_RESPONSE", "Bundle.entry is not a list")
         return bundle
 
-    def get(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+    async def get(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         """One page, with retries for transient failures."""
         last: TransientPageError | None = None
         try:
-            for attempt in stamina.retry_context(
+            async for attempt in stamina.retry_context(
                 on=_backoff,
                 attempts=self.retry_attempts,
                 timeout=self.retry_timeout,
@@ -127,7 +137,7 @@ class PageReader:
                     if attempt.num > 1:
                         self.retries += 1
                     try:
-                        return self._get_once(url, params)
+                        return await self._get_once(url, params)
                     except TransientPageError as exc:
                         last = exc
                         raise
@@ -135,9 +145,9 @@ class PageReader:
             raise PageError(exc.code, f"gave up after retries: {exc}") from None
         raise PageError(last.code if last else "SOURCE_UNAVAILABLE", "gave up")  # pragma: no cover
 
-    def pages(self, url: str, params: dict[str, str] | None) -> Iterator[dict[str, Any]]:
+    async def pages(self, url: str, params: dict[str, str] | None) -> AsyncIterator[dict[str, Any]]:
         """Every page of a search, following ``next`` within the source and the page limit."""
-        page = self.get(url, params)
+        page = await self.get(url, params)
         count = 1
         while True:
             yield page
@@ -155,5 +165,5 @@ class PageReader:
                 raise PageError("INVALID_RESPONSE", "a next link leaves the source's FHIR base")
             if count >= self.max_pages:
                 raise PageError("PAGING_LIMIT", f"more than {self.max_pages} pages")
-            page = self.get(next_url)
+            page = await self.get(next_url)
             count += 1

@@ -59,10 +59,7 @@ class Policy:
 
 
 def storage_url(settings: Settings) -> str:
-    if settings.rate_limit_url:
-        return settings.rate_limit_url
-    queue = settings.resolved_queue_url
-    return queue if queue.startswith(("redis://", "rediss://")) else "memory://"
+    return settings.shared_state_url or "memory://"
 
 
 class RateLimitMiddleware:

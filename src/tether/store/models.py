@@ -172,6 +172,7 @@ class Connection(Base):
     refresh_token: Mapped[str | None] = mapped_column(Text)
     credentials: Mapped[str | None] = mapped_column(Text)
     token_expires_at: Mapped[datetime | None]
+    token_lifetime: Mapped[int | None] = mapped_column(Integer)  # seconds it was issued for
     scope: Mapped[str | None] = mapped_column(Text)
     patient_id: Mapped[str | None] = mapped_column(String(200))
     resource_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -10,7 +10,7 @@ claim takes over, and the due-syncs sweep queues one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tether.connections import lifecycle
@@ -19,6 +19,7 @@ from tether.domain import RESOURCE_TYPES, Status, SyncStatus
 from tether.identity.liveness import is_live
 from tether.runtime import Runtime
 from tether.store.models import Connection, DataSource, Member
+from tether.sync.budgets import Budget
 
 HEARTBEAT_STALE_SECONDS = 120
 DEFAULT_INTERVAL_SECONDS = 86400  # between scheduled syncs, unless the source sets sync_interval
@@ -39,6 +40,7 @@ class Claim:
     interval: int  # seconds between scheduled syncs
     started: datetime  # when the run was claimed
     counts: dict[str, int]  # resources stored per type when the run started
+    budget: Budget = field(default_factory=Budget)  # the source's request limits
 
 
 def claim_sync(runtime: Runtime, *, connection_pk: int, epoch: int) -> Claim | None:
@@ -79,4 +81,5 @@ def claim_sync(runtime: Runtime, *, connection_pk: int, epoch: int) -> Claim | N
             interval=int(settings.get("sync_interval", DEFAULT_INTERVAL_SECONDS)),
             started=now,
             counts={k: int(v) for k, v in (conn.resource_counts or {}).items()},
+            budget=Budget.of(settings),
         )

@@ -1,29 +1,31 @@
-"""The sync's pipeline: a fetcher thread reads the source's pages while this thread stores them.
+"""The sync's pipeline: fetchers read the source's pages while a store loop writes them.
 
-:func:`pull` runs it for one claimed connection. At most ``QUEUE_DEPTH`` pages wait between the
-two threads, so memory stays bounded by a few pages whatever the size of the record, and a sync
-takes about as long as the slower side. The fetcher reads each resource type's search in turn
-(FHIR paging: :mod:`tether.fhir.paging`) and tells the store loop what happened with the typed
-messages below. The store loop checks each page (:mod:`tether.sync.checks`) and writes every
-page that has already arrived, up to ``WRITE_BATCH`` resources, in one transaction fenced by the
-grant epoch (:mod:`tether.sync.fenced_writes`). What happened is gathered in a
-:class:`Progress`.
+:func:`pull` runs it for one claimed connection, as coroutines on the worker's event loop (see
+:mod:`tether.sync.engine`): hundreds of syncs wait on their sources at once without a thread
+each. Up to ``TYPE_CONCURRENCY`` resource types are searched at once (FHIR paging:
+:mod:`tether.fhir.paging`, every request inside the source's budget), and the fetchers tell the
+store loop what happened with the typed messages below. At most ``QUEUE_DEPTH`` pages wait
+between them, so memory stays bounded by a few pages per sync whatever the size of the record.
+The store loop hands every page that has already arrived, up to ``WRITE_BATCH`` resources, to
+a database thread, which checks each page (:mod:`tether.sync.checks`) and writes them in one
+transaction fenced by the grant epoch (:mod:`tether.sync.fenced_writes`): the per-resource
+work never runs on the event loop. What happened is gathered in a :class:`Progress`.
 
-A 401 gets one token refresh per sync; a second 401, a refresh that finds the grant dead, or
-Basic credentials that stop working end the sync's authorization. A source that is down or
-throttling stops the fetcher (the other types would fail the same way); another page error
-fails its type only.
+A 401 gets one token refresh per sync, whichever type meets it first (the others retry with
+the new token); a second 401, a refresh that finds the grant dead, or Basic credentials that
+stop working end the sync's authorization. A source that is down or throttling stops every
+fetcher (the other types would fail the same way); another page error fails its type only.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import queue
-import threading
+import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, ParamSpec, Protocol, TypeAlias, TypeVar
+
+import httpx
 
 from tether.connections.tokens import (
     RefreshResult,
@@ -36,6 +38,7 @@ from tether.errors import Fenced, PageError, SourceUnavailable, Unauthorized
 from tether.fhir.paging import PageReader
 from tether.logging import get_logger
 from tether.runtime import Runtime
+from tether.sync.budgets import Budgets
 from tether.sync.checks import Tally, page_rows
 from tether.sync.claim import Claim
 from tether.sync.fenced_writes import Row, fence, upsert_resources
@@ -43,6 +46,7 @@ from tether.sync.fenced_writes import Row, fence, upsert_resources
 log = get_logger("tether.sync")
 
 QUEUE_DEPTH = 4  # pages waiting to be written: the memory bound is a few pages
+TYPE_CONCURRENCY = 4  # a sync's resource types searched at once
 WRITE_BATCH = 2000  # resources per write transaction, at most (pages already arrived)
 SOURCE_DOWN = frozenset({"SOURCE_UNAVAILABLE", "RATE_LIMITED"})
 WHOLE_SYNC = "*"  # the "type" of a failure that is not one resource type's
@@ -100,24 +104,49 @@ class FetchEnded:
 
 Message: TypeAlias = PageArrived | TypeDone | TypeFailed | AuthorizationLost | FetchEnded
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class SyncContext(Protocol):
+    """What a sync runs with: the runtime, the event loop's HTTP clients, the sources'
+    budgets, and the threads blocking work (the database, token refreshes) runs in."""
+
+    runtime: Runtime
+    budgets: Budgets
+
+    def client(self, source: str) -> httpx.AsyncClient:
+        """The HTTP client for ``source``'s FHIR requests (counted as that source's)."""
+        ...
+
+    def blocking(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
+        """Run ``fn`` in a database thread, without blocking the event loop."""
+        ...
+
 
 @dataclass
 class _Current:
-    """The authorization the fetcher sends now (replaced after a refresh)."""
+    """The authorization the fetchers send now (replaced after a refresh), and whether this
+    sync has already spent its one refresh."""
 
     authorization: SourceAuthorization
+    refreshed: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def header(self) -> str:
         return self.authorization.header
 
 
-def pull(
-    runtime: Runtime, *, claim: Claim, progress: Progress, page_size: int, max_pages: int
+async def pull(
+    ctx: SyncContext, *, claim: Claim, progress: Progress, page_size: int, max_pages: int
 ) -> None:
     """Fetch and store the claimed connection's resources, recording what happened in
     ``progress``; raises :class:`~tether.errors.Fenced` when the grant epoch moved on."""
+    runtime = ctx.runtime
     try:
-        first = source_authorization(runtime, connection_pk=claim.pk, epoch=claim.epoch)
+        first = await ctx.blocking(
+            source_authorization, runtime, connection_pk=claim.pk, epoch=claim.epoch
+        )
     except SourceUnavailable:
         progress.failed[WHOLE_SYNC] = PageError("SOURCE_UNAVAILABLE", "token refresh failed")
         return
@@ -125,32 +154,25 @@ def pull(
         progress.expired = True
         return
     current = _Current(first)
-    pages: queue.Queue[Message] = queue.Queue(maxsize=QUEUE_DEPTH)
-    stop = threading.Event()
-    with runtime.http_client(source=claim.slug) as http:
-        reader = PageReader(
-            http=http,
-            base_url=claim.base_url,
-            authorization=current.header,
-            max_pages=max_pages,
-        )
-        progress.reader = reader
-        fetcher = threading.Thread(
-            # In this run's context, so the fetcher's requests belong to the sync's trace.
-            target=contextvars.copy_context().run,
-            args=(_fetch_all, runtime, claim, reader, current, pages, stop, progress, page_size),
-            name=f"sync-fetch-{claim.pk}",
-            daemon=True,
-        )
-        fetcher.start()
-        try:
-            _store_all(runtime, claim, pages, progress)
-        finally:
-            stop.set()
-            while fetcher.is_alive():  # unblock a fetcher waiting on a full queue
-                with contextlib.suppress(queue.Empty):
-                    pages.get(timeout=0.05)
-            fetcher.join()
+    pages: asyncio.Queue[Message] = asyncio.Queue(maxsize=QUEUE_DEPTH)
+    reader = PageReader(
+        http=ctx.client(claim.slug),
+        base_url=claim.base_url,
+        authorization=current.header,
+        max_pages=max_pages,
+        budget=lambda: ctx.budgets.slot(claim.slug, claim.budget),
+    )
+    progress.reader = reader
+    fetcher = asyncio.create_task(
+        _fetch_all(ctx, claim, reader, current, pages, progress, page_size),
+        name=f"sync-fetch-{claim.pk}",
+    )
+    try:
+        await _store_all(ctx, claim, pages, progress)
+    finally:
+        if not fetcher.done():  # the store loop stopped early (fenced, or cancelled)
+            fetcher.cancel()
+        await asyncio.gather(fetcher, return_exceptions=True)
 
 
 def _search(claim: Claim, rtype: str, page_size: int, incremental: bool) -> dict[str, str]:
@@ -165,96 +187,157 @@ def _search(claim: Claim, rtype: str, page_size: int, incremental: bool) -> dict
     return params
 
 
-def _fetch_all(
-    runtime: Runtime,
+async def _fetch_all(
+    ctx: SyncContext,
     claim: Claim,
     reader: PageReader,
     current: _Current,
-    pages: queue.Queue[Message],
-    stop: threading.Event,
+    pages: asyncio.Queue[Message],
     progress: Progress,
     page_size: int,
 ) -> None:
-    """The fetcher thread: every type's search, page by page, onto the queue."""
-    refreshed = False
-    try:
-        for rtype in claim.types:
-            attempt = 0
-            while not stop.is_set():
-                attempt += 1
-                try:
-                    params = _search(claim, rtype, page_size, incremental=True)
-                    for page in reader.pages(f"{claim.base_url}/{rtype}", params):
-                        if stop.is_set() or rtype in progress.failed:
-                            return
-                        pages.put(PageArrived(rtype, page))
-                    pages.put(TypeDone(rtype))
-                    break
-                except Unauthorized:
-                    if current.authorization.kind == "basic":  # the portal password changed
-                        expire(
-                            runtime,
-                            connection_pk=claim.pk,
-                            epoch=claim.epoch,
-                            actor="system:sync",
-                            reason="credentials",
-                        )
-                        pages.put(AuthorizationLost(rtype))
-                        return
-                    if refreshed or attempt > 1:
-                        pages.put(AuthorizationLost(rtype))
-                        return
-                    refreshed = True
-                    result = refresh_connection(
-                        runtime, connection_pk=claim.pk, stale_sealed=current.authorization.sealed
-                    )
-                    if result in (RefreshResult.EXPIRED, RefreshResult.NOT_CONNECTED):
-                        pages.put(AuthorizationLost(rtype))
-                        return
-                    fresh = source_authorization(  # just refreshed: take what is stored now
-                        runtime, connection_pk=claim.pk, epoch=claim.epoch, refresh_ahead=False
-                    )
-                    if fresh is None:
-                        pages.put(AuthorizationLost(rtype))
-                        return
-                    current.authorization = fresh
-                except PageError as exc:
-                    pages.put(TypeFailed(rtype, exc))
-                    if exc.code in SOURCE_DOWN:
-                        return  # the source is down or throttling: the other types would be too
-                    break
-    except (SourceUnavailable, Fenced) as exc:
-        pages.put(TypeFailed(WHOLE_SYNC, PageError("SOURCE_UNAVAILABLE", str(exc))))
-    except Exception:
-        log.exception("sync fetcher failed", connection=claim.pk)
-        pages.put(
-            TypeFailed(WHOLE_SYNC, PageError("PATIENT_RETRIEVAL_ERROR", "unexpected failure"))
+    """Every type's search, ``TYPE_CONCURRENCY`` at a time, onto the queue; when one of them
+    finds the whole sync cannot go on (the source is down, the authorization is gone), the
+    others are cancelled."""
+    stop = asyncio.Event()
+    gate = asyncio.Semaphore(TYPE_CONCURRENCY)
+    tasks = {
+        asyncio.create_task(
+            _fetch_type(ctx, claim, rtype, reader, current, pages, progress, page_size, gate, stop)
         )
+        for rtype in claim.types
+    }
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        pending = set(tasks)
+        while pending:
+            done, _ = await asyncio.wait(pending | {stopped}, return_when=asyncio.FIRST_COMPLETED)
+            pending -= done
+            if stopped in done:
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                break
     finally:
-        pages.put(FetchEnded())
+        stopped.cancel()
+        for task in tasks:
+            task.cancel()
+    await pages.put(FetchEnded())
+
+
+async def _fetch_type(
+    ctx: SyncContext,
+    claim: Claim,
+    rtype: str,
+    reader: PageReader,
+    current: _Current,
+    pages: asyncio.Queue[Message],
+    progress: Progress,
+    page_size: int,
+    gate: asyncio.Semaphore,
+    stop: asyncio.Event,
+) -> None:
+    """One type's search, page by page; a 401 retries it once with a refreshed token."""
+    async with gate:
+        attempt = 0
+        while not stop.is_set():
+            attempt += 1
+            sent_with = current.authorization
+            try:
+                params = _search(claim, rtype, page_size, incremental=True)
+                async for page in reader.pages(f"{claim.base_url}/{rtype}", params):
+                    if stop.is_set() or rtype in progress.failed:
+                        return
+                    await pages.put(PageArrived(rtype, page))
+                await pages.put(TypeDone(rtype))
+                return
+            except Unauthorized:
+                if attempt > 1 or not await _renew(ctx, claim, current, sent_with):
+                    await pages.put(AuthorizationLost(rtype))
+                    stop.set()
+                    return
+            except PageError as exc:
+                await pages.put(TypeFailed(rtype, exc))
+                if exc.code in SOURCE_DOWN:
+                    stop.set()  # the source is down or throttling: the other types would be too
+                return
+            except (SourceUnavailable, Fenced) as exc:
+                await pages.put(TypeFailed(WHOLE_SYNC, PageError("SOURCE_UNAVAILABLE", str(exc))))
+                stop.set()
+                return
+            except Exception:
+                log.exception("sync fetcher failed", connection=claim.pk)
+                await pages.put(
+                    TypeFailed(
+                        WHOLE_SYNC, PageError("PATIENT_RETRIEVAL_ERROR", "unexpected failure")
+                    )
+                )
+                stop.set()
+                return
+
+
+async def _renew(
+    ctx: SyncContext, claim: Claim, current: _Current, sent_with: SourceAuthorization
+) -> bool:
+    """After a 401 on ``sent_with``: True when there is a newer authorization to retry with
+    (another type's refresh already got it, or this one does); False when the authorization
+    is gone (Basic credentials refused, the sync's refresh already spent, the grant dead)."""
+    runtime = ctx.runtime
+    async with current.lock:
+        if current.authorization is not sent_with:
+            return True  # refreshed while this request was in flight
+        if sent_with.kind == "basic":  # the portal password changed
+            await ctx.blocking(
+                expire,
+                runtime,
+                connection_pk=claim.pk,
+                epoch=claim.epoch,
+                actor="system:sync",
+                reason="credentials",
+            )
+            return False
+        if current.refreshed:
+            return False
+        current.refreshed = True
+        result = await ctx.blocking(
+            refresh_connection, runtime, connection_pk=claim.pk, stale_sealed=sent_with.sealed
+        )
+        if result in (RefreshResult.EXPIRED, RefreshResult.NOT_CONNECTED):
+            return False
+        fresh = await ctx.blocking(  # just refreshed: take what is stored now
+            source_authorization,
+            runtime,
+            connection_pk=claim.pk,
+            epoch=claim.epoch,
+            refresh_ahead=False,
+        )
+        if fresh is None:
+            return False
+        current.authorization = fresh
+        return True
 
 
 def _size(message: Message) -> int:
     return len(message.bundle.get("entry") or []) if isinstance(message, PageArrived) else 0
 
 
-def _store_all(
-    runtime: Runtime, claim: Claim, pages: queue.Queue[Message], progress: Progress
+async def _store_all(
+    ctx: SyncContext, claim: Claim, pages: asyncio.Queue[Message], progress: Progress
 ) -> None:
-    """Write what the fetcher has queued: every page that has already arrived (up to
-    ``WRITE_BATCH`` resources) goes in one fenced transaction, so small pages or a slow
-    database cost fewer round trips; a page that fails its checks is left out whole."""
+    """Write what the fetchers have queued: every page that has already arrived (up to
+    ``WRITE_BATCH`` resources) goes to one database thread call and one fenced transaction,
+    so small pages or a slow database cost fewer round trips."""
     ended = False
     while not ended:
-        batch = [pages.get()]
+        batch = [await pages.get()]
         arrived = _size(batch[0])
         while isinstance(batch[-1], PageArrived) and arrived < WRITE_BATCH:
             try:
                 batch.append(pages.get_nowait())
-            except queue.Empty:
+            except asyncio.QueueEmpty:
                 break
             arrived += _size(batch[-1])
-        rows: list[Row] = []
+        arrivals: list[PageArrived] = []
         for message in batch:
             match message:
                 case FetchEnded():
@@ -267,28 +350,44 @@ def _store_all(
                         progress.retry_after = max(progress.retry_after or 0, error.retry_after)
                 case AuthorizationLost():
                     progress.expired = True
-                case PageArrived(rtype, bundle) if rtype not in progress.failed:
+                case PageArrived(rtype) if rtype not in progress.failed:
                     progress.pages += 1
-                    try:
-                        rows.extend(
-                            page_rows(
-                                bundle,
-                                rtype=rtype,
-                                patient_id=claim.patient_id,
-                                source=claim.slug,
-                                tally=progress.tally,
-                            )
-                        )
-                    except PageError as exc:
-                        progress.failed[rtype] = exc  # nothing of this page is written
-        if rows:
-            with runtime.db.write() as session:
-                fence(session, claim.pk, claim.epoch, runtime.clock())
-                progress.written_by_type.update(row[0] for row in rows)
-                progress.written += upsert_resources(
-                    session,
-                    member_id=claim.member_id,
-                    connection_pk=claim.pk,
-                    epoch=claim.epoch,
-                    rows=rows,
+                    arrivals.append(message)
+        if arrivals:
+            await ctx.blocking(_write_pages, ctx.runtime, claim, arrivals, progress)
+
+
+def _write_pages(
+    runtime: Runtime, claim: Claim, arrivals: list[PageArrived], progress: Progress
+) -> None:
+    """In a database thread: check each page (one that fails its checks is left out whole and
+    fails its type) and write the rest in one transaction fenced by the grant epoch."""
+    rows: list[Row] = []
+    for page in arrivals:
+        if page.rtype in progress.failed:
+            continue
+        try:
+            rows.extend(
+                page_rows(
+                    page.bundle,
+                    rtype=page.rtype,
+                    patient_id=claim.patient_id,
+                    source=claim.slug,
+                    tally=progress.tally,
                 )
+            )
+        except PageError as exc:
+            progress.failed[page.rtype] = exc  # nothing of this page is written
+    if not rows:
+        return
+    with runtime.db.write() as session:
+        fence(session, claim.pk, claim.epoch, runtime.clock())
+        written = upsert_resources(
+            session,
+            member_id=claim.member_id,
+            connection_pk=claim.pk,
+            epoch=claim.epoch,
+            rows=rows,
+        )
+    progress.written_by_type.update(row[0] for row in rows)
+    progress.written += written

@@ -1,8 +1,10 @@
 """One sync run: pull a connection's patient compartment from its source into the store.
 
-:func:`run_sync` is what the ``sync`` job calls: it claims the connection
-(:mod:`tether.sync.claim`), fetches and stores its resources (:mod:`tether.sync.pipeline`) and
-writes the outcome (:mod:`tether.sync.outcome`). It is safe to run twice: a run while another
+:func:`sync_connection` claims the connection (:mod:`tether.sync.claim`), fetches and stores
+its resources (:mod:`tether.sync.pipeline`) and writes the outcome
+(:mod:`tether.sync.outcome`); the worker's :class:`~tether.sync.engine.SyncEngine` runs hundreds
+of them at once on its event loop. :func:`run_sync` runs one to the end from blocking code (the
+queue's immediate mode, tests, benchmarks, the CLI). A run is safe to repeat: one while another
 is alive does nothing, and so does one whose grant epoch is stale. ``syncStatus`` goes
 PENDING → RETRIEVING → RETRIEVED, or ERROR with ``syncErrors``.
 """
@@ -18,10 +20,11 @@ from tether.logging import get_logger
 from tether.metrics import RESOURCES_WRITTEN, SOURCE_TALLY, SYNC_DURATION, SYNC_RUNS
 from tether.runtime import Runtime
 from tether.sync.claim import Claim, claim_sync
+from tether.sync.context import run_alone
 from tether.sync.outcome import SyncReport, finish_sync
-from tether.sync.pipeline import SOURCE_DOWN, WHOLE_SYNC, Progress, pull
+from tether.sync.pipeline import SOURCE_DOWN, WHOLE_SYNC, Progress, SyncContext, pull
 
-__all__ = ["SyncReport", "run_sync"]
+__all__ = ["SyncReport", "run_sync", "sync_connection"]
 
 log = get_logger("tether.sync")
 
@@ -35,30 +38,60 @@ def run_sync(
     page_size: int = DEFAULT_PAGE_SIZE,
     max_pages: int = DEFAULT_MAX_PAGES,
 ) -> SyncReport | None:
+    """Sync one connection for grant ``epoch`` and wait for the outcome, from blocking code
+    (on an event loop of its own, in a thread of its own, so it works whatever the caller's
+    thread is already running). None when there was nothing to do."""
+    return run_alone(
+        runtime,
+        lambda ctx: sync_connection(
+            ctx,
+            connection_pk=connection_pk,
+            epoch=epoch,
+            trigger=trigger,
+            page_size=page_size,
+            max_pages=max_pages,
+        ),
+    )
+
+
+async def sync_connection(
+    ctx: SyncContext,
+    *,
+    connection_pk: int,
+    epoch: int,
+    trigger: str = "scheduled",
+    page_size: int = DEFAULT_PAGE_SIZE,
+    max_pages: int = DEFAULT_MAX_PAGES,
+) -> SyncReport | None:
     """Sync one connection for grant ``epoch``; None when there was nothing to do (or the
     connection was disconnected, deleted or re-authorized while it ran). ``trigger`` is what
     asked for it (initial, scheduled, manual, re-established), kept in the sync history."""
-    claim = claim_sync(runtime, connection_pk=connection_pk, epoch=epoch)
+    runtime = ctx.runtime
+    claim = await ctx.blocking(claim_sync, runtime, connection_pk=connection_pk, epoch=epoch)
     if claim is None:
         return None
     started = time.perf_counter()
     progress = Progress()
     report: SyncReport | None = None
     try:
-        pull(runtime, claim=claim, progress=progress, page_size=page_size, max_pages=max_pages)
+        await pull(ctx, claim=claim, progress=progress, page_size=page_size, max_pages=max_pages)
     except Fenced:
         log.info("sync stopped: the connection changed", connection=connection_pk)
     except Exception:
         log.exception("sync failed unexpectedly", connection=connection_pk)
         progress.failed[WHOLE_SYNC] = PageError("PATIENT_RETRIEVAL_ERROR", "unexpected failure")
-        report = finish_sync(runtime, claim=claim, progress=progress, trigger=trigger)
+        report = await ctx.blocking(
+            finish_sync, runtime, claim=claim, progress=progress, trigger=trigger
+        )
     else:
-        report = finish_sync(
+        backoff = await ctx.blocking(_degraded, runtime, claim, progress)
+        report = await ctx.blocking(
+            finish_sync,
             runtime,
             claim=claim,
             progress=progress,
             trigger=trigger,
-            degraded_backoff=_degraded(runtime, claim, progress),
+            degraded_backoff=backoff,
         )
     SYNC_DURATION.labels(claim.slug).observe(time.perf_counter() - started)
     SYNC_RUNS.labels(claim.slug, report.status.value if report else "stopped").inc()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import or_, select, update
 
@@ -55,13 +56,27 @@ def request_sync(runtime: Runtime, *, member: MemberPrincipal, connection_id: st
                 code="NOT_CONNECTED",
             )
         conn.next_sync_at = now
-        pk, epoch = conn.id, conn.grant_epoch
-    runtime.enqueue("sync", connection_pk=pk, epoch=epoch, trigger="manual")
+        pk, epoch, source = conn.id, conn.grant_epoch, conn.data_source_id
+    runtime.enqueue(
+        "sync",
+        connection_pk=pk,
+        epoch=epoch,
+        trigger="manual",
+        tenant=member.tenant_id,
+        source=source,
+    )
+
+
+class DueSync(NamedTuple):
+    pk: int
+    epoch: int
+    tenant: str
+    source: str
 
 
 def claim_due_syncs(
     runtime: Runtime, *, limit: int = 100, requeue_after: int = 300
-) -> list[tuple[int, int]]:
+) -> list[DueSync]:
     """Connections whose sync is due (or whose RETRIEVING heartbeat went stale), of live
     members of live tenants: a disabled one's connections keep their ``next_sync_at`` and are
     found again once enabled.
@@ -73,7 +88,14 @@ def claim_due_syncs(
     stale = now - timedelta(seconds=HEARTBEAT_STALE_SECONDS)
     with runtime.db.write() as session:
         rows = session.execute(
-            of_live_accounts(select(Connection.id, Connection.grant_epoch))
+            of_live_accounts(
+                select(
+                    Connection.id,
+                    Connection.grant_epoch,
+                    Connection.tenant_id,
+                    Connection.data_source_id,
+                )
+            )
             .where(
                 Connection.status == Status.CONNECTED.value,
                 Connection.next_sync_at <= now,
@@ -93,4 +115,4 @@ def claim_due_syncs(
                 .where(Connection.id.in_(ids))
                 .values(next_sync_at=now + timedelta(seconds=requeue_after))
             )
-    return [(row[0], row[1]) for row in rows]
+    return [DueSync(*row) for row in rows]

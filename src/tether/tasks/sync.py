@@ -11,10 +11,35 @@ from tether.sync.run import run_sync
 from tether.sync.scheduling import claim_due_syncs
 
 SWEEP_BATCH = 200
+DUE_SYNCS_BATCH = 1000  # scheduled syncs queued per sweep (the engine orders and paces them)
+HAND_OVER_TIMEOUT = 30.0  # seconds to wait for room in a full engine before retrying later
 
 
-def sync(runtime: Runtime, *, connection_pk: int, epoch: int, trigger: str = "scheduled") -> None:
-    run_sync(runtime, connection_pk=connection_pk, epoch=epoch, trigger=trigger)
+def sync(
+    runtime: Runtime,
+    *,
+    connection_pk: int,
+    epoch: int,
+    trigger: str = "scheduled",
+    tenant: str = "",
+    source: str = "",
+) -> None:
+    """Hand the sync to this process's engine, or run it here when there is none."""
+    engine = runtime.syncs
+    if engine is None:
+        run_sync(runtime, connection_pk=connection_pk, epoch=epoch, trigger=trigger)
+        return
+    try:
+        engine.submit(
+            connection_pk,
+            epoch,
+            trigger,
+            tenant=tenant,
+            source=source,
+            timeout=HAND_OVER_TIMEOUT,
+        )
+    except TimeoutError:
+        raise RetryLater(5, reason="the sync engine is full") from None
 
 
 def refresh(runtime: Runtime, *, connection_pk: int, stale: str) -> None:
@@ -28,9 +53,16 @@ def refresh(runtime: Runtime, *, connection_pk: int, stale: str) -> None:
 
 def due_syncs(runtime: Runtime) -> int:
     """Scheduled syncs that are due, and RETRIEVING ones whose worker stopped heartbeating."""
-    found = claim_due_syncs(runtime, limit=SWEEP_BATCH)
-    for pk, epoch in found:
-        runtime.enqueue("sync", connection_pk=pk, epoch=epoch, trigger="scheduled")
+    found = claim_due_syncs(runtime, limit=DUE_SYNCS_BATCH)
+    for due in found:
+        runtime.enqueue(
+            "sync",
+            connection_pk=due.pk,
+            epoch=due.epoch,
+            trigger="scheduled",
+            tenant=due.tenant,
+            source=due.source,
+        )
     return len(found)
 
 

@@ -7,6 +7,8 @@ answers before the app looks at the token), then the bearer token is checked (40
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -19,6 +21,8 @@ from tether.sandbox.fhir.outcomes import fhir_response, operation_outcome, unaut
 from tether.sandbox.fhir.search import SearchError, page_url, parse_query, searchset
 from tether.sandbox.urls import source_urls
 
+Handler = Callable[[Request], Awaitable[Response]]
+
 NOT_A_BUNDLE = b'{"resourceType":"Parameters","parameter":[]}'
 BROKEN_JSON = b'{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceTy'
 
@@ -30,7 +34,6 @@ def fhir_routes(sandbox: Sandbox) -> list[Route]:
         source = request.path_params["source"]
         knobs = sandbox.knobs(source)
         counters = sandbox.counters(source)
-        counters.bump("fhir_requests")
         await delay(knobs)
         fault = status_fault(knobs, sandbox.dice(source), counters)
         if fault is not None:
@@ -107,8 +110,21 @@ def fhir_routes(sandbox: Sandbox) -> list[Route]:
             return operation_outcome(404, "not-found", f"{rtype}/{request.path_params['rid']}")
         return fhir_response(body)
 
+    def counted(handler: Handler) -> Handler:
+        """Count the request, and how many are answered at once, from arrival to answer."""
+
+        async def endpoint(request: Request) -> Response:
+            counters = sandbox.counters(request.path_params["source"])
+            counters.fhir_started()
+            try:
+                return await handler(request)
+            finally:
+                counters.fhir_finished()
+
+        return endpoint
+
     return [
-        Route("/{source}/fhir/metadata", metadata, methods=["GET"]),
-        Route("/{source}/fhir/{rtype}", search, methods=["GET"]),
-        Route("/{source}/fhir/{rtype}/{rid}", read, methods=["GET"]),
+        Route("/{source}/fhir/metadata", counted(metadata), methods=["GET"]),
+        Route("/{source}/fhir/{rtype}", counted(search), methods=["GET"]),
+        Route("/{source}/fhir/{rtype}/{rid}", counted(read), methods=["GET"]),
     ]
