@@ -17,4 +17,5 @@ BENCHMARKS: dict[str, str] = {
     "metrics_scrape": "bench.metrics_scrape",
     "console_list": "bench.console_list",
     "webhooks": "bench.webhooks",
+    "fleet": "bench.fleet",
 }

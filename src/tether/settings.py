@@ -117,6 +117,13 @@ class Settings(BaseSettings):
         description="syncs a worker process keeps in flight at once (they wait on the sources: "
         "I/O, not CPU)",
     )
+    sync_processes: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="child processes a worker parses, checks and serialises its syncs' pages in, "
+        "beside the process doing the I/O (0: in its database threads)",
+    )
     sync_db_threads: int = Field(
         default=8,
         ge=1,

@@ -1,7 +1,9 @@
 """Reading a FHIR R4 search, page by page (FHIR R4 §3.1.1.3 "Paging", Bundle.link ``next``).
 
-:meth:`PageReader.pages` yields parsed searchset Bundles, asynchronously: a worker keeps
-hundreds of syncs' requests in flight on one event loop. It follows ``next`` links only on the
+:meth:`PageReader.pages` yields a search's pages, asynchronously (a worker keeps hundreds of
+syncs' requests in flight on one event loop), each turned into whatever the caller's ``parse``
+makes of the body's bytes (the sync parses and checks them in another process) together with
+its ``next`` link. It follows ``next`` links only on the
 source's own origin and only up to a page limit, honours ``429`` + ``Retry-After`` (waiting
 inline when the wait is short), retries 5xx and timeouts with jittered exponential backoff
 (stamina), and turns everything else into a :class:`PageError` with a sync-error code, so the
@@ -11,15 +13,14 @@ reader's ``budget`` (the source's concurrency and per-minute limits: :mod:`tethe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-import orjson
 import stamina
 
 from tether.errors import PageError, TransientPageError, Unauthorized
@@ -31,6 +32,8 @@ MAX_INLINE_RETRY_AFTER = 10.0  # seconds we are willing to wait inside a sync
 RETRY_ATTEMPTS = 4
 RETRY_TIMEOUT = 60.0
 FHIR_JSON = "application/fhir+json"
+
+T = TypeVar("T")
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -53,20 +56,15 @@ def _backoff(exc: Exception) -> bool | float:
     return False
 
 
-def _no_budget() -> AbstractAsyncContextManager[None]:
-    return nullcontext()
-
-
 @dataclass
 class PageReader:
     """Reads one sync's searches page by page; ``authorization`` gives the current header
     value (a bearer token that may be swapped after a refresh, or Basic credentials), and
-    ``budget`` the slot each request is sent in."""
+    ``slot`` the context each request is sent in, which gives the client to send it on."""
 
-    http: httpx.AsyncClient
     base_url: str
     authorization: Callable[[], str]
-    budget: Callable[[], AbstractAsyncContextManager[Any]] = _no_budget
+    slot: Callable[[], AbstractAsyncContextManager[httpx.AsyncClient]]
     max_pages: int = DEFAULT_MAX_PAGES
     retry_attempts: int = RETRY_ATTEMPTS
     retry_timeout: float = RETRY_TIMEOUT
@@ -80,11 +78,11 @@ class PageReader:
         a, b = urlsplit(url), urlsplit(self.base_url)
         return (a.scheme, a.netloc) == (b.scheme, b.netloc) and a.path.startswith(b.path)
 
-    async def _get_once(self, url: str, params: dict[str, str] | None) -> dict[str, Any]:
+    async def _get_once(self, url: str, params: dict[str, str] | None) -> bytes:
         try:
-            async with self.budget():
+            async with self.slot() as http:
                 self.requests += 1
-                response = await self.http.get(
+                response = await http.get(
                     url,
                     params=params,
                     headers={"Authorization": self.authorization(), "Accept": FHIR_JSON},
@@ -110,19 +108,10 @@ class PageReader:
             raise PageError("PATIENT_RETRIEVAL_ERROR", "the source answered 404")
         if status != 200:
             raise PageError("INVALID_RESPONSE", f"unexpected HTTP {status}")
-        try:
-            bundle = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise PageError("INVALID_RESPONSE", "the page is not JSON") from None
-        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-            raise PageError("INVALID_RESPONSE", "the page is not a FHIR Bundle")
-        entries = bundle.get("entry", [])
-        if not isinstance(entries, list):
-            raise PageError("INVALID_RESPONSE", "Bundle.entry is not a list")
-        return bundle
+        return response.content
 
-    async def get(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
-        """One page, with retries for transient failures."""
+    async def get(self, url: str, params: dict[str, str] | None = None) -> bytes:
+        """One page's body, with retries for transient failures."""
         last: TransientPageError | None = None
         try:
             async for attempt in stamina.retry_context(
@@ -145,25 +134,24 @@ class PageReader:
             raise PageError(exc.code, f"gave up after retries: {exc}") from None
         raise PageError(last.code if last else "SOURCE_UNAVAILABLE", "gave up")  # pragma: no cover
 
-    async def pages(self, url: str, params: dict[str, str] | None) -> AsyncIterator[dict[str, Any]]:
-        """Every page of a search, following ``next`` within the source and the page limit."""
-        page = await self.get(url, params)
+    async def pages(
+        self,
+        url: str,
+        params: dict[str, str] | None,
+        parse: Callable[[bytes], Awaitable[tuple[T, str | None]]],
+    ) -> AsyncIterator[T]:
+        """Every page of a search as ``parse`` makes it (``parse`` also gives the page's
+        ``next`` link, and raises PageError for a page that is not a searchset Bundle),
+        following ``next`` within the source and the page limit."""
+        page, next_url = await parse(await self.get(url, params))
         count = 1
         while True:
             yield page
-            next_url = next(
-                (
-                    link.get("url")
-                    for link in page.get("link", []) or []
-                    if isinstance(link, dict) and link.get("relation") == "next"
-                ),
-                None,
-            )
             if not next_url:
                 return
-            if not isinstance(next_url, str) or not self._same_origin(next_url):
+            if not self._same_origin(next_url):
                 raise PageError("INVALID_RESPONSE", "a next link leaves the source's FHIR base")
             if count >= self.max_pages:
                 raise PageError("PAGING_LIMIT", f"more than {self.max_pages} pages")
-            page = await self.get(next_url)
+            page, next_url = await parse(await self.get(next_url))
             count += 1

@@ -27,7 +27,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -68,8 +68,10 @@ class Budget:
 
 
 class Budgets(Protocol):
-    def slot(self, source: str, budget: Budget) -> Any:
-        """An async context manager: inside it, one request to ``source`` may be in flight."""
+    def slot(
+        self, source: str, budget: Budget, gate: asyncio.Semaphore | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        """Inside it, one request to ``source`` may be in flight (see :meth:`_Limits.slot`)."""
         ...
 
     async def aclose(self) -> None: ...
@@ -90,12 +92,35 @@ class _Limits:
             semaphore = self._local[key] = asyncio.Semaphore(budget.max_concurrent)
         return semaphore
 
-    async def _within_minute(self, source: str, budget: Budget) -> None:
+    def concurrent(self, source: str, budget: Budget) -> AbstractAsyncContextManager[None]:
+        """One of the source's concurrent requests (the minute's count not yet spent)."""
+        raise NotImplementedError
+
+    async def try_minute(self, source: str, budget: Budget) -> float | None:
+        """Count one request in the source's window: None when it may go now, else the
+        seconds until the window has room (nothing counted)."""
         item = RateLimitItemPerSecond(budget.per_window, budget.window)
-        while not await self._limiter.hit(item, KEY_PREFIX, source):
-            stats = await self._limiter.get_window_stats(item, KEY_PREFIX, source)
-            wait = max(POLL_MIN, stats.reset_time - time.time())
-            await asyncio.sleep(wait + random.uniform(0, 0.05))
+        if await self._limiter.hit(item, KEY_PREFIX, source):
+            return None
+        stats = await self._limiter.get_window_stats(item, KEY_PREFIX, source)
+        return max(POLL_MIN, stats.reset_time - time.time()) + random.uniform(0, 0.05)
+
+    @asynccontextmanager
+    async def slot(
+        self, source: str, budget: Budget, gate: asyncio.Semaphore | None = None
+    ) -> AsyncIterator[None]:
+        """Inside it, one request to ``source`` may be in flight: a concurrent slot, then
+        (holding ``gate``, this process's cap on all requests, when given) the window's
+        count, spent right before the request goes out. Waiting for the window releases
+        ``gate``, so a source out of budget holds none of the others' requests."""
+        async with self.concurrent(source, budget):
+            while True:
+                async with gate or contextlib.nullcontext():
+                    wait = await self.try_minute(source, budget)
+                    if wait is None:
+                        yield
+                        return
+                await asyncio.sleep(wait)
 
 
 class LocalBudgets(_Limits):
@@ -104,11 +129,8 @@ class LocalBudgets(_Limits):
     def __init__(self) -> None:
         super().__init__(MovingWindowRateLimiter(MemoryStorage()))
 
-    @asynccontextmanager
-    async def slot(self, source: str, budget: Budget) -> AsyncIterator[None]:
-        async with self._semaphore(source, budget):
-            await self._within_minute(source, budget)
-            yield
+    def concurrent(self, source: str, budget: Budget) -> AbstractAsyncContextManager[None]:
+        return self._semaphore(source, budget)
 
     async def aclose(self) -> None:
         return None
@@ -143,19 +165,24 @@ class RedisBudgets(_Limits):
         self._lease = lease
 
     @asynccontextmanager
-    async def slot(self, source: str, budget: Budget) -> AsyncIterator[None]:
+    async def concurrent(self, source: str, budget: Budget) -> AsyncIterator[None]:
         key = f"{KEY_PREFIX}:concurrent:{source}"
         token = uuid.uuid4().hex
         async with self._semaphore(source, budget):
             shared = await self._take(key, budget, token)
             try:
-                if shared:
-                    await self._shared_minute(source, budget)
                 yield
             finally:
                 if shared:
                     with contextlib.suppress(Exception):
                         await self._redis.zrem(key, token)
+
+    async def try_minute(self, source: str, budget: Budget) -> float | None:
+        try:
+            return await super().try_minute(source, budget)
+        except Exception as exc:  # an outage of the store lets the request through
+            log.warning("budget.unavailable", error=type(exc).__name__)
+            return None
 
     async def _take(self, key: str, budget: Budget, token: str) -> bool:
         """Wait for a shared slot; False when Redis cannot be reached (then only this
@@ -171,12 +198,6 @@ class RedisBudgets(_Limits):
             log.warning("budget.unavailable", error=type(exc).__name__)
             return False
         return True
-
-    async def _shared_minute(self, source: str, budget: Budget) -> None:
-        try:
-            await self._within_minute(source, budget)
-        except Exception as exc:
-            log.warning("budget.unavailable", error=type(exc).__name__)
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -13,15 +13,24 @@
 
 A page that fails a check is not written at all. The resources are the parsed page's own dicts,
 changed in place and never copied: this runs for every resource a sync stores.
+
+:func:`prepare_page` is the whole per-resource half of a sync for one page, from the body's
+bytes to the rows' JSON text: parse, check, stamp, serialise. It is a pure function of plain
+values, so the worker runs it in a separate process (``TETHER_SYNC_PROCESSES``) beside the
+event loop that does the I/O, and gets back only strings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from tether.errors import PageError
-from tether.sync.fenced_writes import Row
+
+if TYPE_CHECKING:  # not imported at run time: a page-preparing process needs no database
+    from tether.sync.fenced_writes import Row
 
 PATIENT_FIELDS = ("subject", "patient", "beneficiary")
 MAX_ID_LENGTH = 64
@@ -78,3 +87,56 @@ def _belongs(resource: dict[str, Any], rtype: str, patient_id: str, suffix: str)
         if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
             return bool(ref["reference"].endswith(suffix))
     return True
+
+
+PreparedRow = tuple[str, str, str | None, str]  # (type, id, meta.lastUpdated, the JSON text)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPage:
+    """One page made ready to store: its rows as JSON text, its ``next`` link, what the checks
+    noticed, or the error (code, message) it fails with: nothing here needs the parsed page."""
+
+    rows: list[PreparedRow]
+    next_url: str | None
+    foreign: int = 0
+    newest: str = ""  # the page's newest meta.lastUpdated
+    error: tuple[str, str] | None = None
+
+
+def prepare_page(body: bytes, *, rtype: str, patient_id: str, source: str) -> PreparedPage:
+    """Parse one searchset page of ``rtype`` and turn it into rows (see :func:`page_rows`)."""
+    try:
+        bundle = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _failed("the page is not JSON")
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        return _failed("the page is not a FHIR Bundle")
+    if not isinstance(bundle.get("entry", []), list):
+        return _failed("Bundle.entry is not a list")
+    next_url = next(
+        (
+            link.get("url")
+            for link in bundle.get("link", []) or []
+            if isinstance(link, dict) and link.get("relation") == "next"
+        ),
+        None,
+    )
+    if next_url is not None and not isinstance(next_url, str):
+        return _failed("a next link is not a URL")
+    tally = Tally()
+    try:
+        rows = page_rows(bundle, rtype=rtype, patient_id=patient_id, source=source, tally=tally)
+    except PageError as exc:
+        return PreparedPage([], None, error=(exc.code, str(exc)))
+    dumps = orjson.dumps
+    return PreparedPage(
+        [(t, rid, updated, dumps(resource).decode()) for t, rid, updated, resource in rows],
+        next_url,
+        foreign=tally.foreign,
+        newest=tally.newest.get(rtype, ""),
+    )
+
+
+def _failed(message: str) -> PreparedPage:
+    return PreparedPage([], None, error=("INVALID_RESPONSE", message))

@@ -8,7 +8,9 @@ Every FHIR request of every sync goes through one connection pool (``httpx.Async
 source on a shared ``AsyncHTTPTransport``), counted as its source's by
 :class:`~tether.metrics.MeteredAsyncTransport`. Blocking work (the database, token refreshes,
 which use the synchronous HTTP client) runs in a bounded thread pool, in the caller's
-``contextvars`` context so logs and traces stay attached to the sync.
+``contextvars`` context so logs and traces stay attached to the sync; pages are parsed, checked
+and serialised in the worker's page processes (:func:`~tether.sync.checks.prepare_page`), or
+in those threads when there are none.
 """
 
 from __future__ import annotations
@@ -16,21 +18,53 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import ParamSpec, TypeVar
 
 import httpx
 
 from tether.metrics import MeteredAsyncTransport
 from tether.runtime import Runtime
-from tether.sync.budgets import Budgets, make_budgets
+from tether.sync.budgets import Budget, Budgets, make_budgets
+from tether.sync.checks import PreparedPage, prepare_page
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 USER_AGENT = "tether/0.1"
 LEASE_MARGIN = 10.0  # seconds a shared budget slot outlives the longest request
+# Connections to all sources together: 100 at 200 ms a request is 500 requests a second, about
+# 2,500 syncs a minute (sources' own budgets are usually far lower). httpcore checks every
+# connection of a pool on each request (measured: 40 % of a busy worker's CPU with one pool
+# of 100), so they are split into pools of ``SHARD_SIZE`` and each request takes the least
+# busy pool.
+HTTP_POOL = 100
+SHARD_SIZE = 10
+
+
+class _Shard:
+    """One connection pool, its per-source clients, and how many requests it carries."""
+
+    def __init__(self, size: int, timeout: httpx.Timeout) -> None:
+        self.pool = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        )
+        self.timeout = timeout
+        self.busy = 0
+        self.clients: dict[str, httpx.AsyncClient] = {}
+
+    def client(self, source: str) -> httpx.AsyncClient:
+        client = self.clients.get(source)
+        if client is None:
+            client = self.clients[source] = httpx.AsyncClient(
+                transport=MeteredAsyncTransport(self.pool, source=source),
+                timeout=self.timeout,
+                follow_redirects=False,
+                headers={"User-Agent": USER_AGENT},
+            )
+        return client
 
 
 class LoopContext:
@@ -42,7 +76,8 @@ class LoopContext:
         *,
         executor: ThreadPoolExecutor,
         budgets: Budgets | None = None,
-        max_connections: int = 100,
+        max_connections: int = HTTP_POOL,
+        pages: Executor | None = None,
     ) -> None:
         self.runtime = runtime
         self.budgets = budgets or make_budgets(
@@ -50,32 +85,43 @@ class LoopContext:
             lease=runtime.settings.http_timeout + LEASE_MARGIN,
         )
         self._executor = executor
-        self._pool = httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            )
-        )
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._pages = pages or executor  # where pages are prepared: a process pool, or threads
+        timeout = httpx.Timeout(runtime.settings.http_timeout, connect=10.0)
+        shards = max(1, -(-max_connections // SHARD_SIZE))
+        size = -(-max_connections // shards)
+        self._shards = [_Shard(size, timeout) for _ in range(shards)]
+        # Requests beyond the pools' connections would wait inside httpcore, whose pool scans
+        # every waiting request against every connection on each event: they wait here, and
+        # the least busy pool always has a free connection.
+        self._requests = asyncio.Semaphore(size * shards)
 
-    def client(self, source: str) -> httpx.AsyncClient:
-        client = self._clients.get(source)
-        if client is None:
-            client = self._clients[source] = httpx.AsyncClient(
-                transport=MeteredAsyncTransport(self._pool, source=source),
-                timeout=httpx.Timeout(self.runtime.settings.http_timeout, connect=10.0),
-                follow_redirects=False,
-                headers={"User-Agent": USER_AGENT},
-            )
-        return client
+    @asynccontextmanager
+    async def request_slot(self, source: str, budget: Budget) -> AsyncIterator[httpx.AsyncClient]:
+        async with self.budgets.slot(source, budget, self._requests):
+            shard = min(self._shards, key=lambda s: s.busy)
+            shard.busy += 1
+            try:
+                yield shard.client(source)
+            finally:
+                shard.busy -= 1
 
     def blocking(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
         return asyncio.get_running_loop().run_in_executor(self._executor, call)
 
+    def prepare(
+        self, body: bytes, *, rtype: str, patient_id: str, source: str
+    ) -> Awaitable[PreparedPage]:
+        call = functools.partial(
+            prepare_page, body, rtype=rtype, patient_id=patient_id, source=source
+        )
+        return asyncio.get_running_loop().run_in_executor(self._pages, call)
+
     async def aclose(self) -> None:
-        """Close the connection pool and the budgets' store (the per-source clients only
-        wrap the pool)."""
-        await self._pool.aclose()
+        """Close the connection pools and the budgets' store (the per-source clients only
+        wrap the pools)."""
+        for shard in self._shards:
+            await shard.pool.aclose()
         await self.budgets.aclose()
 
 

@@ -3,7 +3,9 @@
 A sync spends nearly all its time waiting for its source (100 to 500 ms a request at real health
 systems), so a worker process runs them as coroutines (:func:`tether.sync.run.sync_connection`)
 on one event loop in a thread of its own, up to ``TETHER_SYNC_CONCURRENCY`` at once, with
-their blocking work (the database, token refreshes) in ``TETHER_SYNC_DB_THREADS`` threads.
+their blocking work (the database, token refreshes) in ``TETHER_SYNC_DB_THREADS`` threads and
+the per-resource work (parse, check, serialise each page) in ``TETHER_SYNC_PROCESSES`` child
+processes, so it runs beside the event loop instead of taking turns with it for one core.
 
 The queue's ``sync`` task only hands the run over (:meth:`SyncEngine.submit`) and returns, so
 two queue threads keep the engine fed. The database stays the truth: a run is claimed in the
@@ -23,10 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import threading
 import time
 from collections import Counter, OrderedDict, deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, update
@@ -122,6 +125,7 @@ class SyncEngine:
         *,
         concurrency: int | None = None,
         db_threads: int | None = None,
+        processes: int | None = None,
         stop_timeout: float = 10.0,
     ) -> None:
         settings = runtime.settings
@@ -129,6 +133,7 @@ class SyncEngine:
         self.concurrency = concurrency or settings.sync_concurrency
         self.reserve = max(1, self.concurrency // 10)  # extra slots only "Sync now" may use
         self.db_threads = db_threads or settings.sync_db_threads
+        self.processes = settings.sync_processes if processes is None else processes
         self.stop_timeout = stop_timeout
         self._queue = FairQueue()
         self._lock = threading.Condition()
@@ -226,9 +231,14 @@ class SyncEngine:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         executor = ThreadPoolExecutor(max_workers=self.db_threads, thread_name_prefix="sync-db")
-        ctx = LoopContext(
-            self.runtime, executor=executor, max_connections=max(100, self.concurrency * 2)
+        pages = (
+            ProcessPoolExecutor(
+                max_workers=self.processes, mp_context=multiprocessing.get_context("forkserver")
+            )
+            if self.processes
+            else None
         )
+        ctx = LoopContext(self.runtime, executor=executor, pages=pages)
         heartbeat = asyncio.create_task(self._heartbeats(ctx))
         self._ready.set()
         try:
@@ -239,6 +249,8 @@ class SyncEngine:
             await asyncio.gather(heartbeat, return_exceptions=True)
             await ctx.aclose()
             executor.shutdown(wait=True, cancel_futures=True)
+            if pages is not None:
+                pages.shutdown(wait=True, cancel_futures=True)
             self._loop = None
 
     async def _dispatch(self, ctx: LoopContext) -> None:

@@ -13,31 +13,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
 from tether.domain import Status
 from tether.errors import Fenced
 from tether.store.models import Connection, FhirResource
 
-Row = tuple[str, str, str | None, dict[str, Any]]  # (type, id, meta.lastUpdated, the resource)
+# (type, id, meta.lastUpdated, the resource: parsed, or already its JSON text)
+Row = tuple[str, str, str | None, dict[str, Any] | str]
+_CONNECTIONS = cast(Table, Connection.__table__)
 
 
 def fence(session: Session, connection_pk: int, epoch: int, now: datetime) -> None:
     """Renew the sync's heartbeat, or raise :class:`~tether.errors.Fenced` (see above)."""
-    result = session.execute(
-        update(Connection)
+    result = session.connection().execute(  # Core, not ORM: this runs for every write
+        update(_CONNECTIONS)
         .where(
-            Connection.id == connection_pk,
-            Connection.grant_epoch == epoch,
-            Connection.status == Status.CONNECTED.value,
+            _CONNECTIONS.c.id == connection_pk,
+            _CONNECTIONS.c.grant_epoch == epoch,
+            _CONNECTIONS.c.status == Status.CONNECTED.value,
         )
         .values(sync_heartbeat_at=now)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         raise Fenced()
 
 
@@ -66,7 +68,15 @@ def upsert_resources(
         return 0
     dumps = orjson.dumps
     values = [
-        (member_id, connection_pk, rtype, rid, updated, epoch, dumps(resource).decode())
+        (
+            member_id,
+            connection_pk,
+            rtype,
+            rid,
+            updated,
+            epoch,
+            resource if isinstance(resource, str) else dumps(resource).decode(),
+        )
         for rtype, rid, updated, resource in rows
     ]
     dialect = session.get_bind().dialect.name

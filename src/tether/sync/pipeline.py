@@ -6,8 +6,9 @@ each. Up to ``TYPE_CONCURRENCY`` resource types are searched at once (FHIR pagin
 :mod:`tether.fhir.paging`, every request inside the source's budget), and the fetchers tell the
 store loop what happened with the typed messages below. At most ``QUEUE_DEPTH`` pages wait
 between them, so memory stays bounded by a few pages per sync whatever the size of the record.
-The store loop hands every page that has already arrived, up to ``WRITE_BATCH`` resources, to
-a database thread, which checks each page (:mod:`tether.sync.checks`) and writes them in one
+The store loop gathers pages (up to ``WRITE_BATCH`` resources or ``HELD_PAGES`` pages, or
+whatever there is when the fetchers are done) and hands them to a database thread, which
+checks each page (:mod:`tether.sync.checks`) and writes them in one
 transaction fenced by the grant epoch (:mod:`tether.sync.fenced_writes`): the per-resource
 work never runs on the event loop. What happened is gathered in a :class:`Progress`.
 
@@ -22,8 +23,9 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, Protocol, TypeAlias, TypeVar
+from typing import ParamSpec, Protocol, TypeAlias, TypeVar
 
 import httpx
 
@@ -38,16 +40,17 @@ from tether.errors import Fenced, PageError, SourceUnavailable, Unauthorized
 from tether.fhir.paging import PageReader
 from tether.logging import get_logger
 from tether.runtime import Runtime
-from tether.sync.budgets import Budgets
-from tether.sync.checks import Tally, page_rows
+from tether.sync.budgets import Budget, Budgets
+from tether.sync.checks import PreparedPage, PreparedRow, Tally
 from tether.sync.claim import Claim
-from tether.sync.fenced_writes import Row, fence, upsert_resources
+from tether.sync.fenced_writes import fence, upsert_resources
 
 log = get_logger("tether.sync")
 
 QUEUE_DEPTH = 4  # pages waiting to be written: the memory bound is a few pages
 TYPE_CONCURRENCY = 4  # a sync's resource types searched at once
-WRITE_BATCH = 2000  # resources per write transaction, at most (pages already arrived)
+WRITE_BATCH = 2000  # resources that make a write transaction (pages already arrived)
+HELD_PAGES = 4  # pages that make a write transaction, whatever their size
 SOURCE_DOWN = frozenset({"SOURCE_UNAVAILABLE", "RATE_LIMITED"})
 WHOLE_SYNC = "*"  # the "type" of a failure that is not one resource type's
 
@@ -69,10 +72,10 @@ class Progress:
 
 @dataclass(frozen=True, slots=True)
 class PageArrived:
-    """One parsed searchset page of ``rtype``."""
+    """One searchset page of ``rtype``, checked and serialised."""
 
     rtype: str
-    bundle: dict[str, Any]
+    page: PreparedPage
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,17 +113,28 @@ T = TypeVar("T")
 
 class SyncContext(Protocol):
     """What a sync runs with: the runtime, the event loop's HTTP clients, the sources'
-    budgets, and the threads blocking work (the database, token refreshes) runs in."""
+    budgets, the threads blocking work (the database, token refreshes) runs in, and where
+    pages are parsed and checked."""
 
     runtime: Runtime
     budgets: Budgets
 
-    def client(self, source: str) -> httpx.AsyncClient:
-        """The HTTP client for ``source``'s FHIR requests (counted as that source's)."""
+    def request_slot(
+        self, source: str, budget: Budget
+    ) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        """Inside it, one request to ``source`` may be sent (within its budget and the
+        process's connections), on the client it gives (counted as ``source``'s)."""
         ...
 
     def blocking(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
         """Run ``fn`` in a database thread, without blocking the event loop."""
+        ...
+
+    def prepare(
+        self, body: bytes, *, rtype: str, patient_id: str, source: str
+    ) -> Awaitable[PreparedPage]:
+        """:func:`~tether.sync.checks.prepare_page`, off the event loop (in another process
+        when the worker keeps one for it)."""
         ...
 
 
@@ -156,11 +170,10 @@ async def pull(
     current = _Current(first)
     pages: asyncio.Queue[Message] = asyncio.Queue(maxsize=QUEUE_DEPTH)
     reader = PageReader(
-        http=ctx.client(claim.slug),
         base_url=claim.base_url,
         authorization=current.header,
         max_pages=max_pages,
-        budget=lambda: ctx.budgets.slot(claim.slug, claim.budget),
+        slot=lambda: ctx.request_slot(claim.slug, claim.budget),
     )
     progress.reader = reader
     fetcher = asyncio.create_task(
@@ -245,7 +258,8 @@ async def _fetch_type(
             sent_with = current.authorization
             try:
                 params = _search(claim, rtype, page_size, incremental=True)
-                async for page in reader.pages(f"{claim.base_url}/{rtype}", params):
+                parse = _parser(ctx, claim, rtype)
+                async for page in reader.pages(f"{claim.base_url}/{rtype}", params, parse):
                     if stop.is_set() or rtype in progress.failed:
                         return
                     await pages.put(PageArrived(rtype, page))
@@ -274,6 +288,18 @@ async def _fetch_type(
                 )
                 stop.set()
                 return
+
+
+def _parser(
+    ctx: SyncContext, claim: Claim, rtype: str
+) -> Callable[[bytes], Awaitable[tuple[PreparedPage, str | None]]]:
+    async def parse(body: bytes) -> tuple[PreparedPage, str | None]:
+        page = await ctx.prepare(body, rtype=rtype, patient_id=claim.patient_id, source=claim.slug)
+        if page.error is not None:
+            raise PageError(*page.error)  # nothing of this page is written
+        return page, page.next_url
+
+    return parse
 
 
 async def _renew(
@@ -318,26 +344,26 @@ async def _renew(
 
 
 def _size(message: Message) -> int:
-    return len(message.bundle.get("entry") or []) if isinstance(message, PageArrived) else 0
+    return len(message.page.rows) if isinstance(message, PageArrived) else 0
 
 
 async def _store_all(
     ctx: SyncContext, claim: Claim, pages: asyncio.Queue[Message], progress: Progress
 ) -> None:
-    """Write what the fetchers have queued: every page that has already arrived (up to
-    ``WRITE_BATCH`` resources) goes to one database thread call and one fenced transaction,
-    so small pages or a slow database cost fewer round trips."""
+    """Write what the fetchers have queued: pages are held until ``WRITE_BATCH`` resources
+    or ``HELD_PAGES`` pages have arrived (or the fetchers are done), then go to one database
+    thread call and one fenced transaction, so small pages or a slow database cost fewer
+    round trips while memory stays bounded by a few pages."""
     ended = False
+    held: list[PageArrived] = []  # pages waiting to be written together
+    resources = 0
     while not ended:
         batch = [await pages.get()]
-        arrived = _size(batch[0])
-        while isinstance(batch[-1], PageArrived) and arrived < WRITE_BATCH:
+        while not isinstance(batch[-1], FetchEnded):
             try:
                 batch.append(pages.get_nowait())
             except asyncio.QueueEmpty:
                 break
-            arrived += _size(batch[-1])
-        arrivals: list[PageArrived] = []
         for message in batch:
             match message:
                 case FetchEnded():
@@ -352,32 +378,30 @@ async def _store_all(
                     progress.expired = True
                 case PageArrived(rtype) if rtype not in progress.failed:
                     progress.pages += 1
-                    arrivals.append(message)
-        if arrivals:
-            await ctx.blocking(_write_pages, ctx.runtime, claim, arrivals, progress)
+                    held.append(message)
+                    resources += _size(message)
+        # Write when enough has gathered (or the fetchers are done): a small record is one
+        # transaction, a large one WRITE_BATCH resources or HELD_PAGES pages at a time.
+        if held and (ended or resources >= WRITE_BATCH or len(held) >= HELD_PAGES):
+            await ctx.blocking(_write_pages, ctx.runtime, claim, held, progress)
+            held, resources = [], 0
 
 
 def _write_pages(
     runtime: Runtime, claim: Claim, arrivals: list[PageArrived], progress: Progress
 ) -> None:
-    """In a database thread: check each page (one that fails its checks is left out whole and
-    fails its type) and write the rest in one transaction fenced by the grant epoch."""
-    rows: list[Row] = []
-    for page in arrivals:
-        if page.rtype in progress.failed:
+    """In a database thread: write the pages' rows (those of a type that has failed since
+    they arrived are left out) in one transaction fenced by the grant epoch."""
+    rows: list[PreparedRow] = []
+    tally = progress.tally
+    for arrival in arrivals:
+        if arrival.rtype in progress.failed:
             continue
-        try:
-            rows.extend(
-                page_rows(
-                    page.bundle,
-                    rtype=page.rtype,
-                    patient_id=claim.patient_id,
-                    source=claim.slug,
-                    tally=progress.tally,
-                )
-            )
-        except PageError as exc:
-            progress.failed[page.rtype] = exc  # nothing of this page is written
+        page = arrival.page
+        rows.extend(page.rows)
+        tally.foreign += page.foreign
+        if page.newest > tally.newest.get(arrival.rtype, ""):
+            tally.newest[arrival.rtype] = page.newest
     if not rows:
         return
     with runtime.db.write() as session:
