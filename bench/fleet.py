@@ -65,7 +65,7 @@ OTHERS = 20
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def worker_env(runtime: Runtime, concurrency: int) -> dict[str, str]:
+def worker_env(runtime: Runtime, concurrency: int, processes: int) -> dict[str, str]:
     settings = runtime.settings
     assert settings.secret_key is not None
     env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
@@ -77,6 +77,7 @@ def worker_env(runtime: Runtime, concurrency: int) -> dict[str, str]:
         TETHER_DATA_DIR=str(settings.data_dir),
         TETHER_PUBLIC_BASE_URL=settings.public_base_url,
         TETHER_SYNC_CONCURRENCY=str(concurrency),
+        TETHER_SYNC_PROCESSES=str(processes),
         TETHER_LOG_LEVEL="WARNING",
     )
     return env
@@ -85,11 +86,11 @@ def worker_env(runtime: Runtime, concurrency: int) -> dict[str, str]:
 class Worker:
     """A ``tether worker`` process; its peak RSS is read from /proc before it is stopped."""
 
-    def __init__(self, runtime: Runtime, concurrency: int) -> None:
+    def __init__(self, runtime: Runtime, concurrency: int, processes: int) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tether", "worker", "--sweep-interval", "3600"],
             cwd=ROOT,
-            env=worker_env(runtime, concurrency),
+            env=worker_env(runtime, concurrency, processes),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -262,7 +263,7 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
                 members = make_members(runtime, args.members + OTHERS + 1, prefix="fleet")
                 solo, others, fleet = members[0], members[1 : 1 + OTHERS], members[1 + OTHERS :]
                 # 1. The ideal: one sync alone at the same latency.
-                worker = Worker(runtime, args.concurrency)
+                worker = Worker(runtime, args.concurrency, args.processes)
                 try:
                     alone = connect_member(runtime, base, solo, CLINIC, "clinic-1")[0]
                     for other in others:
@@ -288,7 +289,7 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
                 # 3. The fleet's syncs on one worker process.
                 server, sandbox_pid = server_pid(), sandbox.proc.pid
                 server_cpu, sandbox_cpu = cpu_seconds(server), cpu_seconds(sandbox_pid)
-                worker = Worker(runtime, args.concurrency)
+                worker = Worker(runtime, args.concurrency, args.processes)
                 try:
                     with Reader(base, others) as busy:
                         wait_all(runtime, pks, timeout=args.timeout)
@@ -318,6 +319,7 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
             "members": args.members,
             "latency_ms": args.latency_ms,
             "concurrency": args.concurrency,
+            "processes": args.processes,
             "resources_per_sync": sum((resources or {}).values()),
             "connect_seconds": round(connect_seconds, 1),
             "ideal_seconds": round(ideal, 3),
@@ -381,6 +383,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--latency-ms", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--processes", type=int, default=0, help="TETHER_SYNC_PROCESSES")
     parser.add_argument("--max-concurrent-requests", type=int, default=400)
     parser.add_argument("--max-requests-per-minute", type=int, default=60_000)
     parser.add_argument("--idle-seconds", type=float, default=5.0)

@@ -256,7 +256,13 @@ def bench_engine(engine: str, args: argparse.Namespace, with_memory: bool) -> di
             print(f"[{engine}] page {page_size}: fetch {fetch_s:.1f} s", flush=True)
             cpu0 = time.process_time()
             start = time.perf_counter()
-            report = run_sync(runtime, connection_pk=sync_pk, epoch=sync_epoch, page_size=page_size)
+            report = run_sync(
+                runtime,
+                connection_pk=sync_pk,
+                epoch=sync_epoch,
+                page_size=page_size,
+                processes=args.processes,
+            )
             sync_s = time.perf_counter() - start
             sync_cpu = time.process_time() - cpu0
             assert report is not None
@@ -336,6 +342,12 @@ def report(result: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench sync", description=__doc__)
     parser.add_argument("--resources", type=int, default=DEFAULT_RESOURCES)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="page processes of the sync (TETHER_SYNC_PROCESSES; 0: prepared in threads)",
+    )
     parser.add_argument(
         "--page-size", type=int, action="append", help="repeatable; default 200, 500, 1000"
     )

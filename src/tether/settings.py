@@ -118,11 +118,12 @@ class Settings(BaseSettings):
         "I/O, not CPU)",
     )
     sync_processes: int = Field(
-        default=1,
+        default=0,
         ge=0,
         le=64,
         description="child processes a worker parses, checks and serialises its syncs' pages in, "
-        "beside the process doing the I/O (0: in its database threads)",
+        "beside the process doing the I/O (0: in its database threads; worth it only with cores "
+        "to spare: docs/benchmarks.md)",
     )
     sync_db_threads: int = Field(
         default=8,

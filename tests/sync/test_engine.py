@@ -120,7 +120,7 @@ def test_many_syncs_are_in_flight_at_once_within_the_source_budget(
     conns = connect_many(client, member, runtime, CLINIC, "clinic-1", 40)
     sandbox.set_knobs(CLINIC, {"latency_ms": 200})
     sandbox.counters(CLINIC).reset()
-    running = engine(concurrency=200)
+    running = engine(concurrency=200, processes=1)  # pages prepared in a child process
     for conn in conns:
         assert running.submit(conn.id, conn.grant_epoch, "initial", tenant="t", source=CLINIC)
     wait_for(lambda: all(s == "RETRIEVED" for s in statuses(runtime, conns)), timeout=150)

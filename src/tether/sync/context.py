@@ -18,8 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import multiprocessing
+import os
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import ParamSpec, TypeVar
 
@@ -125,17 +129,50 @@ class LoopContext:
         await self.budgets.aclose()
 
 
-def run_alone(runtime: Runtime, work: Callable[[LoopContext], Awaitable[T]]) -> T:
+def page_processes(count: int) -> ProcessPoolExecutor | None:
+    """``count`` processes to prepare pages in (None for none). Spawned, never forked (the
+    worker has threads), and each exits when the process that started it is gone."""
+    if count < 1:
+        return None
+    return ProcessPoolExecutor(
+        max_workers=count,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
+    )
+
+
+def exit_with_parent(parent: int) -> None:
+    """In a page process: exit as soon as the process that started it is gone (one killed
+    with SIGKILL cannot stop its pool, and the pool's queues never see end-of-file)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def run_alone(
+    runtime: Runtime, work: Callable[[LoopContext], Awaitable[T]], *, processes: int = 0
+) -> T:
     """Run ``work`` to the end on an event loop of its own, in a thread of its own (so the
-    caller's thread may already run a loop), in the caller's context; its result or error."""
+    caller's thread may already run a loop), in the caller's context; its result or error.
+    ``processes``: page processes to start for it (none: pages are prepared in threads)."""
 
     async def main() -> T:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-db") as executor:
-            ctx = LoopContext(runtime, executor=executor)
-            try:
-                return await work(ctx)
-            finally:
-                await ctx.aclose()
+        pages = page_processes(processes)
+        try:
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-db") as executor:
+                ctx = LoopContext(runtime, executor=executor, pages=pages)
+                try:
+                    return await work(ctx)
+                finally:
+                    await ctx.aclose()
+        finally:
+            if pages is not None:
+                pages.shutdown(wait=True, cancel_futures=True)
 
     context = contextvars.copy_context()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-loop") as thread:

@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import threading
 import time
 from collections import Counter, OrderedDict, deque
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, update
@@ -38,7 +37,7 @@ from tether.domain import Status, SyncStatus
 from tether.logging import get_logger
 from tether.runtime import Runtime
 from tether.store.models import Connection
-from tether.sync.context import LoopContext
+from tether.sync.context import LoopContext, page_processes
 from tether.sync.run import sync_connection
 
 log = get_logger("tether.sync")
@@ -231,13 +230,7 @@ class SyncEngine:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         executor = ThreadPoolExecutor(max_workers=self.db_threads, thread_name_prefix="sync-db")
-        pages = (
-            ProcessPoolExecutor(
-                max_workers=self.processes, mp_context=multiprocessing.get_context("forkserver")
-            )
-            if self.processes
-            else None
-        )
+        pages = page_processes(self.processes)
         ctx = LoopContext(self.runtime, executor=executor, pages=pages)
         heartbeat = asyncio.create_task(self._heartbeats(ctx))
         self._ready.set()

@@ -37,10 +37,12 @@ def run_sync(
     trigger: str = "scheduled",
     page_size: int = DEFAULT_PAGE_SIZE,
     max_pages: int = DEFAULT_MAX_PAGES,
+    processes: int = 0,
 ) -> SyncReport | None:
     """Sync one connection for grant ``epoch`` and wait for the outcome, from blocking code
     (on an event loop of its own, in a thread of its own, so it works whatever the caller's
-    thread is already running). None when there was nothing to do."""
+    thread is already running). None when there was nothing to do. ``processes``: page
+    processes to start for this run (a worker keeps its own: ``TETHER_SYNC_PROCESSES``)."""
     return run_alone(
         runtime,
         lambda ctx: sync_connection(
@@ -51,6 +53,7 @@ def run_sync(
             page_size=page_size,
             max_pages=max_pages,
         ),
+        processes=processes,
     )
 
 
