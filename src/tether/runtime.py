@@ -40,6 +40,7 @@ class SyncRunner(Protocol):
         *,
         tenant: str = "",
         source: str = "",
+        requested: float | None = None,
         timeout: float | None = None,
     ) -> bool: ...
 
@@ -72,13 +73,18 @@ class Runtime:
         assert self.settings.secret_key is not None  # checked by tether.bootstrap.build_runtime
         return self.settings.secret_key.get_secret_value()
 
-    def enqueue(self, task: str, **kwargs: object) -> None:
+    def enqueue(self, task: str, *, priority: int | None = None, **kwargs: object) -> None:
         """Queue background work when a job queue is attached (the database stays the truth:
-        the sweeper re-drives anything whose message is lost or was never sent)."""
+        the sweeper re-drives anything whose message is lost or was never sent); work with a
+        higher ``priority`` is taken from the queue first."""
         if self.jobs is None:
             return
+        schedule = getattr(self.jobs, "schedule", None) if priority is not None else None
         try:
-            self.jobs.enqueue(task, **kwargs)
+            if schedule is not None:
+                schedule(task, priority=priority, **kwargs)
+            else:
+                self.jobs.enqueue(task, **kwargs)
         except LookupError:
             raise  # an unknown task name is a bug, not an outage
         except Exception as exc:

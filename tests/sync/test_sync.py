@@ -285,3 +285,18 @@ def test_memory_stays_bounded_by_a_few_pages(
     # streaming sync (with the sandbox serving pages in this same process) peaks at a fraction.
     # Measured: ~5.5 MB against 26 MB of JSON (up to ~10 MB on a loaded machine).
     assert peak < volume / 2, (peak, volume)
+
+
+def test_a_sync_asked_for_twice_runs_once(client, member: MemberCtx, runtime: Runtime) -> None:
+    """The connect's job and the sweep that found the connection due both ask for its first
+    sync: whichever comes second finds a run that ended after it was asked for, and does
+    nothing. A request made after that run ends does run."""
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    asked = runtime.clock().timestamp()
+    first = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, requested=asked)
+    assert first is not None and first.status == "RETRIEVED"
+    again = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, requested=asked)
+    assert again is None
+    later = runtime.clock().timestamp()
+    third = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, requested=later)
+    assert third is not None and third.status == "RETRIEVED"

@@ -87,5 +87,6 @@ def start_grant(
         trigger=trigger,
         tenant=conn.tenant_id,
         source=conn.data_source_id,
+        requested=now.timestamp(),
     )
     return conn

@@ -11,14 +11,17 @@ claim takes over, and the due-syncs sweep queues one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tether.connections import lifecycle
 from tether.connections.sources import fhir_base_url
 from tether.domain import RESOURCE_TYPES, Status, SyncStatus
 from tether.identity.liveness import is_live
 from tether.runtime import Runtime
-from tether.store.models import Connection, DataSource, Member
+from tether.store.models import Connection, DataSource, Member, SyncRun
 from tether.sync.budgets import Budget
 
 HEARTBEAT_STALE_SECONDS = 120
@@ -43,10 +46,13 @@ class Claim:
     budget: Budget = field(default_factory=Budget)  # the source's request limits
 
 
-def claim_sync(runtime: Runtime, *, connection_pk: int, epoch: int) -> Claim | None:
+def claim_sync(
+    runtime: Runtime, *, connection_pk: int, epoch: int, requested: float | None = None
+) -> Claim | None:
     """Claim the connection's sync for grant ``epoch``; None when there is nothing to do (not
-    CONNECTED, another epoch, no patient, its member or tenant disabled, or a live run already
-    holds it)."""
+    CONNECTED, another epoch, no patient, its member or tenant disabled, a live run already
+    holds it, or a run has ended since the sync was ``requested``: the same sync asked for
+    twice, by a job and by the sweep that found it due, runs once)."""
     now = runtime.clock()
     with runtime.db.write() as session:
         conn = session.get(Connection, connection_pk, with_for_update=True)
@@ -63,6 +69,8 @@ def claim_sync(runtime: Runtime, *, connection_pk: int, epoch: int) -> Claim | N
             return None  # a disabled member or tenant: no sync until enabled again
         source = session.get(DataSource, conn.data_source_id)
         if source is None or not conn.patient_id:
+            return None
+        if requested is not None and _ended_since(session, conn.id, requested):
             return None
         settings = source.settings or {}
         lifecycle.set_sync_status(
@@ -83,3 +91,14 @@ def claim_sync(runtime: Runtime, *, connection_pk: int, epoch: int) -> Claim | N
             counts={k: int(v) for k, v in (conn.resource_counts or {}).items()},
             budget=Budget.of(settings),
         )
+
+
+def _ended_since(session: Session, connection_pk: int, requested: float) -> bool:
+    """Whether the connection's latest run ended at or after ``requested`` (epoch seconds)."""
+    ended = session.scalar(
+        select(SyncRun.finished_at)
+        .where(SyncRun.connection_id == connection_pk)
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+    return ended is not None and ended >= datetime.fromtimestamp(requested, UTC)

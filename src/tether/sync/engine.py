@@ -44,7 +44,7 @@ log = get_logger("tether.sync")
 
 HEARTBEAT_EVERY = 30.0  # seconds; well inside tether.sync.claim.HEARTBEAT_STALE_SECONDS
 SOURCE_SHARE = 0.75  # of the slots, at most, for one data source while others wait
-BACKLOG_PER_SLOT = 20  # runs waiting per slot before submit() makes the queue thread wait
+BACKLOG_PER_SLOT = 100  # runs waiting per slot before submit() makes the queue thread wait
 PRIORITY = {"manual": 0, "initial": 1, "re-established": 1}  # anything else: 2 (scheduled)
 LOWEST = 2
 
@@ -58,6 +58,7 @@ class Run:
     trigger: str
     tenant: str = ""
     source: str = ""
+    requested: float | None = None  # when it was asked for (epoch seconds)
 
     @property
     def priority(self) -> int:
@@ -167,13 +168,14 @@ class SyncEngine:
         *,
         tenant: str = "",
         source: str = "",
+        requested: float | None = None,
         timeout: float | None = None,
     ) -> bool:
         """Hand a sync over; False when it was already waiting or running, or the engine is
         stopping. While ``BACKLOG_PER_SLOT`` runs per slot wait, this waits (up to
         ``timeout``) rather than hold unbounded work: the rest stays on the shared queue for
         other workers. Raises TimeoutError when the wait ran out."""
-        run = Run(connection_pk, epoch, trigger, tenant, source)
+        run = Run(connection_pk, epoch, trigger, tenant, source, requested)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while len(self._queue) >= self.concurrency * BACKLOG_PER_SLOT and not self._stopping:
@@ -286,7 +288,11 @@ class SyncEngine:
     async def _run(self, ctx: LoopContext, run: Run) -> None:
         try:
             await sync_connection(
-                ctx, connection_pk=run.connection_pk, epoch=run.epoch, trigger=run.trigger
+                ctx,
+                connection_pk=run.connection_pk,
+                epoch=run.epoch,
+                trigger=run.trigger,
+                requested=run.requested,
             )
         except asyncio.CancelledError:
             raise

@@ -38,6 +38,7 @@ def run_sync(
     page_size: int = DEFAULT_PAGE_SIZE,
     max_pages: int = DEFAULT_MAX_PAGES,
     processes: int = 0,
+    requested: float | None = None,
 ) -> SyncReport | None:
     """Sync one connection for grant ``epoch`` and wait for the outcome, from blocking code
     (on an event loop of its own, in a thread of its own, so it works whatever the caller's
@@ -52,6 +53,7 @@ def run_sync(
             trigger=trigger,
             page_size=page_size,
             max_pages=max_pages,
+            requested=requested,
         ),
         processes=processes,
     )
@@ -65,12 +67,16 @@ async def sync_connection(
     trigger: str = "scheduled",
     page_size: int = DEFAULT_PAGE_SIZE,
     max_pages: int = DEFAULT_MAX_PAGES,
+    requested: float | None = None,
 ) -> SyncReport | None:
     """Sync one connection for grant ``epoch``; None when there was nothing to do (or the
     connection was disconnected, deleted or re-authorized while it ran). ``trigger`` is what
-    asked for it (initial, scheduled, manual, re-established), kept in the sync history."""
+    asked for it (initial, scheduled, manual, re-established), kept in the sync history;
+    ``requested`` when (epoch seconds): a run that ended since then already answered it."""
     runtime = ctx.runtime
-    claim = await ctx.blocking(claim_sync, runtime, connection_pk=connection_pk, epoch=epoch)
+    claim = await ctx.blocking(
+        claim_sync, runtime, connection_pk=connection_pk, epoch=epoch, requested=requested
+    )
     if claim is None:
         return None
     started = time.perf_counter()

@@ -26,6 +26,7 @@ from tether.store.models import Connection
 from tether.sync.claim import HEARTBEAT_STALE_SECONDS
 
 RETRY_SOON_SECONDS = 900
+SYNC_NOW_PRIORITY = 10
 JITTER_FRACTION = 0.1
 
 
@@ -59,11 +60,13 @@ def request_sync(runtime: Runtime, *, member: MemberPrincipal, connection_id: st
         pk, epoch, source = conn.id, conn.grant_epoch, conn.data_source_id
     runtime.enqueue(
         "sync",
+        priority=SYNC_NOW_PRIORITY,  # ahead of scheduled syncs on the queue, too
         connection_pk=pk,
         epoch=epoch,
         trigger="manual",
         tenant=member.tenant_id,
         source=source,
+        requested=now.timestamp(),
     )
 
 

@@ -23,11 +23,19 @@ def sync(
     trigger: str = "scheduled",
     tenant: str = "",
     source: str = "",
+    requested: float | None = None,
 ) -> None:
-    """Hand the sync to this process's engine, or run it here when there is none."""
+    """Hand the sync to this process's engine, or run it here when there is none.
+    ``requested``: when it was asked for (a run that ended since then satisfies it)."""
     engine = runtime.syncs
     if engine is None:
-        run_sync(runtime, connection_pk=connection_pk, epoch=epoch, trigger=trigger)
+        run_sync(
+            runtime,
+            connection_pk=connection_pk,
+            epoch=epoch,
+            trigger=trigger,
+            requested=requested,
+        )
         return
     try:
         engine.submit(
@@ -36,6 +44,7 @@ def sync(
             trigger,
             tenant=tenant,
             source=source,
+            requested=requested,
             timeout=HAND_OVER_TIMEOUT,
         )
     except TimeoutError:
@@ -62,6 +71,7 @@ def due_syncs(runtime: Runtime) -> int:
             trigger="scheduled",
             tenant=due.tenant,
             source=due.source,
+            requested=runtime.clock().timestamp(),
         )
     return len(found)
 
