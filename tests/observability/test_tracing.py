@@ -42,6 +42,11 @@ def test_sync_now_is_one_trace_down_to_the_source(
     try:
         conn = connected(client, member, runtime, CLINIC, "clinic-1")
         wait_until(lambda: reload(runtime, conn.id).sync_status == "RETRIEVED", timeout=60)
+        # The first sync's job span ends just after its outcome is committed: let it end
+        # before clearing, or it lands among this trace's spans.
+        wait_until(
+            lambda: any(s.name == "job sync" and s.end_time for s in spans.get_finished_spans())
+        )
         before = reload(runtime, conn.id).last_synced_at
         spans.clear()
         # The caller's own trace continues through tether (W3C traceparent).

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from sqlalchemy import func, select
 
 from tests.conftest import MemberCtx
@@ -42,3 +45,10 @@ def stored(runtime: Runtime, pk: int) -> dict[str, int]:
 
 def codes(conn: Connection) -> list[str]:
     return [e["coding"][0]["code"] for e in conn.sync_errors]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

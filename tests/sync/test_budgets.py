@@ -45,24 +45,29 @@ def budgets_of(kind: str) -> list[Budgets]:
     return [local, local]
 
 
-@pytest.mark.parametrize("kind", ["local", "redis"])
-def test_concurrency_never_exceeds_the_budget(kind: str) -> None:
+def probe_requests(kind: str, budget: Budget, *, requests: int, hold: float) -> Probe:
+    """``requests`` requests to one fresh source at once, alternating between the holders."""
     source = f"src-{uuid.uuid4().hex[:8]}"
-    budget = Budget(max_concurrent=3, per_window=10_000)
 
     async def main() -> Probe:
         holders = budgets_of(kind)
         probe = Probe()
         try:
             await asyncio.gather(
-                *(probe.request(holders[i % 2], source, budget, hold=0.05) for i in range(24))
+                *(probe.request(holders[i % 2], source, budget, hold=hold) for i in range(requests))
             )
         finally:
             for holder in {id(h): h for h in holders}.values():
                 await holder.aclose()
         return probe
 
-    probe = run_async(main())
+    return run_async(main())
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+def test_concurrency_never_exceeds_the_budget(kind: str) -> None:
+    budget = Budget(max_concurrent=3, per_window=10_000)
+    probe = probe_requests(kind, budget, requests=24, hold=0.05)
     assert len(probe.sent) == 24  # everyone got through: waiting, not failing
     assert probe.peak == 3  # the budget was used in full and never exceeded
 
@@ -70,22 +75,8 @@ def test_concurrency_never_exceeds_the_budget(kind: str) -> None:
 @pytest.mark.parametrize("kind", ["local", "redis"])
 def test_requests_per_window_never_exceed_the_budget(kind: str) -> None:
     """A moving window: whatever window the source counts in, it never sees more."""
-    source = f"src-{uuid.uuid4().hex[:8]}"
     budget = Budget(max_concurrent=50, per_window=5, window=1)
-
-    async def main() -> Probe:
-        holders = budgets_of(kind)
-        probe = Probe()
-        try:
-            await asyncio.gather(
-                *(probe.request(holders[i % 2], source, budget, hold=0) for i in range(12))
-            )
-        finally:
-            for holder in {id(h): h for h in holders}.values():
-                await holder.aclose()
-        return probe
-
-    probe = run_async(main())
+    probe = probe_requests(kind, budget, requests=12, hold=0)
     assert len(probe.sent) == 12
     # Allow a hair for the monotonic clock of this process against the window's clock.
     assert probe.most_in_any(0.95) <= 5

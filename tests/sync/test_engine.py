@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from itertools import pairwise
@@ -16,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import REDIS_URL, MemberCtx, make_member, need_service, process_env
-from tests.sync.helpers import connected, reload, stored
+from tests.sync.helpers import connected, reload, stored, wait_for
 from tether.jobs import EmbeddedWorker, Jobs, make_huey
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
@@ -26,13 +25,6 @@ from tether.sync.engine import FairQueue, Run, SyncEngine
 CLINIC = "sandbox-clinic"
 LAB = "sandbox-lab"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def set_budget(runtime: Runtime, source: str, **limits: int) -> None:

@@ -3,16 +3,14 @@
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REDIS_URL, MemberCtx, make_member, need_service, process_env
-from tests.sync.helpers import connected, reload, stored
+from tests.sync.helpers import connected, reload, stored, wait_for
 from tether.jobs import EmbeddedWorker, Jobs, make_huey
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
@@ -20,13 +18,6 @@ from tether.store.models import utcnow
 
 CLINIC = "sandbox-clinic"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("queue", ["sqlite", "redis"])
