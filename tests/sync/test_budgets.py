@@ -78,9 +78,10 @@ def test_requests_per_window_never_exceed_the_budget(kind: str) -> None:
     budget = Budget(max_concurrent=50, per_window=5, window=1)
     probe = probe_requests(kind, budget, requests=12, hold=0)
     assert len(probe.sent) == 12
-    # Allow a hair for the monotonic clock of this process against the window's clock.
-    assert probe.most_in_any(0.95) <= 5
-    assert max(probe.sent) - min(probe.sent) >= 1.9  # 12 at 5 a second need two more windows
+    # The times are taken here, a little after the store counted each request (up to tens of
+    # milliseconds on a loaded machine): 0.2 s of slack either way.
+    assert probe.most_in_any(0.8) <= 5
+    assert max(probe.sent) - min(probe.sent) >= 1.5  # 12 at 5 a second need two more windows
 
 
 def test_unreachable_redis_falls_back_to_this_process_cap() -> None:

@@ -257,3 +257,26 @@ def test_a_worker_killed_with_many_syncs_in_flight_is_finished_by_the_sweeper(
     for conn in conns:  # no duplicates, nothing missing: every record is the same, whole
         assert stored(runtime, conn.id) == expected
         assert reload(runtime, conn.id).resource_counts == expected
+
+
+def test_the_engine_takes_runs_by_slot_reserve_share_and_never_twice(runtime: Runtime) -> None:
+    """What the dispatcher starts: never a second run of a connection in flight (it waits),
+    no source past its share of the slots, and the reserve only for "Sync now"."""
+    engine = SyncEngine(runtime, concurrency=4)  # 4 slots and 1 in reserve, 3 per source
+    engine._queue.push(Run(1, 1, "manual", tenant="t", source="a"))  # 1 is in flight
+    for pk, tenant, source in ((2, "t", "a"), (3, "t", "a"), (4, "t", "a"), (5, "u", "b")):
+        engine._queue.push(Run(pk, 1, "scheduled", tenant=tenant, source=source))
+    engine._queue.push(Run(6, 1, "scheduled", tenant="u", source="b"))
+
+    def start(runs: list[Run]) -> None:
+        for run in runs:
+            engine._in_flight[run.connection_pk] = (run, None)  # type: ignore[assignment]
+            engine._by_source[run.source] += 1
+
+    start([Run(1, 1, "scheduled", tenant="t", source="a")])
+    taken = engine._take_runs()
+    assert [r.connection_pk for r in taken] == [2, 5, 3]  # tenants in turn; slots now full
+    start(taken)
+    engine._queue.push(Run(7, 1, "manual", tenant="u", source="b"))
+    assert [r.connection_pk for r in engine._take_runs()] == [7]  # only "Sync now" gets in
+    assert sorted(r.connection_pk for r in iter(engine._queue.pop, None)) == [1, 4, 6]

@@ -289,14 +289,21 @@ def test_memory_stays_bounded_by_a_few_pages(
 
 def test_a_sync_asked_for_twice_runs_once(client, member: MemberCtx, runtime: Runtime) -> None:
     """The connect's job and the sweep that found the connection due both ask for its first
-    sync: whichever comes second finds a run that ended after it was asked for, and does
-    nothing. A request made after that run ends does run."""
+    sync: whichever comes second finds a run that started after it was asked for, and does
+    nothing. A request made while that run was going ("Sync now" mid-run) does run."""
+    from sqlalchemy import select
+
+    from tether.store.models import SyncRun
+
     conn = connected(client, member, runtime, CLINIC, PATIENT)
     asked = runtime.clock().timestamp()
     first = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, requested=asked)
     assert first is not None and first.status == "RETRIEVED"
     again = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, requested=asked)
     assert again is None
-    later = runtime.clock().timestamp()
-    third = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, requested=later)
+    with runtime.db.read() as session:
+        began = session.scalar(select(SyncRun.started_at).where(SyncRun.connection_id == conn.id))
+    assert began is not None
+    mid_run = began.timestamp() + 0.001  # asked after the first run had started
+    third = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, requested=mid_run)
     assert third is not None and third.status == "RETRIEVED"

@@ -51,8 +51,9 @@ def claim_sync(
 ) -> Claim | None:
     """Claim the connection's sync for grant ``epoch``; None when there is nothing to do (not
     CONNECTED, another epoch, no patient, its member or tenant disabled, a live run already
-    holds it, or a run has ended since the sync was ``requested``: the same sync asked for
-    twice, by a job and by the sweep that found it due, runs once)."""
+    holds it, or a run has started since the sync was ``requested``: the same sync asked for
+    twice, by a job and by the sweep that found it due, runs once, while a "Sync now" asked
+    during a run gets a run of its own after it)."""
     now = runtime.clock()
     with runtime.db.write() as session:
         conn = session.get(Connection, connection_pk, with_for_update=True)
@@ -70,7 +71,7 @@ def claim_sync(
         source = session.get(DataSource, conn.data_source_id)
         if source is None or not conn.patient_id:
             return None
-        if requested is not None and _ended_since(session, conn.id, requested):
+        if requested is not None and _started_since(session, conn.id, requested):
             return None
         settings = source.settings or {}
         lifecycle.set_sync_status(
@@ -93,12 +94,13 @@ def claim_sync(
         )
 
 
-def _ended_since(session: Session, connection_pk: int, requested: float) -> bool:
-    """Whether the connection's latest run ended at or after ``requested`` (epoch seconds)."""
-    ended = session.scalar(
-        select(SyncRun.finished_at)
+def _started_since(session: Session, connection_pk: int, requested: float) -> bool:
+    """Whether the connection's latest run started at or after ``requested`` (epoch seconds):
+    it saw everything there was when the sync was asked for."""
+    started = session.scalar(
+        select(SyncRun.started_at)
         .where(SyncRun.connection_id == connection_pk)
         .order_by(SyncRun.id.desc())
         .limit(1)
     )
-    return ended is not None and ended >= datetime.fromtimestamp(requested, UTC)
+    return started is not None and started >= datetime.fromtimestamp(requested, UTC)

@@ -183,9 +183,9 @@ class SyncEngine:
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError("the sync engine's backlog is full")
                 self._lock.wait(remaining)
-            if self._stopping or connection_pk in self._in_flight:
+            if self._stopping:
                 return False
-            queued = self._queue.push(run)
+            queued = self._queue.push(run)  # one in flight? it waits until that one ends
         if queued:
             self._poke()
         return queued
@@ -262,28 +262,44 @@ class SyncEngine:
             await self._wake.wait()
 
     def _start_runs(self, ctx: LoopContext) -> int:
-        """Start waiting runs while there are slots (called with the lock held)."""
-        started = 0
-        share = max(1, int(self.concurrency * SOURCE_SHARE))
-        while self._queue:
-            busy = len(self._in_flight)
-            if busy >= self.concurrency + self.reserve:
-                break
-            blocked = frozenset(s for s, n in self._by_source.items() if n >= share)
-            run = self._queue.pop(blocked)
-            if run is None:
-                break
-            if busy >= self.concurrency and run.priority > 0:
-                self._queue.push(run)  # only "Sync now" may use the reserve
-                break
+        """Start what :meth:`_take_runs` picks (called with the lock held)."""
+        runs = self._take_runs()
+        for run in runs:
             task = asyncio.create_task(self._run(ctx, run), name=f"sync-{run.connection_pk}")
             self._in_flight[run.connection_pk] = (run, task)
             self._by_source[run.source] += 1
-            self.peak_in_flight = max(self.peak_in_flight, len(self._in_flight))
-            started += 1
-        if started:
+        self.peak_in_flight = max(self.peak_in_flight, len(self._in_flight))
+        if runs:
             self._lock.notify_all()  # submit() may be waiting for room in the backlog
-        return started
+        return len(runs)
+
+    def _take_runs(self) -> list[Run]:
+        """The waiting runs to start now, while there are slots (called with the lock held):
+        the reserve only for "Sync now", no source past its share, and never a second run of
+        a connection whose run is in flight (that one waits for it)."""
+        taken: list[Run] = []
+        later: list[Run] = []
+        by_source = Counter(self._by_source)
+        share = max(1, int(self.concurrency * SOURCE_SHARE))
+        while self._queue:
+            busy = len(self._in_flight) + len(taken)
+            if busy >= self.concurrency + self.reserve:
+                break
+            blocked = frozenset(s for s, n in by_source.items() if n >= share)
+            run = self._queue.pop(blocked)
+            if run is None:
+                break
+            if run.connection_pk in self._in_flight:
+                later.append(run)
+                continue
+            if busy >= self.concurrency and run.priority > 0:
+                self._queue.push(run)  # only "Sync now" may use the reserve
+                break
+            taken.append(run)
+            by_source[run.source] += 1
+        for run in later:
+            self._queue.push(run)
+        return taken
 
     async def _run(self, ctx: LoopContext, run: Run) -> None:
         try:

@@ -72,7 +72,7 @@ async def sync_connection(
     """Sync one connection for grant ``epoch``; None when there was nothing to do (or the
     connection was disconnected, deleted or re-authorized while it ran). ``trigger`` is what
     asked for it (initial, scheduled, manual, re-established), kept in the sync history;
-    ``requested`` when (epoch seconds): a run that ended since then already answered it."""
+    ``requested`` when (epoch seconds): a run that started since then already answers it."""
     runtime = ctx.runtime
     claim = await ctx.blocking(
         claim_sync, runtime, connection_pk=connection_pk, epoch=epoch, requested=requested

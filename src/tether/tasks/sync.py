@@ -26,7 +26,7 @@ def sync(
     requested: float | None = None,
 ) -> None:
     """Hand the sync to this process's engine, or run it here when there is none.
-    ``requested``: when it was asked for (a run that ended since then satisfies it)."""
+    ``requested``: when it was asked for (a run that started since then answers it)."""
     engine = runtime.syncs
     if engine is None:
         run_sync(
