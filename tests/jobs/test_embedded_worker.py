@@ -108,8 +108,11 @@ def test_sweeper_runs_periodically_and_survives_a_failing_sweep(
         raise RuntimeError("database unavailable")
 
     start_worker(jobs, sweep_interval=0.2)
-    took = wait_until(lambda: runs["good"] >= 4 and runs["bad"] >= 4, timeout=5)
-    assert took < 2.5
+    wait_until(lambda: runs["good"] >= 4 and runs["bad"] >= 4, timeout=10)
+    # Still running after four failures in a row, and the good sweep with it (a count, not a
+    # time: how soon depends on the machine's load, which the suite does not time).
+    seen = dict(runs)
+    wait_until(lambda: runs["good"] > seen["good"] and runs["bad"] > seen["bad"], timeout=10)
 
 
 def test_sweeper_redrives_work_whose_message_was_lost(
