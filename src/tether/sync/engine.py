@@ -171,8 +171,9 @@ class SyncEngine:
         requested: float | None = None,
         timeout: float | None = None,
     ) -> bool:
-        """Hand a sync over; False when it was already waiting or running, or the engine is
-        stopping. While ``BACKLOG_PER_SLOT`` runs per slot wait, this waits (up to
+        """Hand a sync over; False when its connection was already waiting (at this priority
+        or a higher one) or the engine is stopping. One whose connection's run is in flight
+        waits until that run ends. While ``BACKLOG_PER_SLOT`` runs per slot wait, this waits (up to
         ``timeout``) rather than hold unbounded work: the rest stays on the shared queue for
         other workers. Raises TimeoutError when the wait ran out."""
         run = Run(connection_pk, epoch, trigger, tenant, source, requested)

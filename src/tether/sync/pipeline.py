@@ -4,13 +4,14 @@
 :mod:`tether.sync.engine`): hundreds of syncs wait on their sources at once without a thread
 each. Up to ``TYPE_CONCURRENCY`` resource types are searched at once (FHIR paging:
 :mod:`tether.fhir.paging`, every request inside the source's budget), and the fetchers tell the
-store loop what happened with the typed messages below. At most ``QUEUE_DEPTH`` pages wait
-between them, so memory stays bounded by a few pages per sync whatever the size of the record.
-The store loop gathers pages (up to ``WRITE_BATCH`` resources or ``HELD_PAGES`` pages, or
-whatever there is when the fetchers are done) and hands them to a database thread, which
-checks each page (:mod:`tether.sync.checks`) and writes them in one
-transaction fenced by the grant epoch (:mod:`tether.sync.fenced_writes`): the per-resource
-work never runs on the event loop. What happened is gathered in a :class:`Progress`.
+store loop what happened with the typed messages below. Each page is parsed, checked and
+serialised as it arrives (:func:`tether.sync.checks.prepare_page`, in a database thread or a
+page process: the per-resource work never runs on the event loop). At most ``QUEUE_DEPTH``
+pages wait between fetchers and store loop, so memory stays bounded by a few pages per sync
+whatever the size of the record. The store loop gathers pages (up to ``WRITE_BATCH``
+resources or ``HELD_PAGES`` pages, or whatever there is when the fetchers are done) and writes
+them from a database thread in one transaction fenced by the grant epoch
+(:mod:`tether.sync.fenced_writes`). What happened is gathered in a :class:`Progress`.
 
 A 401 gets one token refresh per sync, whichever type meets it first (the others retry with
 the new token); a second 401, a refresh that finds the grant dead, or Basic credentials that
