@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,9 +182,13 @@ class _Meter:
 
     source: str
 
-    def _span(self, request: httpx.Request) -> Any:
+    @contextmanager
+    def _measure(self, request: httpx.Request) -> Iterator[Callable[[httpx.Response], None]]:
+        """Around one request: a client span, and the source's counts, taken from the
+        response handed to the callable it gives, or from the transport error raised."""
+        started = time.perf_counter()
         # The source's host only: its paths carry patient ids and its queries codes and state.
-        return tracing.span(
+        with tracing.span(
             f"{request.method} {self.source}",
             kind=tracing.SpanKind.CLIENT,
             attributes={
@@ -192,7 +197,17 @@ class _Meter:
                 "server.port": request.url.port,
                 "tether.source": self.source,
             },
-        )
+        ) as span:
+
+            def answered(response: httpx.Response) -> None:
+                self._observe(started, request_outcome(response.status_code), response)
+                tracing.set_attributes(span, {"http.response.status_code": response.status_code})
+
+            try:
+                yield answered
+            except httpx.TransportError as exc:
+                self._observe(started, request_outcome(None, exc))
+                raise
 
     def _observe(
         self, started: float, outcome: str, response: httpx.Response | None = None
@@ -213,15 +228,9 @@ class MeteredTransport(_Meter, httpx.BaseTransport):
         self.source = source
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        started = time.perf_counter()
-        with self._span(request) as span:
-            try:
-                response = self.inner.handle_request(request)
-            except httpx.TransportError as exc:
-                self._observe(started, request_outcome(None, exc))
-                raise
-            self._observe(started, request_outcome(response.status_code), response)
-            tracing.set_attributes(span, {"http.response.status_code": response.status_code})
+        with self._measure(request) as answered:
+            response = self.inner.handle_request(request)
+            answered(response)
             return response
 
     def close(self) -> None:
@@ -236,15 +245,9 @@ class MeteredAsyncTransport(_Meter, httpx.AsyncBaseTransport):
         self.source = source
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        started = time.perf_counter()
-        with self._span(request) as span:
-            try:
-                response = await self.inner.handle_async_request(request)
-            except httpx.TransportError as exc:
-                self._observe(started, request_outcome(None, exc))
-                raise
-            self._observe(started, request_outcome(response.status_code), response)
-            tracing.set_attributes(span, {"http.response.status_code": response.status_code})
+        with self._measure(request) as answered:
+            response = await self.inner.handle_async_request(request)
+            answered(response)
             return response
 
     async def aclose(self) -> None:

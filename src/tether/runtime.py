@@ -22,6 +22,9 @@ from tether.vault import Vault
 
 log = get_logger("tether.jobs")
 
+USER_AGENT = "tether/0.1"  # on every outbound request
+OUTBOUND_CONNECT_TIMEOUT = 10.0  # seconds
+
 
 class JobQueue(Protocol):
     """Where background work is sent (``tether.jobs``)."""
@@ -120,14 +123,18 @@ class Runtime:
             return self.transport
         return MeteredTransport(self.transport or httpx.HTTPTransport(), source=source)
 
+    @property
+    def outbound_timeout(self) -> httpx.Timeout:
+        """Every outbound request's timeout: ``TETHER_HTTP_TIMEOUT``, 10 s to connect."""
+        return httpx.Timeout(self.settings.http_timeout, connect=OUTBOUND_CONNECT_TIMEOUT)
+
     def http_client(self, *, source: str | None = None, **kwargs: object) -> httpx.Client:
         """An httpx client for outbound requests; with ``source``, its requests are counted
         as that data source's."""
-        timeout = httpx.Timeout(self.settings.http_timeout, connect=10.0)
         return httpx.Client(
             transport=self.outbound_transport(source),
-            timeout=kwargs.pop("timeout", timeout),  # type: ignore[arg-type]
+            timeout=kwargs.pop("timeout", self.outbound_timeout),  # type: ignore[arg-type]
             follow_redirects=False,
-            headers={"User-Agent": "tether/0.1"},
+            headers={"User-Agent": USER_AGENT},
             **kwargs,  # type: ignore[arg-type]
         )

@@ -271,7 +271,6 @@ def test_the_engine_takes_runs_by_slot_reserve_share_and_never_twice(runtime: Ru
     def start(runs: list[Run]) -> None:
         for run in runs:
             engine._in_flight[run.connection_pk] = (run, None)  # type: ignore[assignment]
-            engine._by_source[run.source] += 1
 
     start([Run(1, 1, "scheduled", tenant="t", source="a")])
     taken = engine._take_runs()

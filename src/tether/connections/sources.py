@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
-
 from tether.directory.schema import DEFAULT_SCOPES
 from tether.domain import Category
 from tether.errors import AccessEnded, Conflict, NotFound
@@ -86,6 +84,6 @@ def smart_client(
         redirect_uri=runtime.settings.callback_url,
         token_endpoint=config.token_endpoint,
         transport=runtime.outbound_transport(source.id),
-        timeout=httpx.Timeout(runtime.settings.http_timeout, connect=10.0),
+        timeout=runtime.outbound_timeout,
     ) as client:
         yield client, config, base

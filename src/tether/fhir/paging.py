@@ -2,13 +2,13 @@
 
 :meth:`PageReader.pages` yields a search's pages, asynchronously (a worker keeps hundreds of
 syncs' requests in flight on one event loop), each turned into whatever the caller's ``parse``
-makes of the body's bytes (the sync parses and checks them in another process) together with
+makes of the body's bytes (the sync parses and checks them off the event loop) together with
 its ``next`` link. It follows ``next`` links only on the
 source's own origin and only up to a page limit, honours ``429`` + ``Retry-After`` (waiting
 inline when the wait is short), retries 5xx and timeouts with jittered exponential backoff
 (stamina), and turns everything else into a :class:`PageError` with a sync-error code, so the
 caller can record exactly what went wrong. Every request, retries included, is sent inside the
-reader's ``budget`` (the source's concurrency and per-minute limits: :mod:`tether.sync.budgets`).
+reader's ``slot`` (the source's concurrency and per-minute limits: :mod:`tether.sync.budgets`).
 """
 
 from __future__ import annotations

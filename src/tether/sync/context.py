@@ -4,13 +4,13 @@
 worker's :class:`~tether.sync.engine.SyncEngine` keeps one for all its syncs, and
 :func:`run_alone` builds one for a single run called from blocking code.
 
-Every FHIR request of every sync goes through one connection pool (``httpx.AsyncClient`` per
-source on a shared ``AsyncHTTPTransport``), counted as its source's by
-:class:`~tether.metrics.MeteredAsyncTransport`. Blocking work (the database, token refreshes,
-which use the synchronous HTTP client) runs in a bounded thread pool, in the caller's
-``contextvars`` context so logs and traces stay attached to the sync; pages are parsed, checked
-and serialised in the worker's page processes (:func:`~tether.sync.checks.prepare_page`), or
-in those threads when there are none.
+Every FHIR request of every sync goes through the context's connection pools (small
+``AsyncHTTPTransport`` pools, each request on the least busy one, with an ``httpx.AsyncClient``
+per source on each), counted as its source's by :class:`~tether.metrics.MeteredAsyncTransport`.
+Blocking work (the database, token refreshes, which use the synchronous HTTP client) runs in a
+bounded thread pool, in the caller's ``contextvars`` context so logs and traces stay attached
+to the sync; pages are parsed, checked and serialised in the worker's page processes
+(:func:`~tether.sync.checks.prepare_page`), or in those threads when there are none.
 """
 
 from __future__ import annotations
@@ -30,14 +30,13 @@ from typing import ParamSpec, TypeVar
 import httpx
 
 from tether.metrics import MeteredAsyncTransport
-from tether.runtime import Runtime
+from tether.runtime import USER_AGENT, Runtime
 from tether.sync.budgets import Budget, Budgets, make_budgets
 from tether.sync.checks import PreparedPage, prepare_page
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-USER_AGENT = "tether/0.1"
 LEASE_MARGIN = 10.0  # seconds a shared budget slot outlives the longest request
 # Connections to all sources together: 100 at 200 ms a request is 500 requests a second, about
 # 2,500 syncs a minute (sources' own budgets are usually far lower). httpcore checks every
@@ -90,7 +89,7 @@ class LoopContext:
         )
         self._executor = executor
         self._pages = pages or executor  # where pages are prepared: a process pool, or threads
-        timeout = httpx.Timeout(runtime.settings.http_timeout, connect=10.0)
+        timeout = runtime.outbound_timeout
         shards = max(1, -(-max_connections // SHARD_SIZE))
         size = -(-max_connections // shards)
         self._shards = [_Shard(size, timeout) for _ in range(shards)]
@@ -154,6 +153,24 @@ def exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+@asynccontextmanager
+async def loop_context(
+    runtime: Runtime, *, db_threads: int, processes: int
+) -> AsyncIterator[LoopContext]:
+    """A :class:`LoopContext` on the running loop with its database threads and page
+    processes, all closed when the block ends."""
+    pages = page_processes(processes)
+    executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="sync-db")
+    ctx = LoopContext(runtime, executor=executor, pages=pages)
+    try:
+        yield ctx
+    finally:
+        await ctx.aclose()
+        executor.shutdown(wait=True, cancel_futures=True)
+        if pages is not None:
+            pages.shutdown(wait=True, cancel_futures=True)
+
+
 def run_alone(
     runtime: Runtime, work: Callable[[LoopContext], Awaitable[T]], *, processes: int = 0
 ) -> T:
@@ -162,17 +179,8 @@ def run_alone(
     ``processes``: page processes to start for it (none: pages are prepared in threads)."""
 
     async def main() -> T:
-        pages = page_processes(processes)
-        try:
-            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-db") as executor:
-                ctx = LoopContext(runtime, executor=executor, pages=pages)
-                try:
-                    return await work(ctx)
-                finally:
-                    await ctx.aclose()
-        finally:
-            if pages is not None:
-                pages.shutdown(wait=True, cancel_futures=True)
+        async with loop_context(runtime, db_threads=2, processes=processes) as ctx:
+            return await work(ctx)
 
     context = contextvars.copy_context()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-loop") as thread:

@@ -28,7 +28,6 @@ import contextlib
 import threading
 import time
 from collections import Counter, OrderedDict, deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, update
@@ -37,7 +36,7 @@ from tether.domain import Status, SyncStatus
 from tether.logging import get_logger
 from tether.runtime import Runtime
 from tether.store.models import Connection
-from tether.sync.context import LoopContext, page_processes
+from tether.sync.context import LoopContext, loop_context
 from tether.sync.run import sync_connection
 
 log = get_logger("tether.sync")
@@ -138,7 +137,6 @@ class SyncEngine:
         self._queue = FairQueue()
         self._lock = threading.Condition()
         self._in_flight: dict[int, tuple[Run, asyncio.Task[object]]] = {}
-        self._by_source: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._wake: asyncio.Event | None = None
@@ -173,9 +171,9 @@ class SyncEngine:
     ) -> bool:
         """Hand a sync over; False when its connection was already waiting (at this priority
         or a higher one) or the engine is stopping. One whose connection's run is in flight
-        waits until that run ends. While ``BACKLOG_PER_SLOT`` runs per slot wait, this waits (up to
-        ``timeout``) rather than hold unbounded work: the rest stays on the shared queue for
-        other workers. Raises TimeoutError when the wait ran out."""
+        waits until that run ends. While ``BACKLOG_PER_SLOT`` runs per slot wait, this waits
+        (up to ``timeout``) rather than hold unbounded work: the rest stays on the shared
+        queue for other workers. Raises TimeoutError when the wait ran out."""
         run = Run(connection_pk, epoch, trigger, tenant, source, requested)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
@@ -232,21 +230,19 @@ class SyncEngine:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        executor = ThreadPoolExecutor(max_workers=self.db_threads, thread_name_prefix="sync-db")
-        pages = page_processes(self.processes)
-        ctx = LoopContext(self.runtime, executor=executor, pages=pages)
-        heartbeat = asyncio.create_task(self._heartbeats(ctx))
-        self._ready.set()
         try:
-            await self._dispatch(ctx)
-            await self._drain()
+            async with loop_context(
+                self.runtime, db_threads=self.db_threads, processes=self.processes
+            ) as ctx:
+                heartbeat = asyncio.create_task(self._heartbeats(ctx))
+                self._ready.set()
+                try:
+                    await self._dispatch(ctx)
+                    await self._drain()
+                finally:
+                    heartbeat.cancel()
+                    await asyncio.gather(heartbeat, return_exceptions=True)
         finally:
-            heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
-            await ctx.aclose()
-            executor.shutdown(wait=True, cancel_futures=True)
-            if pages is not None:
-                pages.shutdown(wait=True, cancel_futures=True)
             self._loop = None
 
     async def _dispatch(self, ctx: LoopContext) -> None:
@@ -268,7 +264,6 @@ class SyncEngine:
         for run in runs:
             task = asyncio.create_task(self._run(ctx, run), name=f"sync-{run.connection_pk}")
             self._in_flight[run.connection_pk] = (run, task)
-            self._by_source[run.source] += 1
         self.peak_in_flight = max(self.peak_in_flight, len(self._in_flight))
         if runs:
             self._lock.notify_all()  # submit() may be waiting for room in the backlog
@@ -280,7 +275,7 @@ class SyncEngine:
         a connection whose run is in flight (that one waits for it)."""
         taken: list[Run] = []
         later: list[Run] = []
-        by_source = Counter(self._by_source)
+        by_source = Counter(run.source for run, _ in self._in_flight.values())
         share = max(1, int(self.concurrency * SOURCE_SHARE))
         while self._queue:
             busy = len(self._in_flight) + len(taken)
@@ -311,16 +306,11 @@ class SyncEngine:
                 trigger=run.trigger,
                 requested=run.requested,
             )
-        except asyncio.CancelledError:
-            raise
-        except Exception:
+        except Exception:  # not CancelledError: a stop's cancellation goes on up
             log.exception("sync.engine_run_failed", connection=run.connection_pk)
         finally:
             with self._lock:
                 self._in_flight.pop(run.connection_pk, None)
-                self._by_source[run.source] -= 1
-                if self._by_source[run.source] <= 0:
-                    del self._by_source[run.source]
             assert self._wake is not None
             self._wake.set()
 

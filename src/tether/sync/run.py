@@ -93,19 +93,23 @@ async def sync_connection(
             finish_sync, runtime, claim=claim, progress=progress, trigger=trigger
         )
     else:
-        backoff = await ctx.blocking(_degraded, runtime, claim, progress)
-        report = await ctx.blocking(
-            finish_sync,
-            runtime,
-            claim=claim,
-            progress=progress,
-            trigger=trigger,
-            degraded_backoff=backoff,
-        )
+        report = await ctx.blocking(_finish, runtime, claim, progress, trigger)
     SYNC_DURATION.labels(claim.slug).observe(time.perf_counter() - started)
     SYNC_RUNS.labels(claim.slug, report.status.value if report else "stopped").inc()
     RESOURCES_WRITTEN.labels(claim.slug).inc(progress.written)
     return report
+
+
+def _finish(runtime: Runtime, claim: Claim, progress: Progress, trigger: str) -> SyncReport | None:
+    """The outcome of a run that was not cut short, in one database thread call: source
+    health first, which may hold the next sync back."""
+    return finish_sync(
+        runtime,
+        claim=claim,
+        progress=progress,
+        trigger=trigger,
+        degraded_backoff=_degraded(runtime, claim, progress),
+    )
 
 
 def _degraded(runtime: Runtime, claim: Claim, progress: Progress) -> float | None:

@@ -63,6 +63,7 @@ def refresh(runtime: Runtime, *, connection_pk: int, stale: str) -> None:
 def due_syncs(runtime: Runtime) -> int:
     """Scheduled syncs that are due, and RETRIEVING ones whose worker stopped heartbeating."""
     found = claim_due_syncs(runtime, limit=DUE_SYNCS_BATCH)
+    requested = runtime.clock().timestamp()
     for due in found:
         runtime.enqueue(
             "sync",
@@ -71,7 +72,7 @@ def due_syncs(runtime: Runtime) -> int:
             trigger="scheduled",
             tenant=due.tenant,
             source=due.source,
-            requested=runtime.clock().timestamp(),
+            requested=requested,
         )
     return len(found)
 
