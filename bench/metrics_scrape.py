@@ -52,6 +52,7 @@ from tether.connections.sync_errors import sync_error
 from tether.metrics import SnapshotCollector, registry_with
 from tether.runtime import Runtime
 from tether.store.models import Connection, DataSource, Member, Tenant, utcnow
+from tether.sync.checks import stamped
 from tether.sync.fenced_writes import upsert_resources
 from tether.testing.live_server import LiveServer
 
@@ -145,14 +146,16 @@ class SyncWriters:
             pk, member = self.targets[n % len(self.targets)]
             n += self.threads
             rows = [
-                ("Observation", f"bench-{pk}-{i}", "2026-12-04T00:00:00Z", {"id": i})
+                stamped("Observation", {"id": f"bench-{pk}-{i}", "valueInteger": n})
                 for i in range(self.PAGE)
             ]
             with self.runtime.db.write() as session:
                 session.execute(
                     update(Connection).where(Connection.id == pk).values(sync_heartbeat_at=utcnow())
                 )
-                upsert_resources(session, member_id=member, connection_pk=pk, epoch=1, rows=rows)
+                upsert_resources(
+                    session, member_id=member, connection_pk=pk, epoch=1, rows=rows, now=utcnow()
+                )
             with self._lock:
                 self.rows += self.PAGE
 

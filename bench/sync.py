@@ -61,6 +61,7 @@ from tether.connections.tokens import access_token
 from tether.domain import RESOURCE_TYPES
 from tether.runtime import Runtime
 from tether.store.models import Connection, DataSource, FhirResource
+from tether.sync.checks import prepare_page
 from tether.sync.fenced_writes import upsert_resources
 from tether.sync.run import run_sync
 
@@ -123,23 +124,21 @@ def store_baseline(
     runtime: Runtime, member: BenchMember, pk: int, epoch: int, pages: list[tuple[str, bytes]]
 ) -> tuple[float, int]:
     """Upsert the fetched pages' resources, one page per transaction; only the writes timed."""
-    _, source = _connection(runtime, pk)
+    conn, source = _connection(runtime, pk)
     seconds = 0.0
     written = 0
     for rtype, body in pages:
-        rows = []
-        for entry in json.loads(body).get("entry") or []:
-            item = entry["resource"]
-            if item.get("resourceType") != rtype:
-                continue
-            meta = item.setdefault("meta", {})
-            meta["source"] = source.id  # as the sync stamps it
-            rows.append((rtype, item["id"], meta.get("lastUpdated"), item))
+        page = prepare_page(body, rtype=rtype, patient_id=conn.patient_id or "", source=source.id)
         start = time.perf_counter()
         with runtime.db.write() as session:
             written += upsert_resources(
-                session, member_id=member.member_id, connection_pk=pk, epoch=epoch, rows=rows
-            )
+                session,
+                member_id=member.member_id,
+                connection_pk=pk,
+                epoch=epoch,
+                rows=page.rows,
+                now=runtime.clock(),
+            ).total()
         seconds += time.perf_counter() - start
     return seconds, written
 

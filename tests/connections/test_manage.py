@@ -16,6 +16,7 @@ from tether.connections.deletion import claim_stale_deletes, run_delete
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
 from tether.store.models import AuditEvent, FhirResource, utcnow
+from tether.sync.checks import stamped
 from tether.sync.fenced_writes import upsert_resources
 from tether.sync.run import run_sync
 from tether.sync.scheduling import claim_due_syncs
@@ -173,9 +174,8 @@ def test_sigkill_in_the_middle_of_a_delete_is_finished_by_the_sweeper(
             member_id=member.member_id,
             connection_pk=conn.id,
             epoch=conn.grant_epoch,
-            rows=[
-                ("Observation", f"o{i}", None, {"resourceType": "Observation"}) for i in range(5000)
-            ],
+            rows=[stamped("Observation", {"id": f"o{i}"}) for i in range(5000)],
+            now=runtime.clock(),
         )
     client.delete(f"/v1/connections/{CLINIC}", headers=member.headers)
     epoch = reload(runtime, conn.id).grant_epoch

@@ -1,12 +1,15 @@
 """The sync lifecycle against the sandbox: full, incremental, and every fault knob."""
 
+import json
+
 import pytest
+from sqlalchemy import select
 
 from tests.conftest import MemberCtx, make_member
 from tests.sync.helpers import codes, connected, reload, stored
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
-from tether.store.models import AuditEvent, Connection
+from tether.store.models import AuditEvent, Connection, FhirResource
 from tether.sync.run import run_sync
 
 CLINIC = "sandbox-clinic"
@@ -49,14 +52,39 @@ def test_full_then_incremental_sync(
         url = nxt[0] if nxt else ""
     assert len(seen) == len(set(seen)) == counts["Observation"]
 
-    # Incremental: only what changed at the source since is fetched; nothing duplicates.
-    touched = sandbox.touch(CLINIC, PATIENT, 3)
-    assert len(touched) == 3
+    # Incremental: only what changed at the source since is fetched, and only new versions
+    # are written (and stamped by tether); nothing duplicates.
+    with runtime.db.read() as session:
+        before = dict(
+            session.execute(
+                select(FhirResource.resource_id, FhirResource.changed_at).where(
+                    FhirResource.connection_id == conn.id
+                )
+            ).all()
+        )
+        picked = session.scalars(
+            select(FhirResource.data)
+            .where(FhirResource.connection_id == conn.id)
+            .where(FhirResource.resource_type == "Observation")
+            .limit(3)
+        ).all()
+    changed = [{**json.loads(text), "meta": {}, "status": "amended"} for text in picked]
+    sandbox.add(CLINIC, PATIENT, changed)
     again = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, page_size=20)
     assert again is not None and again.status == "RETRIEVED"
-    assert again.written < report.written
-    assert again.written >= 3
+    assert again.written == 3
     assert stored(runtime, conn.id) == counts
+    with runtime.db.read() as session:
+        after_stamps = dict(
+            session.execute(
+                select(FhirResource.resource_id, FhirResource.changed_at).where(
+                    FhirResource.connection_id == conn.id
+                )
+            ).all()
+        )
+    moved = {rid for rid, stamp in after_stamps.items() if stamp != before[rid]}
+    assert moved == {r["id"] for r in changed}
+    assert all(after_stamps[rid] > before[rid] for rid in moved)
 
 
 def test_another_members_data_is_invisible(

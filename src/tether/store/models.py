@@ -213,6 +213,8 @@ class FhirResource(Base):
     __table_args__ = (
         UniqueConstraint("connection_id", "resource_type", "resource_id"),
         Index("ix_fhir_resources_member_type", "member_id", "resource_type", "id"),
+        # _lastUpdated and Bulk _since (tether.data.search).
+        Index("ix_fhir_resources_member_changed", "member_id", "resource_type", "changed_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -223,6 +225,63 @@ class FhirResource(Base):
     last_updated: Mapped[str | None] = mapped_column(String(40))
     grant_epoch: Mapped[int] = mapped_column(Integer)
     data: Mapped[str] = mapped_column(Text)
+    # tether's meta.lastUpdated of this version (UTC, "YYYY-MM-DDTHH:MM:SS.ffffffZ"; null for
+    # rows stored before 0018) and the version's digest (tether.sync.checks): a sync that
+    # fetches the same version again leaves the row alone.
+    changed_at: Mapped[str | None] = mapped_column(String(32))
+    content_hash: Mapped[str | None] = mapped_column(String(16))
+
+
+class FhirSearchValue(Base):
+    """What a stored resource is found by, for the search parameters tether indexes
+    (tether.fhir.search_values): a token (system, code) or a date range (lo, hi)."""
+
+    __tablename__ = "fhir_search_values"
+    __table_args__ = (
+        Index("ix_fhir_search_values_token", "member_id", "resource_type", "name", "code"),
+        Index("ix_fhir_search_values_lo", "member_id", "resource_type", "name", "lo"),
+        Index("ix_fhir_search_values_hi", "member_id", "resource_type", "name", "hi"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    resource_pk: Mapped[int] = mapped_column(
+        ForeignKey("fhir_resources.id", ondelete="CASCADE"), index=True
+    )
+    member_id: Mapped[str] = mapped_column(String(40))
+    resource_type: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(32))
+    system: Mapped[str | None] = mapped_column(String(255))
+    code: Mapped[str | None] = mapped_column(String(255))
+    lo: Mapped[str | None] = mapped_column(String(26))
+    hi: Mapped[str | None] = mapped_column(String(26))
+
+
+class BulkExport(Base):
+    """One FHIR Bulk Data export (tether.data.exports): what was asked, how far it got, and
+    the files it wrote (their storage keys, never URLs with credentials)."""
+
+    __tablename__ = "bulk_exports"
+    __table_args__ = (Index("ix_bulk_exports_status", "status", "heartbeat_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    # Whose data: one member's, or (null) every member of the tenant.
+    member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"), index=True)
+    # Who asked (the credential that may read the status and the files): "tenant" or a member.
+    owner: Mapped[str] = mapped_column(String(60))
+    request_url: Mapped[str] = mapped_column(Text)
+    types: Mapped[list[Any]] = mapped_column(default=list)
+    since: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20))  # accepted running completed failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    transaction_time: Mapped[str] = mapped_column(String(40))
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    output: Mapped[list[Any]] = mapped_column(default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime]
 
 
 class AuditEvent(Base):

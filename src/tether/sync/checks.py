@@ -10,6 +10,10 @@
   resource with none of them is kept). Another patient's resources are counted, not stored;
 - ``meta.lastUpdated``, when a string, is kept for the row and the incremental cursor, and
   ``meta.source`` is set to the data source's id (``meta`` is created when missing).
+- ``meta.lastUpdated`` becomes tether's own: the time tether stored this version (it is the
+  server of its copy; the FHIR read API and Bulk ``_since`` go by it). ``meta`` is moved to
+  the end of the resource and ``lastUpdated`` to the end of ``meta``, so the JSON text ends
+  with the stamp and the writer puts the time in without parsing anything.
 
 A page that fails a check is not written at all. The resources are the parsed page's own dicts,
 changed in place and never copied: this runs for every resource a sync stores.
@@ -23,15 +27,17 @@ event loop that does the I/O, and gets back only strings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from hashlib import blake2b
+from typing import Any
 
 import orjson
 
 from tether.errors import PageError
+from tether.fhir.search_values import SearchValue, search_values
 
-if TYPE_CHECKING:  # not imported at run time: a page-preparing process needs no database
-    from tether.sync.fenced_writes import Row
-
+# (type, id, the source's meta.lastUpdated, the parsed resource): a page's rows before they
+# are serialised.
+Row = tuple[str, str, str | None, dict[str, Any]]
 PATIENT_FIELDS = ("subject", "patient", "beneficiary")
 MAX_ID_LENGTH = 64
 
@@ -64,19 +70,27 @@ def page_rows(
         if not _belongs(resource, rtype, patient_id, suffix):
             tally.foreign += 1
             continue
-        meta = resource.get("meta")
-        if not isinstance(meta, dict):
-            meta = resource["meta"] = {}
-        updated = meta.get("lastUpdated")
-        if not isinstance(updated, str):
-            updated = None
-        elif updated > newest:
+        updated = _own_meta(resource, source)
+        if updated is not None and updated > newest:
             newest = updated
-        meta["source"] = source
         seen[rid] = (rtype, rid, updated, resource)
     if newest:
         tally.newest[rtype] = newest
     return list(seen.values())
+
+
+def _own_meta(resource: dict[str, Any], source: str) -> str | None:
+    """Make ``meta`` tether's (see above); returns the source's ``meta.lastUpdated``."""
+    meta = resource.get("meta")
+    if not isinstance(meta, dict):
+        meta = resource["meta"] = {}
+    updated = meta.pop("lastUpdated", None)
+    meta["source"] = source
+    meta["lastUpdated"] = ""  # the stamp's place: last in meta
+    if next(reversed(resource)) != "meta":
+        del resource["meta"]
+        resource["meta"] = meta  # meta last in the resource
+    return updated if isinstance(updated, str) else None
 
 
 def _belongs(resource: dict[str, Any], rtype: str, patient_id: str, suffix: str) -> bool:
@@ -89,7 +103,10 @@ def _belongs(resource: dict[str, Any], rtype: str, patient_id: str, suffix: str)
     return True
 
 
-PreparedRow = tuple[str, str, str | None, str]  # (type, id, meta.lastUpdated, the JSON text)
+# (type, id, the source's meta.lastUpdated, the JSON text up to the stamp, the version's
+# digest, what the resource is searched by)
+PreparedRow = tuple[str, str, str | None, str, str, list[SearchValue]]
+STAMP_TAIL = '"}}'  # what follows the stamp: the JSON text is head + stamp + STAMP_TAIL
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,13 +146,36 @@ def prepare_page(body: bytes, *, rtype: str, patient_id: str, source: str) -> Pr
         rows = page_rows(bundle, rtype=rtype, patient_id=patient_id, source=source, tally=tally)
     except PageError as exc:
         return PreparedPage([], None, error=(exc.code, str(exc)))
-    dumps = orjson.dumps
+    prepared = [prepared_row(*row) for row in rows]
     return PreparedPage(
-        [(t, rid, updated, dumps(resource).decode()) for t, rid, updated, resource in rows],
+        prepared,
         next_url,
         foreign=tally.foreign,
         newest=tally.newest.get(rtype, ""),
     )
+
+
+def prepared_row(
+    rtype: str, rid: str, updated: str | None, resource: dict[str, Any]
+) -> PreparedRow:
+    """One checked row (``meta`` last, see :func:`page_rows`) as the writer stores it."""
+    # The text ends '"lastUpdated":""}}': keep it up to the stamp's opening quote.
+    head = orjson.dumps(resource)[: -len(STAMP_TAIL)]
+    # A new version is new content, or the same content the source calls newer.
+    digest = blake2b(head, digest_size=8)
+    if updated:
+        digest.update(updated.encode())
+    return (rtype, rid, updated, head.decode(), digest.hexdigest(), search_values(resource, rtype))
+
+
+def stamped(rtype: str, resource: dict[str, Any], *, source: str = "test") -> PreparedRow:
+    """A resource (with its ``id``) made into a row without a page and without the patient
+    check, for tools and tests that store resources directly."""
+    resource = {"resourceType": rtype, **resource}
+    meta = resource.get("meta")
+    resource["meta"] = dict(meta) if isinstance(meta, dict) else {}
+    updated = _own_meta(resource, source)
+    return prepared_row(rtype, resource["id"], updated, resource)
 
 
 def _failed(message: str) -> PreparedPage:

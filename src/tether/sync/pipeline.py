@@ -406,13 +406,15 @@ def _write_pages(
     if not rows:
         return
     with runtime.db.write() as session:
-        fence(session, claim.pk, claim.epoch, runtime.clock())
+        now = runtime.clock()
+        fence(session, claim.pk, claim.epoch, now)
         written = upsert_resources(
             session,
             member_id=claim.member_id,
             connection_pk=claim.pk,
             epoch=claim.epoch,
             rows=rows,
+            now=now,
         )
-    progress.written_by_type.update(row[0] for row in rows)
-    progress.written += written
+    progress.written_by_type.update(written)
+    progress.written += written.total()
