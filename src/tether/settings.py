@@ -156,6 +156,20 @@ class Settings(BaseSettings):
         le=365 * 86400,
         description="seconds a replaced signing key stays in the JWKS after it stops signing",
     )
+    export_ttl_hours: int = Field(
+        default=24, ge=1, le=24 * 30, description="hours a Bulk Data export's files are kept"
+    )
+    export_file_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="an export's NDJSON file is split once it passes this many bytes",
+    )
+    export_storage_url: str | None = Field(
+        default=None,
+        description="where export files are kept: unset for data_dir/exports, or "
+        "s3://bucket/prefix (S3-compatible object storage; endpoint and keys from the "
+        "usual AWS_* variables, e.g. AWS_ENDPOINT_URL)",
+    )
     sandbox_enabled: bool = True
     sandbox_admin_secret: SecretStr | None = None
     log_level: str = "INFO"

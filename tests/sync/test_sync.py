@@ -99,7 +99,9 @@ def test_another_members_data_is_invisible(
     filtered = client.get(
         "/v1/fhir/Patient", params={"connectionId": CLINIC}, headers=other_member.headers
     )
-    assert filtered.status_code == 404
+    # A FHIR search filter that names someone else's connection matches nothing.
+    assert filtered.status_code == 200 and filtered.json()["entry"] == []
+    assert client.get(f"/v1/fhir/Patient/{PATIENT}", headers=other_member.headers).status_code == 404
 
 
 def test_stale_epoch_or_second_run_does_nothing(

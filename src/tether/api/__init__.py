@@ -33,7 +33,7 @@ def routers() -> list[APIRouter]:
         app_links.router,
         data_sources.router,
         connections.router,
-        fhir.router,
+        *fhir.routers,
         audit.router,
         events.router,
         metrics.router,

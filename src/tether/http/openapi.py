@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 
 from tether.http.deps import get_member, get_principal, get_tenant
-from tether.http.rfc9457 import PROBLEM_JSON
+from tether.http.rfc9457 import FHIR_JSON, PROBLEM_JSON, is_fhir
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 DESCRIPTIONS = {
@@ -137,10 +137,51 @@ def _security(route: APIRoute) -> list[dict[str, list[str]]] | None:
     return None
 
 
+OUTCOME_REF = {"$ref": "#/components/schemas/OperationOutcome"}
+OUTCOME_SCHEMA: dict[str, Any] = {
+    "title": "OperationOutcome",
+    "description": "a FHIR R4 OperationOutcome: the FHIR API's errors",
+    "type": "object",
+    "required": ["resourceType", "issue"],
+    "properties": {
+        "resourceType": {"const": "OperationOutcome"},
+        "id": {"type": "string"},
+        "issue": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["severity", "code"],
+                "properties": {
+                    "severity": {"type": "string"},
+                    "code": {"type": "string"},
+                    "diagnostics": {"type": "string"},
+                    "details": {"type": "object"},
+                    "expression": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+
+
+def fhir_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a FHIR API route: these statuses, as OperationOutcomes."""
+    return {code: _outcome(code) for code in codes}
+
+
+def _outcome(code: int) -> dict[str, Any]:
+    return {
+        "description": DESCRIPTIONS.get(code, "OperationOutcome"),
+        "content": {FHIR_JSON: {"schema": OUTCOME_REF}},
+    }
+
+
 def _complete_operation(route: APIRoute, op: dict[str, Any]) -> None:
     responses: dict[str, Any] = op.setdefault("responses", {})
     if route.response_class is HTMLResponse:
         return  # a browser page: it declares its own
+    error = _outcome if is_fhir(route.path) else _problem
     wanted: set[int] = set(EVERYWHERE)
     security = _security(route)
     if security is not None:
@@ -149,9 +190,9 @@ def _complete_operation(route: APIRoute, op: dict[str, Any]) -> None:
     if route.dependant.path_params:
         wanted.add(404)
     if "422" in responses:
-        responses["422"] = _problem(422)
+        responses["422"] = error(422)
     for code in sorted(wanted):
-        responses.setdefault(str(code), _problem(code))
+        responses.setdefault(str(code), error(code))
 
 
 def document(app: FastAPI) -> dict[str, Any]:
@@ -168,6 +209,7 @@ def document(app: FastAPI) -> dict[str, Any]:
     components = doc.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas["Problem"] = PROBLEM_SCHEMA
+    schemas["OperationOutcome"] = OUTCOME_SCHEMA
     # FastAPI's own 422 shapes are not what tether answers.
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)

@@ -3,11 +3,13 @@
 Every :class:`~tether.errors.ProblemError` becomes ``application/problem+json`` with ``type``
 (``urn:tether:problem:<slug>``), ``title``, ``status``, ``detail``, ``instance`` and ``requestId``;
 request validation errors are 422 with an ``errors`` list; anything unexpected is a 500 whose
-detail points at the request id in the logs.
+detail points at the request id in the logs. Under the FHIR API (``/v1/fhir``,
+``/v1/members/{id}/fhir``) the same facts are a FHIR OperationOutcome (``application/fhir+json``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request, routing
@@ -25,6 +27,50 @@ log = get_logger("tether.api")
 _HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 401: "unauthenticated"}
 
 
+FHIR_JSON = "application/fhir+json"
+# The FHIR API's paths (tether.api.routes.fhir): there an error is a FHIR OperationOutcome,
+# as FHIR clients expect, carrying the same facts as the problem document.
+_FHIR_PATH = re.compile(r"^/v1/(members/[^/]+/)?fhir(/|$)")
+_ISSUE_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    409: "conflict",
+    410: "deleted",
+    422: "invalid",
+    429: "throttled",
+}
+
+
+def is_fhir(path: str) -> bool:
+    """Whether ``path`` is the FHIR API's (errors are OperationOutcomes there)."""
+    return _FHIR_PATH.match(path) is not None
+
+
+def operation_outcome(doc: dict[str, Any]) -> dict[str, Any]:
+    """A problem document as a FHIR R4 OperationOutcome (one issue per invalid input)."""
+    code = _ISSUE_CODES.get(doc["status"], "exception")
+    details = {"text": doc["title"]}
+    if doc.get("code"):
+        details["coding"] = [{"system": "urn:tether:problem-code", "code": doc["code"]}]
+    issues = [{"severity": "error", "code": code, "details": details, "diagnostics": doc["detail"]}]
+    for error in doc.get("errors") or []:
+        issues.append(
+            {
+                "severity": "error",
+                "code": code,
+                "diagnostics": error["message"],
+                "expression": [error["location"]],
+            }
+        )
+    outcome: dict[str, Any] = {"resourceType": "OperationOutcome", "issue": issues}
+    if doc.get("requestId"):
+        outcome["id"] = doc["requestId"]
+    return outcome
+
+
 def problem_response(
     request: Request, doc: dict[str, Any], headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -32,6 +78,10 @@ def problem_response(
     request_id = getattr(request.state, "request_id", None)
     if request_id:
         doc["requestId"] = request_id
+    if is_fhir(request.url.path):
+        return JSONResponse(
+            operation_outcome(doc), status_code=doc["status"], media_type=FHIR_JSON, headers=headers
+        )
     return JSONResponse(doc, status_code=doc["status"], media_type=PROBLEM_JSON, headers=headers)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tether.jobs.registry import SweepSpec, TaskSpec
 from tether.jobs.retry import RetryPolicy
-from tether.tasks import connections, identity, sync, webhooks
+from tether.tasks import connections, exports, identity, sync, webhooks
 
 TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("sync", sync.sync, RetryPolicy(retries=5)),
@@ -18,6 +18,8 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("delete", connections.delete, RetryPolicy(retries=5)),
     # Retries are its own (the delivery schedule, in the database), not the queue's.
     TaskSpec("webhooks.deliver", webhooks.deliver_endpoint, RetryPolicy(retries=0)),
+    # A failure is the export's status, not a retry; a crash is re-driven by the sweep.
+    TaskSpec("exports.run", exports.run, RetryPolicy(retries=0)),
 )
 SWEEPS: tuple[SweepSpec, ...] = (
     SweepSpec("due-syncs", sync.due_syncs),
@@ -27,6 +29,7 @@ SWEEPS: tuple[SweepSpec, ...] = (
     SweepSpec("source-health", sync.source_health_flush),
     SweepSpec("webhook-deliveries", webhooks.due_deliveries),
     SweepSpec("events-retention", webhooks.expired_events),
+    SweepSpec("exports", exports.expired_and_stale),
 )
 
 __all__ = ["SWEEPS", "TASKS"]

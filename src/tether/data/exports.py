@@ -1,0 +1,438 @@
+"""FHIR Bulk Data exports (Bulk Data Access IG 2.0): kick-off, status, files, cancel.
+
+An export is a row in ``bulk_exports`` and a job (``exports.run``) on the queue:
+
+- **kick-off** stores what was asked (types, ``_since``, the scope: one member, or every
+  member of the tenant) and queues the job; the client polls the status URL.
+- **the job** claims the row (``running``, attempt n), writes one NDJSON file per type —
+  split once it passes ``TETHER_EXPORT_FILE_BYTES`` — straight from the stored JSON texts
+  (never parsed or re-serialised), a page of rows at a time, and renews the row's heartbeat
+  after every page. Only when every file is written does one transaction mark it
+  ``completed`` with the manifest: a file listed there is always whole.
+- **a crash** leaves the row ``running`` with an old heartbeat: the ``exports`` sweep queues
+  the job again, which starts over in a fresh attempt directory (after three attempts the
+  export is ``failed``, and says so in the status).
+- **cancel** (DELETE) removes the row and every file; a job still running notices at its next
+  heartbeat and stops.
+- files are removed ``TETHER_EXPORT_TTL_HOURS`` after the export finished.
+
+``transactionTime`` is when the job started reading, less :data:`WRITE_GRACE`: a sync write
+stamped before that instant but committed after the job read its rows is then still newer
+than the next ``_since``. A resource changed inside that window can appear in two consecutive
+incremental exports, never in neither. ``_since`` itself is exact: the resources whose
+tether ``meta.lastUpdated`` is after it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import delete, func, select, update
+
+from tether.data.fhir import Scope
+from tether.data.search import SearchError
+from tether.domain import RESOURCE_TYPES
+from tether.errors import Conflict, NotFound, ProblemError, RateLimited
+from tether.fhir.search_values import date_range
+from tether.ids import new_id
+from tether.logging import get_logger
+from tether.runtime import Runtime
+from tether.store.models import BulkExport, FhirResource, Member
+
+log = get_logger("tether.exports")
+
+NDJSON = "application/fhir+ndjson"
+OUTPUT_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
+WRITE_GRACE = timedelta(seconds=30)
+STALE_AFTER = timedelta(minutes=2)  # a running export without a heartbeat this long is dead
+MAX_ATTEMPTS = 3
+MAX_ACTIVE = 4  # exports accepted or running per tenant at once
+PAGE = 1000  # rows read per query: the memory bound
+RETRY_AFTER = 2  # seconds a client is told to wait between status polls
+ACTIVE = ("accepted", "running")
+EXPORT_PARAMETERS = ("_type", "_since", "_outputFormat")
+R = FhirResource
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    types: list[str]
+    since: str | None  # FHIR instant as given
+    since_key: str | None  # the changed_at it compares with
+
+
+def parse_kickoff(pairs: list[tuple[str, str]], *, strict: bool) -> ExportRequest:
+    """Read a kick-off's parameters; unknown ones are refused under ``handling=strict`` and
+    ignored otherwise (Bulk Data IG: ``_typeFilter``, ``_elements`` … are not supported)."""
+    types: list[str] = []
+    since = since_key = None
+    for name, value in pairs:
+        if name == "_type":
+            for rtype in value.split(","):
+                if rtype not in RESOURCE_TYPES:
+                    raise SearchError(f"_type: {rtype!r} is not a type tether exports")
+                if rtype not in types:
+                    types.append(rtype)
+        elif name == "_since":
+            try:
+                since_key = date_range(value)[1]
+            except (ValueError, OverflowError) as exc:
+                raise SearchError(f"_since: {value!r} is not a FHIR instant") from exc
+            since = value
+        elif name == "_outputFormat":
+            if value not in OUTPUT_FORMATS:
+                raise SearchError("_outputFormat: only application/fhir+ndjson is written")
+        elif strict or name in ("_typeFilter", "_elements", "patient", "includeAssociatedData"):
+            raise SearchError(f"the export parameter {name!r} is not supported")
+    return ExportRequest(types or list(RESOURCE_TYPES), since, since_key)
+
+
+def kick_off(runtime: Runtime, scope: Scope, request: ExportRequest, request_url: str) -> str:
+    """Accept an export of ``scope``'s data; returns its id (429 when the tenant already has
+    :data:`MAX_ACTIVE` under way)."""
+    now = runtime.clock()
+    export_id = new_id("exp")
+    with runtime.db.write() as session:
+        active = session.scalar(
+            select(func.count())
+            .select_from(BulkExport)
+            .where(BulkExport.tenant_id == scope.tenant_id, BulkExport.status.in_(ACTIVE))
+        )
+        if (active or 0) >= MAX_ACTIVE:
+            raise RateLimited(
+                f"{MAX_ACTIVE} exports are under way already: retry when one is done",
+                code="TOO_MANY_EXPORTS",
+                retryAfter=60,
+            )
+        session.add(
+            BulkExport(
+                id=export_id,
+                tenant_id=scope.tenant_id,
+                member_id=scope.member_id,
+                owner=scope.owner,
+                request_url=request_url,
+                types=request.types,
+                since=request.since_key,
+                status="accepted",
+                attempts=0,
+                transaction_time="",
+                progress={},
+                output=[],
+                created_at=now,
+                expires_at=now + timedelta(hours=runtime.settings.export_ttl_hours),
+            )
+        )
+    runtime.enqueue("exports.run", export_id=export_id)
+    return export_id
+
+
+def _owned(session: Any, scope: Scope, export_id: str) -> BulkExport:
+    """The export, if ``scope``'s credential started it (a tenant's key sees its members'
+    exports too); 404 otherwise, without telling which."""
+    row: BulkExport | None = session.get(BulkExport, export_id)
+    if row is None or row.tenant_id != scope.tenant_id:
+        raise NotFound("no such export", code="UNKNOWN_EXPORT")
+    if scope.member_id is not None and row.owner != scope.owner:
+        raise NotFound("no such export", code="UNKNOWN_EXPORT")
+    return row
+
+
+@dataclass(frozen=True)
+class ExportView:
+    id: str
+    status: str
+    request_url: str
+    transaction_time: str
+    progress: dict[str, Any]
+    output: list[dict[str, Any]]
+    error: str | None
+    types: list[str]
+    expires_at: datetime
+
+
+def export_status(runtime: Runtime, scope: Scope, export_id: str) -> ExportView:
+    with runtime.db.read() as session:
+        row = _owned(session, scope, export_id)
+        return ExportView(
+            row.id,
+            row.status,
+            row.request_url,
+            row.transaction_time,
+            dict(row.progress),
+            list(row.output),
+            row.error,
+            list(row.types),
+            row.expires_at,
+        )
+
+
+def cancel(runtime: Runtime, scope: Scope, export_id: str) -> None:
+    """Cancel an export under way, or delete a finished one with its files."""
+    with runtime.db.write() as session:
+        row = _owned(session, scope, export_id)
+        session.delete(row)
+    storage(runtime).remove(export_id)
+
+
+def open_file(runtime: Runtime, scope: Scope, export_id: str, name: str) -> Iterator[bytes]:
+    """The bytes of one of a completed export's files (404 for anything else)."""
+    with runtime.db.read() as session:
+        row = _owned(session, scope, export_id)
+        if row.status != "completed":
+            raise Conflict("the export is not complete", code="EXPORT_NOT_READY")
+        keys = {item["url"].rsplit("/", 1)[-1]: item["key"] for item in row.output}
+    if name not in keys:
+        raise NotFound("no such file", code="UNKNOWN_FILE")
+    return storage(runtime).read(keys[name])
+
+
+# ---------------------------------------------------------------------------- storage
+class LocalFiles:
+    """Export files under ``data_dir/exports/<export id>/<attempt>/``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def writer(self, key: str) -> IO[bytes]:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("wb")
+
+    def read(self, key: str) -> Iterator[bytes]:
+        path = self.root / key
+        if not path.is_file():
+            raise NotFound("the file has expired", code="UNKNOWN_FILE")
+        return _chunks(path)
+
+    def remove(self, prefix: str) -> None:
+        shutil.rmtree(self.root / prefix, ignore_errors=True)
+
+
+def _chunks(path: Path, size: int = 1 << 16) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(size):
+            yield chunk
+
+
+def storage(runtime: Runtime) -> LocalFiles:
+    return LocalFiles(runtime.settings.data_dir / "exports")
+
+
+# ---------------------------------------------------------------------------- the job
+def _claim(runtime: Runtime, export_id: str) -> BulkExport | None:
+    now = runtime.clock()
+    with runtime.db.write() as session:
+        row = session.get(BulkExport, export_id, with_for_update=True)
+        if row is None or row.status not in ACTIVE:
+            return None
+        if row.status == "running" and row.heartbeat_at and now - row.heartbeat_at < STALE_AFTER:
+            return None  # another worker has it
+        if row.attempts >= MAX_ATTEMPTS:
+            row.status, row.error, row.finished_at = "failed", "the export failed 3 times", now
+            return None
+        row.status = "running"
+        row.attempts += 1
+        row.heartbeat_at = now
+        row.progress, row.output = {}, []
+        row.transaction_time = _instant(now - WRITE_GRACE)
+        session.flush()
+        session.expunge(row)
+        return row
+
+
+def _instant(when: datetime) -> str:
+    return when.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class ExportFailed(ProblemError):
+    """The status of an export that failed (Bulk Data IG: a 5xx with an OperationOutcome)."""
+
+    status = 500
+    slug = "export-failed"
+    title = "Export failed"
+
+
+class _Stopped(Exception):
+    """The export was cancelled or taken over: this attempt stops."""
+
+
+def run_export(runtime: Runtime, export_id: str) -> str | None:
+    """The ``exports.run`` job: write the export's files; returns its final status (None
+    when there was nothing for this worker to do)."""
+    row = _claim(runtime, export_id)
+    if row is None:
+        return None
+    files = storage(runtime)
+    prefix = f"{export_id}/{row.attempts}"
+    try:
+        output = _write_files(runtime, row, files, prefix)
+    except _Stopped:
+        files.remove(prefix)
+        return None
+    with runtime.db.write() as session:
+        done = session.execute(
+            update(BulkExport)
+            .where(BulkExport.id == export_id, BulkExport.attempts == row.attempts)
+            .where(BulkExport.status == "running")
+            .values(
+                status="completed",
+                output=output,
+                finished_at=runtime.clock(),
+                expires_at=runtime.clock() + timedelta(hours=runtime.settings.export_ttl_hours),
+            )
+        )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        files.remove(prefix)
+        return None
+    for attempt in range(1, row.attempts):  # what the attempts before this one left
+        files.remove(f"{export_id}/{attempt}")
+    log.info("export completed", export=export_id, files=len(output))
+    return "completed"
+
+
+def _members(runtime: Runtime, row: BulkExport) -> Iterator[str]:
+    if row.member_id is not None:
+        yield row.member_id
+        return
+    after = ""
+    while True:
+        with runtime.db.read() as session:
+            ids = session.scalars(
+                select(Member.id)
+                .where(Member.tenant_id == row.tenant_id, Member.id > after)
+                .order_by(Member.id)
+                .limit(PAGE)
+            ).all()
+        yield from ids
+        if len(ids) < PAGE:
+            return
+        after = ids[-1]
+
+
+class _TypeFiles:
+    """The NDJSON files of one type, split at the size limit."""
+
+    def __init__(self, files: LocalFiles, row: BulkExport, prefix: str, rtype: str, base: str):
+        self.files, self.row, self.prefix, self.rtype, self.base = files, row, prefix, rtype, base
+        self.limit = 0
+        self.part = self.count = self.size = 0
+        self.handle: IO[bytes] | None = None
+        self.output: list[dict[str, Any]] = []
+
+    def write(self, data: str) -> None:
+        if self.handle is None:
+            self.part += 1
+            self.count = self.size = 0
+            self.handle = self.files.writer(f"{self.prefix}/{self._name()}")
+        line = data.encode() + b"\n"
+        self.handle.write(line)
+        self.count += 1
+        self.size += len(line)
+        if self.size >= self.limit:
+            self.close()
+
+    def close(self) -> None:
+        if self.handle is None:
+            return
+        self.handle.close()
+        self.handle = None
+        name = self._name()
+        self.output.append(
+            {
+                "type": self.rtype,
+                "url": f"{self.base}/v1/fhir/bulkfiles/{self.row.id}/{name}",
+                "count": self.count,
+                "key": f"{self.prefix}/{name}",
+            }
+        )
+
+    def _name(self) -> str:
+        return f"{self.rtype}-{self.part}.ndjson"
+
+
+def _write_files(
+    runtime: Runtime, row: BulkExport, files: LocalFiles, prefix: str
+) -> list[dict[str, Any]]:
+    output: list[dict[str, Any]] = []
+    progress: dict[str, int] = {}
+    for rtype in row.types:
+        writer = _TypeFiles(files, row, prefix, rtype, runtime.settings.public_base_url)
+        writer.limit = runtime.settings.export_file_bytes
+        try:
+            for member_id in _members(runtime, row):
+                after = 0
+                while True:
+                    query = (
+                        select(R.id, R.data)
+                        .where(R.member_id == member_id, R.resource_type == rtype, R.id > after)
+                        .order_by(R.id)
+                        .limit(PAGE)
+                    )
+                    if row.since is not None:
+                        query = query.where(R.changed_at > row.since)
+                    with runtime.db.read() as session:
+                        rows = session.execute(query).all()
+                    for _, data in rows:
+                        writer.write(data)
+                    progress[rtype] = progress.get(rtype, 0) + len(rows)
+                    _heartbeat(runtime, row, progress)
+                    if len(rows) < PAGE:
+                        break
+                    after = rows[-1][0]
+        finally:
+            writer.close()
+        output.extend(writer.output)
+    return output
+
+
+def _heartbeat(runtime: Runtime, row: BulkExport, progress: dict[str, int]) -> None:
+    with runtime.db.write() as session:
+        result = session.execute(
+            update(BulkExport)
+            .where(BulkExport.id == row.id, BulkExport.attempts == row.attempts)
+            .where(BulkExport.status == "running")
+            .values(heartbeat_at=runtime.clock(), progress=dict(progress))
+        )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise _Stopped()
+
+
+def fail_export(runtime: Runtime, export_id: str, reason: str) -> None:
+    """Mark an export failed (the job raised): the status says why, the files go."""
+    with runtime.db.write() as session:
+        session.execute(
+            update(BulkExport)
+            .where(BulkExport.id == export_id, BulkExport.status.in_(ACTIVE))
+            .values(status="failed", error=reason, finished_at=runtime.clock())
+        )
+
+
+# ---------------------------------------------------------------------------- the sweep
+def sweep(runtime: Runtime) -> int:
+    """Remove expired exports with their files; queue again the ones whose job died.
+    Returns how many exports it acted on."""
+    now = runtime.clock()
+    files = storage(runtime)
+    with runtime.db.write() as session:
+        expired = session.scalars(
+            select(BulkExport.id).where(BulkExport.expires_at < now).limit(500)
+        ).all()
+        if expired:
+            session.execute(delete(BulkExport).where(BulkExport.id.in_(expired)))
+        stale = session.scalars(
+            select(BulkExport.id).where(
+                BulkExport.status.in_(ACTIVE),
+                (BulkExport.heartbeat_at.is_(None) & (BulkExport.created_at < now - STALE_AFTER))
+                | (BulkExport.heartbeat_at < now - STALE_AFTER),
+            )
+        ).all()
+    for export_id in expired:
+        files.remove(export_id)
+    for export_id in stale:
+        runtime.enqueue("exports.run", export_id=export_id)
+    return len(expired) + len(stale)
