@@ -101,7 +101,8 @@ def test_another_members_data_is_invisible(
     )
     # A FHIR search filter that names someone else's connection matches nothing.
     assert filtered.status_code == 200 and filtered.json()["entry"] == []
-    assert client.get(f"/v1/fhir/Patient/{PATIENT}", headers=other_member.headers).status_code == 404
+    read = client.get(f"/v1/fhir/Patient/{PATIENT}", headers=other_member.headers)
+    assert read.status_code == 404
 
 
 def test_stale_epoch_or_second_run_does_nothing(
