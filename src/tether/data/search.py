@@ -11,7 +11,7 @@ What is supported, and how the store serves it (docs/fhir.md has the table):
 ``clinical-status`` ``status``
 ``date``                      ``fhir_search_values`` date indexes (lo, hi)
 ``_count`` ``_total``         page size; ``_total=accurate|estimate`` counts, ``none`` not
-``_summary=count``            the count alone
+``_summary=count``            the count alone (so does ``_count=0``)
 ============================  =============================================================
 
 Repeating a parameter means AND; commas inside one value mean OR (FHIR §3.1.1.4). A
@@ -105,7 +105,9 @@ def parse_search(rtype: str, pairs: list[tuple[str, str]], *, strict: bool) -> S
                 raise SearchError("only JSON is served (_format=json)")
             continue
         if name == "_count":
-            search.count = _integer(name, value, 1, MAX_COUNT)
+            search.count = _integer(name, value, 0, MAX_COUNT)
+            if search.count == 0:  # no entries: the total alone (FHIR §3.1.1.5.5)
+                search.count, search.summary_count = DEFAULT_COUNT, True
         elif name == "_cursor":
             search.after = _integer(name, value, 0, MAX_CURSOR)
             continue  # not repeated in the self link
