@@ -26,6 +26,7 @@ tether ``meta.lastUpdated`` is after it.
 from __future__ import annotations
 
 import shutil
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -189,6 +190,68 @@ def open_file(runtime: Runtime, scope: Scope, export_id: str, name: str) -> Iter
     if name not in keys:
         raise NotFound("no such file", code="UNKNOWN_FILE")
     return storage(runtime).read(keys[name])
+
+
+def latest_export(runtime: Runtime, scope: Scope) -> ExportView | None:
+    """The newest export ``scope``'s credential started (the member page's download)."""
+    with runtime.db.read() as session:
+        export_id = session.scalar(
+            select(BulkExport.id)
+            .where(BulkExport.tenant_id == scope.tenant_id, BulkExport.owner == scope.owner)
+            .order_by(BulkExport.created_at.desc())
+            .limit(1)
+        )
+    return None if export_id is None else export_status(runtime, scope, export_id)
+
+
+def archive(runtime: Runtime, scope: Scope, export_id: str) -> Iterator[bytes]:
+    """A completed export as one ZIP of its NDJSON files, streamed: the member's own copy
+    (a file at a time, a chunk at a time; nothing is held whole)."""
+    with runtime.db.read() as session:
+        row = _owned(session, scope, export_id)
+        if row.status != "completed":
+            raise Conflict("the export is not complete", code="EXPORT_NOT_READY")
+        keys = [(item["url"].rsplit("/", 1)[-1], item["key"]) for item in row.output]
+    files = storage(runtime)
+    return _zipped(files, keys)
+
+
+class _Spool:
+    """A write-only stream whose bytes are taken as they come (zipfile writes to it)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.offset = 0
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        self.offset += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.offset
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data, self.parts = b"".join(self.parts), []
+        return data
+
+
+def _zipped(files: LocalFiles, keys: list[tuple[str, str]]) -> Iterator[bytes]:
+    spool = _Spool()
+    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for name, key in keys:
+            with bundle.open(name, "w", force_zip64=True) as member:
+                for chunk in files.read(key):
+                    member.write(chunk)
+                    if spool.parts:
+                        yield spool.take()
+    yield spool.take()
 
 
 # ---------------------------------------------------------------------------- storage

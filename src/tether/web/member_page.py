@@ -14,13 +14,15 @@ from typing import Annotated, Protocol
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from tether.accounts.tenants import tenant as tenant_view
 from tether.connections import establish
 from tether.connections.deletion import delete_connection
 from tether.connections.disconnect import disconnect as disconnect_connection
 from tether.connections.views import member_connections
+from tether.data import exports
+from tether.data.fhir import Scope
 from tether.directory import service as directory
 from tether.domain import SourceType
 from tether.errors import Forbidden, ProblemError
@@ -236,6 +238,8 @@ def page(
         types=TYPE_LABELS,
         results=results,
         search_error=search_error,
+        records=_records(runtime, session),
+        records_notice=None,
     )
 
 
@@ -381,6 +385,79 @@ def connect(
         title="Continue to sign in",
         url=url,
         name=name or "the data source",
+    )
+
+
+# ---------------------------------------------------------------------------- records
+def _records(runtime: Runtime, session: PageSession) -> exports.ExportView | None:
+    return exports.latest_export(runtime, Scope(session.tenant_id, session.member_id))
+
+
+def _records_fragment(
+    runtime: Runtime, session: PageSession, notice: Notice | None = None, status_code: int = 200
+) -> Response:
+    return web.render_page(
+        "_records.html",
+        status_code=status_code,
+        ancestors=web.frame_ancestors(session.return_urls),
+        records=_records(runtime, session),
+        records_notice=notice,
+        csrf=session.csrf,
+    )
+
+
+@router.get("/records")
+def records_fragment(request: Request, runtime: RuntimeDep) -> Response:
+    """The "your records" panel alone: polled while a download is being prepared."""
+    try:
+        session = read_session(runtime, request)
+    except ProblemError as exc:
+        return _signed_out(request, exc)
+    return _records_fragment(runtime, session)
+
+
+@router.post("/records/export")
+def export_records(request: Request, runtime: RuntimeDep, csrf: CsrfField = None) -> Response:
+    """Start preparing the member's own copy: every record, as a Bulk Data export."""
+    try:
+        session = read_session(runtime, request)
+    except ProblemError as exc:
+        return _signed_out(request, exc)
+    try:
+        check_csrf(runtime, request, session, csrf)
+        scope = Scope(session.tenant_id, session.member_id)
+        wanted = exports.parse_kickoff([], strict=False)
+        exports.kick_off(runtime, scope, wanted, f"{runtime.settings.public_base_url}/app")
+    except ProblemError as exc:
+        if _htmx(request):
+            return _records_fragment(runtime, session, problem_notice(exc), exc.status)
+        notice = problem_notice(exc)
+        return _message(notice.title or "Something went wrong", notice.text, status_code=exc.status)
+    if _htmx(request):
+        return _records_fragment(runtime, session)
+    return RedirectResponse("/app#records-title", status_code=303)
+
+
+@router.get("/records/{export_id}/download")
+def download_records(export_id: str, request: Request, runtime: RuntimeDep) -> Response:
+    """The member's records as one ZIP of NDJSON files (one per record type)."""
+    try:
+        session = read_session(runtime, request)
+    except ProblemError as exc:
+        return _signed_out(request, exc)
+    scope = Scope(session.tenant_id, session.member_id)
+    try:
+        chunks = exports.archive(runtime, scope, export_id)
+    except ProblemError as exc:
+        notice = problem_notice(exc)
+        return _message(notice.title or "Not available", notice.text, status_code=exc.status)
+    name = f"health-records-{export_id}.zip"
+    return _no_store(
+        StreamingResponse(
+            chunks,
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
     )
 
 
