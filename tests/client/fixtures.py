@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import MemberCtx
 from tether.client import ConnectionManager, MemberConnection
 from tether.connections.deletion import run_delete
+from tether.data.exports import run_export
 from tether.runtime import Runtime
 from tether.sync.run import run_sync
 from tether.testing.flow import authorize_in_browser
@@ -30,7 +31,8 @@ FAST = {"interval": 0.05, "timeout": 30.0}  # wait_until options that keep tests
 
 
 class ThreadJobs:
-    """A ``JobQueue`` that runs ``sync`` and ``delete`` on a thread as soon as they are queued."""
+    """A ``JobQueue`` that runs ``sync``, ``delete`` and ``exports.run`` on a thread as soon as
+    they are queued."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -39,11 +41,15 @@ class ThreadJobs:
 
     def enqueue(self, task: str, /, **kwargs: Any) -> None:
         self.enqueued.append((task, kwargs))
-        pk, epoch = kwargs["connection_pk"], kwargs["epoch"]
-        tasks: dict[str, Callable[[], object]] = {
-            "sync": lambda: run_sync(self.runtime, connection_pk=pk, epoch=epoch),
-            "delete": lambda: run_delete(self.runtime, connection_pk=pk, epoch=epoch),
-        }
+        tasks: dict[str, Callable[[], object]]
+        if task == "exports.run":
+            tasks = {task: lambda: run_export(self.runtime, str(kwargs["export_id"]))}
+        else:
+            pk, epoch = kwargs["connection_pk"], kwargs["epoch"]
+            tasks = {
+                "sync": lambda: run_sync(self.runtime, connection_pk=pk, epoch=epoch),
+                "delete": lambda: run_delete(self.runtime, connection_pk=pk, epoch=epoch),
+            }
         thread = threading.Thread(target=tasks[task], name=f"test-job-{task}", daemon=True)
         self.threads.append(thread)
         thread.start()

@@ -60,7 +60,16 @@ class GlobalOptions:
 
 def build_cli(parts: Parts) -> typer.Typer:
     """The ``tether`` command with every command group, wired to ``parts``."""
-    from tether.cli import accounts, connections, directory, server, signing, webhooks, worker
+    from tether.cli import (
+        accounts,
+        connections,
+        directory,
+        records,
+        server,
+        signing,
+        webhooks,
+        worker,
+    )
     from tether.sandbox.cli import register as register_sandbox
 
     app = typer.Typer(
@@ -87,7 +96,7 @@ def build_cli(parts: Parts) -> typer.Typer:
             config=config, data_dir=data_dir, database_url=database_url, parts=parts
         )
 
-    for module in (server, accounts, signing, directory, connections, webhooks, worker):
+    for module in (server, accounts, signing, directory, connections, records, webhooks, worker):
         module.register(app)
     register_sandbox(app)
     return app

@@ -117,6 +117,8 @@ def wire(value: Any) -> Any:
         return value.value
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, Path):
+        return str(value)
     if isinstance(value, dict):
         return {str(k): wire(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -27,6 +27,7 @@ from tether.client._exceptions import (
     TimeoutError,
     ValidationError,
 )
+from tether.client._exports import Export, ExportFile
 from tether.client._manager import AsyncConnectionManager, ConnectionManager
 from tether.client._models import (
     Address,
@@ -74,6 +75,8 @@ __all__ = [
     "DataSourcePage",
     "Event",
     "EventPage",
+    "Export",
+    "ExportFile",
     "Member",
     "MemberConnection",
     "MemberPage",

@@ -177,6 +177,8 @@ def _problem_of(response: httpx.Response) -> dict[str, Any]:
         body = None
     if isinstance(body, dict) and ("detail" in body or "title" in body):
         return body
+    if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+        return _from_outcome(body, response)
     text = response.text.strip()[:200] if response.text else ""
     return {
         "type": "about:blank",
@@ -205,3 +207,21 @@ def parse_retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _from_outcome(outcome: dict[str, Any], response: httpx.Response) -> dict[str, Any]:
+    """The FHIR API's errors are OperationOutcomes: the same facts as a problem document."""
+    issues = outcome.get("issue") or [{}]
+    first = issues[0] if isinstance(issues[0], dict) else {}
+    found = first.get("details")
+    details: dict[str, Any] = found if isinstance(found, dict) else {}
+    problem: dict[str, Any] = {
+        "type": "about:blank",
+        "title": str(details.get("text") or response.reason_phrase or "Error"),
+        "status": response.status_code,
+        "detail": str(first.get("diagnostics") or details.get("text") or ""),
+    }
+    for coding in details.get("coding") or []:
+        if isinstance(coding, dict) and coding.get("system") == "urn:tether:problem-code":
+            problem["code"] = coding.get("code")
+    return problem

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from tether.client import _exports as exports
 from tether.client import _operations as ops
 from tether.client._base import AsyncClient, SyncClient
 from tether.client._exceptions import NotFoundError, TimeoutError
+from tether.client._exports import DEFAULT_EXPORT_INTERVAL, DEFAULT_EXPORT_TIMEOUT, Export
 from tether.client._models import (
     DataSource,
     DataSourcePage,
@@ -184,6 +188,22 @@ class ConnectionManager(SyncClient):
             cursor = ops.next_cursor(bundle)
             if cursor is None:
                 return
+
+    def export_records(
+        self,
+        directory: Path | str,
+        *,
+        types: Iterable[str] | None = None,
+        since: datetime | None = None,
+        timeout: float = DEFAULT_EXPORT_TIMEOUT,
+        interval: float = DEFAULT_EXPORT_INTERVAL,
+    ) -> Export:
+        """A copy of the member's records: a FHIR Bulk Data export (``types``, or every type;
+        only what tether stored after ``since``), waited for and saved as NDJSON files (one
+        or more per type) under ``directory``."""
+        return exports.export_records(
+            self._sender, directory, types=types, since=since, timeout=timeout, interval=interval
+        )
 
 
 class AsyncConnectionManager(AsyncClient):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 
+from tether.client import _exports as exports
 from tether.client import _operations as ops
 from tether.client._base import SyncClient
+from tether.client._exports import DEFAULT_EXPORT_INTERVAL, DEFAULT_EXPORT_TIMEOUT, Export
 from tether.client._models import (
     AuditEventPage,
     DataSource,
@@ -185,3 +188,26 @@ class TenantClient(SyncClient):
     def replay_webhook_endpoint(self, endpoint_id: str, since: datetime) -> int:
         """Deliver again every event since ``since`` (timezone-aware); how many were queued."""
         return self._sender.send(ops.replay_webhook_endpoint(endpoint_id, since))
+
+    def export_records(
+        self,
+        directory: Path | str,
+        *,
+        member_id: str | None = None,
+        types: Iterable[str] | None = None,
+        since: datetime | None = None,
+        timeout: float = DEFAULT_EXPORT_TIMEOUT,
+        interval: float = DEFAULT_EXPORT_INTERVAL,
+    ) -> Export:
+        """A FHIR Bulk Data export of every member's records (or ``member_id``'s), waited for
+        and saved as NDJSON files under ``directory``; ``since`` asks only for what tether
+        stored after it (pair it with the ``sync.completed`` webhook)."""
+        return exports.export_records(
+            self._sender,
+            directory,
+            member_id=member_id,
+            types=types,
+            since=since,
+            timeout=timeout,
+            interval=interval,
+        )
