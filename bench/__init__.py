@@ -18,4 +18,5 @@ BENCHMARKS: dict[str, str] = {
     "console_list": "bench.console_list",
     "webhooks": "bench.webhooks",
     "fleet": "bench.fleet",
+    "fhir_data": "bench.fhir_data",
 }

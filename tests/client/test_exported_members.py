@@ -21,6 +21,8 @@ EXPECTED = [
     "DataSourcePage",
     "Event",
     "EventPage",
+    "Export",
+    "ExportFile",
     "Member",
     "MemberConnection",
     "MemberPage",
