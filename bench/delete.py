@@ -86,7 +86,8 @@ def fill(runtime: Runtime, member_id: str, pk: int, epoch: int, rows: int) -> fl
             "INSERT INTO fhir_resources (member_id, connection_id, resource_type, resource_id,"
             " last_updated, grant_epoch, data)"
             " SELECT :member, :pk, 'Observation', 'obs-' || i, '2024-01-01T00:00:00.000Z',"
-            " :epoch, replace(:tpl, '@RID@', 'obs-' || i) FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) AS i"
+            " :epoch, replace(:tpl, '@RID@', 'obs-' || i)"
+            " FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) AS i"
         )
     template = _template()
     start = time.perf_counter()
