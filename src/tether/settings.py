@@ -166,6 +166,7 @@ class Settings(BaseSettings):
     )
     export_storage_url: str | None = Field(
         default=None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,62}(/[^?#]*)?$",
         description="where export files are kept: unset for data_dir/exports, or "
         "s3://bucket/prefix (S3-compatible object storage; endpoint and keys from the "
         "usual AWS_* variables, e.g. AWS_ENDPOINT_URL)",

@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select, update
 
 from tests.conftest import MemberCtx, TenantCtx
@@ -243,3 +246,48 @@ def test_an_export_that_keeps_dying_fails_visibly_and_expired_ones_go(
     assert exports.sweep(runtime) >= 1
     assert not folder.exists()
     assert client.get(status_url, headers=key).status_code == 404
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A local S3-compatible server (moto's, over HTTP on loopback) and a bucket in it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="tether-exports")
+    yield client
+    server.stop()
+
+
+def test_export_files_can_live_in_s3_compatible_storage(
+    client: httpx.Client,
+    runtime: Runtime,
+    tenant: TenantCtx,
+    member: MemberCtx,
+    worker: EmbeddedWorker,
+    s3: Any,
+) -> None:
+    conn = synced(client, member, runtime, CLINIC, PATIENT)
+    runtime.settings.export_storage_url = "s3://tether-exports/bulk"
+    key = {"Authorization": f"Bearer {tenant.api_key}"}
+    status_url = kick_off(client, "/v1/fhir/$export", key)
+    manifest = wait_manifest(client, status_url, key)
+    resources = download(client, manifest, key)
+    assert Counter(r["resourceType"] for r in resources) == Counter(stored(runtime, conn.id))
+    export_id = status_url.rsplit("/", 1)[-1]
+    listed = s3.list_objects_v2(Bucket="tether-exports", Prefix=f"bulk/{export_id}/")
+    assert len(listed["Contents"]) == len(manifest["output"])
+    assert not (runtime.settings.data_dir / "exports" / export_id).exists()
+    assert client.delete(status_url, headers=key).status_code == 202
+    assert "Contents" not in s3.list_objects_v2(Bucket="tether-exports", Prefix="bulk/")

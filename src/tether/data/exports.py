@@ -26,12 +26,14 @@ tether ``meta.lastUpdated`` is after it.
 from __future__ import annotations
 
 import shutil
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, select, update
 
@@ -242,7 +244,7 @@ class _Spool:
         return data
 
 
-def _zipped(files: LocalFiles, keys: list[tuple[str, str]]) -> Iterator[bytes]:
+def _zipped(files: Files, keys: list[tuple[str, str]]) -> Iterator[bytes]:
     spool = _Spool()
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as bundle:
         for name, key in keys:
@@ -282,7 +284,69 @@ def _chunks(path: Path, size: int = 1 << 16) -> Iterator[bytes]:
             yield chunk
 
 
-def storage(runtime: Runtime) -> LocalFiles:
+class _Upload:
+    """A file being written to object storage: spooled to disk (memory stays small) and
+    uploaded (multipart when large) when it is closed."""
+
+    def __init__(self, client: Any, bucket: str, key: str) -> None:
+        self.client, self.bucket, self.key = client, bucket, key
+        self.spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
+
+    def write(self, data: bytes) -> int:
+        return self.spool.write(data)
+
+    def close(self) -> None:
+        self.spool.seek(0)
+        try:
+            self.client.upload_fileobj(self.spool, self.bucket, self.key)
+        finally:
+            self.spool.close()
+
+
+class ObjectFiles:
+    """Export files in S3-compatible object storage (``TETHER_EXPORT_STORAGE_URL=s3://bucket/
+    prefix``), through boto3; the endpoint and keys come from boto3's own configuration
+    (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID`` …)."""
+
+    def __init__(self, url: str) -> None:
+        import boto3  # type: ignore[import-untyped]  # the s3 extra: only when configured
+
+        parts = urlsplit(url)
+        self.bucket = parts.netloc
+        self.prefix = parts.path.strip("/")
+        self.client = boto3.client("s3")
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def writer(self, key: str) -> IO[bytes]:
+        return cast(IO[bytes], _Upload(self.client, self.bucket, self._key(key)))
+
+    def read(self, key: str) -> Iterator[bytes]:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        except self.client.exceptions.NoSuchKey as exc:
+            raise NotFound("the file has expired", code="UNKNOWN_FILE") from exc
+        return cast(Iterator[bytes], body.iter_chunks(1 << 16))
+
+    def remove(self, prefix: str) -> None:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._key(prefix) + "/"
+        )
+        for page in pages:
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
+
+
+Files = LocalFiles | ObjectFiles
+
+
+def storage(runtime: Runtime) -> Files:
+    """Where export files are kept: the data directory, or object storage when configured."""
+    url = runtime.settings.export_storage_url
+    if url:
+        return ObjectFiles(url)
     return LocalFiles(runtime.settings.data_dir / "exports")
 
 
@@ -380,7 +444,7 @@ def _members(runtime: Runtime, row: BulkExport) -> Iterator[str]:
 class _TypeFiles:
     """The NDJSON files of one type, split at the size limit."""
 
-    def __init__(self, files: LocalFiles, row: BulkExport, prefix: str, rtype: str, base: str):
+    def __init__(self, files: Files, row: BulkExport, prefix: str, rtype: str, base: str):
         self.files, self.row, self.prefix, self.rtype, self.base = files, row, prefix, rtype, base
         self.limit = 0
         self.part = self.count = self.size = 0
@@ -419,7 +483,7 @@ class _TypeFiles:
 
 
 def _write_files(
-    runtime: Runtime, row: BulkExport, files: LocalFiles, prefix: str
+    runtime: Runtime, row: BulkExport, files: Files, prefix: str
 ) -> list[dict[str, Any]]:
     output: list[dict[str, Any]] = []
     progress: dict[str, int] = {}
