@@ -277,8 +277,29 @@ def bench_search(runtime: Runtime, args: argparse.Namespace) -> dict[str, Any]:
             samples.append((time.perf_counter() - t) * 1000)
             matched += len(page.resources) or (page.total or 0)
         summary = Summary.of(samples).as_dict()
-        results[name] = {"p50": summary["p50"], "p95": summary["p95"], "matched": matched}
+        results[name] = {
+            "p50": summary["p50"],
+            "p95": summary["p95"],
+            "matched": matched,
+            "plan": _plan(runtime, scope, values(name)[0]),
+        }
     return {"rows": args.search_rows, "store_seconds": round(stored_s, 1), "params": results}
+
+
+def _plan(runtime: Runtime, scope: Scope, pairs: list[tuple[str, str]]) -> list[str]:
+    """How the database runs the first page of this search (EXPLAIN / EXPLAIN QUERY PLAN)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from tether.data.fhir import R, _filtered
+
+    search = parse_search("Observation", [*pairs, ("_count", "50")], strict=True)
+    with runtime.db.read() as session:
+        query = _filtered(session, scope, search).order_by(R.id).limit(51)
+        dialect = postgresql.dialect() if not runtime.db.sqlite else sqlite.dialect()
+        sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        explain = "EXPLAIN QUERY PLAN " if runtime.db.sqlite else "EXPLAIN "
+        rows = session.execute(text(explain + sql)).all()
+    return [" ".join(str(c) for c in row[-1:]) for row in rows]
 
 
 # ---------------------------------------------------------------------------- main

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import MemberCtx, TenantCtx, make_member
 from tests.sync.helpers import connected, reload, stored, wait_for
+from tether.data import fhir as fhir_data
 from tether.runtime import Runtime
 from tether.sync.run import run_sync
 
@@ -75,9 +76,18 @@ def test_capability_statement_names_what_is_served(client: httpx.Client, member:
     assert rest["operation"][0]["name"] == "export"
 
 
+@pytest.mark.parametrize("probe", [5000, 1], ids=["few-matches-plan", "many-matches-plan"])
 def test_search_parameters_match_what_the_resources_say(
-    client: httpx.Client, member: MemberCtx, runtime: Runtime
+    client: httpx.Client,
+    member: MemberCtx,
+    runtime: Runtime,
+    probe: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Each indexed parameter gives the same answer by either plan (``tether.data.fhir``:
+    an id set for a parameter matching few resources, a probe per row for one matching many);
+    ``probe=1`` makes every parameter take the second."""
+    monkeypatch.setattr(fhir_data, "PROBE", probe)
     started = datetime.now(UTC)
     conn = synced(client, member, runtime, CLINIC, PATIENT)
     h = member.headers

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from tether.accounts.members import get_member
 from tether.data.search import DateClause, Search, TokenValue
@@ -148,10 +148,42 @@ def _token(value: TokenValue) -> ColumnElement[bool]:
     return and_(*parts)
 
 
-def _indexed(scope: Scope, rtype: str, name: str, match: ColumnElement[bool]):  # type: ignore[no-untyped-def]
-    """Rows found by one indexed parameter: an index range scan of ``fhir_search_values``."""
-    found = select(V.resource_pk).where(
-        _value_members(scope), V.resource_type == rtype, V.name == name, match
+PROBE = 5000  # values counted to choose how an indexed parameter is applied
+
+
+def _indexed(
+    session: Session, scope: Scope, rtype: str, name: str, match: ColumnElement[bool]
+) -> ColumnElement[bool]:
+    """Rows found by one indexed parameter, applied the cheaper of two ways.
+
+    A parameter that matches few resources (a code, a day) is read off its index into a
+    set, ``id IN (…)``. One that matches many (a category, "after 2023") would build a large
+    set for every page: the rows are instead read in storage order and each checked with one
+    probe of the values by ``resource_pk``, so a page stops after ``_count`` matches. Which
+    one is decided by counting at most :data:`PROBE` index entries.
+    """
+    where = (_value_members(scope), V.resource_type == rtype, V.name == name, match)
+    probe = select(V.id).where(*where).limit(PROBE).subquery()
+    many = (session.scalar(select(func.count()).select_from(probe)) or 0) >= PROBE
+    if many:
+        # OFFSET 0 keeps PostgreSQL from turning the probe into a hashed semi-join of every
+        # matching value (its estimates of a member's share are rough): rows are read in id
+        # order and the page stops early.
+        probe_row = select(V.id).where(V.resource_pk == R.id, V.name == name, match).offset(0)
+        return exists(probe_row)
+    return R.id.in_(select(V.resource_pk).where(*where))
+
+
+def _ids(scope: Scope, rtype: str, ids: list[str]) -> ColumnElement[bool]:
+    """``_id``: through the unique key (connection, type, id) of the scope's connections."""
+    other = aliased(FhirResource)
+    connections = select(Connection.id).where(Connection.tenant_id == scope.tenant_id)
+    if scope.member_id is not None:
+        connections = connections.where(Connection.member_id == scope.member_id)
+    found = select(other.id).where(
+        other.connection_id.in_(connections.scalar_subquery()),
+        other.resource_type == rtype,
+        other.resource_id.in_(ids),
     )
     return R.id.in_(found)
 
@@ -159,12 +191,12 @@ def _indexed(scope: Scope, rtype: str, name: str, match: ColumnElement[bool]):  
 _COLUMNS = (R.id, R.resource_type, R.resource_id, R.data)
 
 
-def _filtered(scope: Scope, search: Search) -> Select[int, str, str, str]:
+def _filtered(session: Session, scope: Scope, search: Search) -> Select[int, str, str, str]:
     query: Select[int, str, str, str] = select(*_COLUMNS).where(
         _members(scope), R.resource_type == search.rtype
     )
     for ids in search.ids:
-        query = query.where(R.resource_id.in_(ids))
+        query = query.where(_ids(scope, search.rtype, ids))
     for clause in search.last_updated:
         query = query.where(_date(R.changed_at, clause))
     for patients in search.patients:
@@ -172,16 +204,18 @@ def _filtered(scope: Scope, search: Search) -> Select[int, str, str, str]:
     for sources in search.sources:
         query = query.where(_connections(scope, Connection.data_source_id.in_(sources)))
     for name, tokens in search.tokens:
-        query = query.where(_indexed(scope, search.rtype, name, or_(*(_token(t) for t in tokens))))
+        match = or_(*(_token(t) for t in tokens))
+        query = query.where(_indexed(session, scope, search.rtype, name, match))
     for name, clauses in search.dates:
-        query = query.where(_indexed(scope, search.rtype, name, or_(*(_range(c) for c in clauses))))
+        match = or_(*(_range(c) for c in clauses))
+        query = query.where(_indexed(session, scope, search.rtype, name, match))
     return query
 
 
 def search_resources(runtime: Runtime, scope: Scope, search: Search) -> Page:
     """One page of ``search`` within ``scope``, in storage order (keyset on the row id)."""
-    query = _filtered(scope, search)
     with runtime.db.read() as session:
+        query = _filtered(session, scope, search)
         total = _count(session, query) if search.total or search.summary_count else None
         if search.summary_count:
             return Page([], None, total)
