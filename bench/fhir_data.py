@@ -288,17 +288,17 @@ def bench_search(runtime: Runtime, args: argparse.Namespace) -> dict[str, Any]:
 
 def _plan(runtime: Runtime, scope: Scope, pairs: list[tuple[str, str]]) -> list[str]:
     """How the database runs the first page of this search (EXPLAIN / EXPLAIN QUERY PLAN)."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
     from tether.data.fhir import R, _filtered
 
     search = parse_search("Observation", [*pairs, ("_count", "50")], strict=True)
     with runtime.db.read() as session:
         query = _filtered(session, scope, search).order_by(R.id).limit(51)
-        dialect = postgresql.dialect() if not runtime.db.sqlite else sqlite.dialect()
+        dialect = session.get_bind().dialect
         sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        # SQLite's "no limit" before an OFFSET stays a parameter even with literal binds.
+        sql = sql.replace("LIMIT ? OFFSET", "LIMIT -1 OFFSET")
         explain = "EXPLAIN QUERY PLAN " if runtime.db.sqlite else "EXPLAIN "
-        rows = session.execute(text(explain + sql)).all()
+        rows = session.connection().exec_driver_sql(explain + sql).all()
     return [" ".join(str(c) for c in row[-1:]) for row in rows]
 
 
