@@ -8,7 +8,7 @@ process each:
 
 - **baseline**: ``SELECT data FROM fhir_resources WHERE member_id = … AND resource_type =
   'Observation' ORDER BY id``, streamed (server-side cursor, 1,000 rows a fetch) into a file,
-  one line per row;
+  one line per row; run twice and the faster taken (the first warms the page cache);
 - **export**: ``tether.data.exports.run_export`` of the same member's Observations (kick-off
   through the service, the job run in the child).
 
@@ -141,7 +141,12 @@ def bench_export(runtime: Runtime, args: argparse.Namespace) -> dict[str, Any]:
     print(f"  filled {args.rows:,} rows in {filled:.1f} s", flush=True)
     runtime.settings.data_dir.mkdir(parents=True, exist_ok=True)
     out = runtime.settings.data_dir / "baseline.ndjson"
-    baseline = _run_child(runtime, what="baseline", member_id=member.member_id, out=str(out))
+    # Twice, the faster counted: the first read also warms the page cache the export then uses.
+    runs = [
+        _run_child(runtime, what="baseline", member_id=member.member_id, out=str(out))
+        for _ in range(2)
+    ]
+    baseline = min(runs, key=lambda run: run["seconds"])
     assert baseline["rows"] == args.rows
     baseline_bytes = out.stat().st_size
     out.unlink()

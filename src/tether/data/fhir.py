@@ -120,7 +120,8 @@ def _range(clause: DateClause) -> ColumnElement[bool]:
     p, lo, hi = clause.prefix, clause.lo, clause.hi
     match p:
         case "eq":
-            return and_(V.lo >= lo, V.hi <= hi)
+            # lo <= hi always: the redundant bound keeps the index range on lo closed.
+            return and_(V.lo >= lo, V.lo <= hi, V.hi <= hi)
         case "ne":
             return or_(V.lo < lo, V.hi > hi)
         case "gt":
