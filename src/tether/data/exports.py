@@ -453,17 +453,33 @@ class _TypeFiles:
         self.handle: IO[bytes] | None = None
         self.output: list[dict[str, Any]] = []
 
-    def write(self, data: str) -> None:
+    def write(self, texts: list[str]) -> None:
+        """Append one NDJSON line per stored JSON text (a page at a time: one write call)."""
+        page = ("\n".join(texts) + "\n").encode() if texts else b""
+        if self.size + len(page) < self.limit:  # the common case: the page fits whole
+            self.count += len(texts)
+            self.size += len(page)
+            if page:
+                self._flush([page])
+            return
+        lines: list[bytes] = []
+        for data in texts:  # the page crosses the size limit: split it where it does
+            line = data.encode() + b"\n"
+            lines.append(line)
+            self.count += 1
+            self.size += len(line)
+            if self.size >= self.limit:
+                self._flush(lines)
+                lines = []
+                self.close()
+        if lines:
+            self._flush(lines)
+
+    def _flush(self, lines: list[bytes]) -> None:
         if self.handle is None:
             self.part += 1
-            self.count = self.size = 0
             self.handle = self.files.writer(f"{self.prefix}/{self._name()}")
-        line = data.encode() + b"\n"
-        self.handle.write(line)
-        self.count += 1
-        self.size += len(line)
-        if self.size >= self.limit:
-            self.close()
+        self.handle.write(b"".join(lines))
 
     def close(self) -> None:
         if self.handle is None:
@@ -479,6 +495,7 @@ class _TypeFiles:
                 "key": f"{self.prefix}/{name}",
             }
         )
+        self.count = self.size = 0
 
     def _name(self) -> str:
         return f"{self.rtype}-{self.part}.ndjson"
@@ -497,18 +514,9 @@ def _write_files(
             for member_id in _members(runtime, row):
                 after = 0
                 while True:
-                    query = (
-                        select(R.id, R.data)
-                        .where(R.member_id == member_id, R.resource_type == rtype, R.id > after)
-                        .order_by(R.id)
-                        .limit(PAGE)
-                    )
-                    if row.since is not None:
-                        query = query.where(R.changed_at > row.since)
                     with runtime.db.read() as session:
-                        rows = session.execute(query).all()
-                    for _, data in rows:
-                        writer.write(data)
+                        rows = _page(session, member_id, rtype, row.since, after)
+                    writer.write([data for _, data in rows])
                     progress[rtype] = progress.get(rtype, 0) + len(rows)
                     beat.maybe()
                     if len(rows) < PAGE:
@@ -519,6 +527,30 @@ def _write_files(
         output.extend(writer.output)
         beat.now()  # a type done: the progress says so
     return output
+
+
+# The export's read: driver-level, as many rows as a page, no row objects built (measured on
+# SQLite: SQLAlchemy's Row objects were a quarter of an export's time).
+_PAGE_SQL = (
+    "SELECT id, data FROM fhir_resources WHERE member_id = {p} AND resource_type = {p}"
+    " AND id > {p}{since} ORDER BY id LIMIT {limit}"
+)
+_PLACEHOLDER = {"sqlite": "?", "postgresql": "%s"}
+
+
+def _page(
+    session: Any, member_id: str, rtype: str, since: str | None, after: int
+) -> list[tuple[int, str]]:
+    p = _PLACEHOLDER[session.get_bind().dialect.name]
+    sql = _PAGE_SQL.format(p=p, since=f" AND changed_at > {p}" if since else "", limit=PAGE)
+    params = (member_id, rtype, after, since) if since else (member_id, rtype, after)
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        rows: list[tuple[int, str]] = cursor.fetchall()
+    finally:
+        cursor.close()
+    return rows
 
 
 class _Beat:
