@@ -17,7 +17,7 @@ and RSS ≤ 250 MB.
 
 **Search.** Another member with M Observations (default 100,000) stored through the sync's own
 writer (``upsert_resources``: rows, stamps and search values as a sync stores them), drawn
-from 40 LOINC codes, 3 categories, 3 statuses and five years of dates. Each search parameter
+from 40 LOINC codes, 3 categories and five years of dates. Each search parameter
 is run 40 times with varied values through ``tether.data.fhir.search_resources`` (``_count=50``,
 first page); p50/p95 per parameter, target p95 ≤ 50 ms.
 """
@@ -245,8 +245,6 @@ def bench_search(runtime: Runtime, args: argparse.Namespace) -> dict[str, Any]:
                 return [[("code", f"http://loinc.org|{r.choice(CODES)}")] for _ in range(40)]
             case "category":
                 return [[("category", r.choice(CATEGORIES))] for _ in range(40)]
-            case "status":
-                return [[("status", r.choice(STATUSES))] for _ in range(40)]
             case "date":
                 return [[("date", f"ge{day()}")] for _ in range(20)] + [
                     [("date", day())] for _ in range(20)
@@ -266,7 +264,6 @@ def bench_search(runtime: Runtime, args: argparse.Namespace) -> dict[str, Any]:
         "_id",
         "code",
         "category",
-        "status",
         "date",
         "_lastUpdated",
         "patient",

@@ -33,7 +33,6 @@ INDEXED: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     "Observation": {
         "code": (_CC, ("code",)),
         "category": (_CC, ("category",)),
-        "status": (_CODE, ("status",)),
         "date": (
             _DATE,
             ("effectiveDateTime", "effectivePeriod", "effectiveInstant"),

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -237,10 +238,36 @@ class FhirSearchValue(Base):
     (tether.fhir.search_values): a token (system, code) or a date range (lo, hi)."""
 
     __tablename__ = "fhir_search_values"
+    # Partial indexes: a token row is only in the token index, a date row only in the date
+    # ones (each index a row is in is paid for on every sync write).
     __table_args__ = (
-        Index("ix_fhir_search_values_token", "member_id", "resource_type", "name", "code"),
-        Index("ix_fhir_search_values_lo", "member_id", "resource_type", "name", "lo"),
-        Index("ix_fhir_search_values_hi", "member_id", "resource_type", "name", "hi"),
+        Index(
+            "ix_fhir_search_values_token",
+            "member_id",
+            "resource_type",
+            "name",
+            "code",
+            sqlite_where=text("code IS NOT NULL"),
+            postgresql_where=text("code IS NOT NULL"),
+        ),
+        Index(
+            "ix_fhir_search_values_lo",
+            "member_id",
+            "resource_type",
+            "name",
+            "lo",
+            sqlite_where=text("lo IS NOT NULL"),
+            postgresql_where=text("lo IS NOT NULL"),
+        ),
+        Index(
+            "ix_fhir_search_values_hi",
+            "member_id",
+            "resource_type",
+            "name",
+            "hi",
+            sqlite_where=text("hi IS NOT NULL"),
+            postgresql_where=text("hi IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

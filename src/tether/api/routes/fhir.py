@@ -391,7 +391,7 @@ def export_file(
 SEARCH_HELP = (
     "FHIR search. `_count`, `_lastUpdated` (gt ge lt le eq ne sa eb; repeatable), `_id`, "
     "`patient`, `connectionId`/`_source`, `_summary=count`, `_total`, and per type: "
-    "Observation `code` `category` `date` `status`; Condition `code` `category` "
+    "Observation `code` `category` `date`; Condition `code` `category` "
     "`clinical-status`; AllergyIntolerance `clinical-status`; MedicationRequest `status`. "
     "See the CapabilityStatement (`metadata`)."
 )

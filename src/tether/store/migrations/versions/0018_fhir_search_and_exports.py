@@ -80,10 +80,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("fhir_search_values", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_fhir_search_values_hi", ["member_id", "resource_type", "name", "hi"], unique=False
+            "ix_fhir_search_values_hi",
+            ["member_id", "resource_type", "name", "hi"],
+            unique=False,
+            sqlite_where=sa.text("hi IS NOT NULL"),
+            postgresql_where=sa.text("hi IS NOT NULL"),
         )
         batch_op.create_index(
-            "ix_fhir_search_values_lo", ["member_id", "resource_type", "name", "lo"], unique=False
+            "ix_fhir_search_values_lo",
+            ["member_id", "resource_type", "name", "lo"],
+            unique=False,
+            sqlite_where=sa.text("lo IS NOT NULL"),
+            postgresql_where=sa.text("lo IS NOT NULL"),
         )
         batch_op.create_index(
             batch_op.f("ix_fhir_search_values_resource_pk"), ["resource_pk"], unique=False
@@ -92,6 +100,8 @@ def upgrade() -> None:
             "ix_fhir_search_values_token",
             ["member_id", "resource_type", "name", "code"],
             unique=False,
+            sqlite_where=sa.text("code IS NOT NULL"),
+            postgresql_where=sa.text("code IS NOT NULL"),
         )
 
     with op.batch_alter_table("fhir_resources", schema=None) as batch_op:
