@@ -122,9 +122,10 @@ def upsert_resources(
         sql = _UPSERT_HEAD.replace(" VALUES ", " ") + _UPSERT_ARRAYS + _UPSERT_TAIL
         columns = tuple(list(column) for column in zip(*params, strict=True))
         stored = list(connection.exec_driver_sql(sql.format(distinct=distinct), columns).all())
-    for chunk in _chunks(params, MAX_PARAMS // 9) if dialect != "postgresql" else ():
-        sql = _UPSERT_HEAD + _tuples(p, 9, len(chunk)) + _UPSERT_TAIL.format(distinct=distinct)
-        stored += connection.exec_driver_sql(sql, tuple(_flat(chunk))).all()
+    else:  # SQLite: multi-row VALUES, within its limit of bound parameters
+        for chunk in _chunks(params, MAX_PARAMS // 9):
+            sql = _UPSERT_HEAD + _tuples(p, 9, len(chunk)) + _UPSERT_TAIL
+            stored += connection.exec_driver_sql(sql.format(distinct=distinct), _flat(chunk)).all()
     written.update(rtype for _, rtype, _ in stored)
     indexed = [
         (pk, rtype, by_key[(rtype, rid)][5]) for pk, rtype, rid in stored if by_key[(rtype, rid)][5]
@@ -154,7 +155,7 @@ def _write_values(
         return
     for chunk in _chunks(values, MAX_PARAMS // 8):
         sql = _VALUES_HEAD + _tuples(p, 8, len(chunk))
-        connection.exec_driver_sql(sql, tuple(_flat(chunk)))
+        connection.exec_driver_sql(sql, _flat(chunk))
 
 
 def _tuples(p: str, width: int, count: int) -> str:
@@ -162,9 +163,8 @@ def _tuples(p: str, width: int, count: int) -> str:
     return ", ".join([one] * count)
 
 
-def _flat(rows: Sequence[Sequence[object]]) -> Iterator[object]:
-    for row in rows:
-        yield from row
+def _flat(rows: Sequence[Sequence[object]]) -> tuple[object, ...]:
+    return tuple(value for row in rows for value in row)
 
 
 def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:
