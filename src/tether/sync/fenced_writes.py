@@ -45,9 +45,11 @@ def fence(session: Session, connection_pk: int, epoch: int, now: datetime) -> No
         raise Fenced()
 
 
-# The hot path of every sync: multi-row statements at the driver level, no ORM or Core row
-# processing. The upsert skips, in SQL, a row whose version the database already has (same
-# digest, same grant), and RETURNING names the rows it did write, so nothing is read first.
+# The hot path of every sync: driver-level statements, no ORM or Core row processing (SQLite:
+# multi-row VALUES; PostgreSQL: psycopg's pipelined executemany, which beat one array per
+# column, whose text form psycopg escapes in Python). The upsert skips, in SQL, a row whose
+# version the database already has (same digest, same grant), and RETURNING names the rows it
+# did write, so nothing is read first.
 _UPSERT_HEAD = (
     "INSERT INTO fhir_resources (member_id, connection_id, resource_type, resource_id,"
     " last_updated, grant_epoch, data, changed_at, content_hash) VALUES "
@@ -64,16 +66,6 @@ _UPSERT_TAIL = (
 _VALUES_HEAD = (
     "INSERT INTO fhir_search_values (resource_pk, member_id, resource_type, name, system,"
     " code, lo, hi) VALUES "
-)
-# PostgreSQL takes the rows as one array per column (psycopg would otherwise re-parse a
-# statement of thousands of placeholders on every call).
-_UPSERT_ARRAYS = (
-    "SELECT * FROM unnest(%s::varchar[], %s::bigint[], %s::varchar[], %s::varchar[],"
-    " %s::varchar[], %s::int[], %s::text[], %s::varchar[], %s::varchar[])"
-)
-_VALUES_ARRAYS = (
-    "SELECT * FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::varchar[],"
-    " %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[])"
 )
 _PLACEHOLDER = {"sqlite": "?", "postgresql": "%s"}
 MAX_PARAMS = 30_000  # per statement: under SQLite's 32,766 and PostgreSQL's 65,535
@@ -118,10 +110,17 @@ def upsert_resources(
         (member_id, connection_pk, rtype, rid, updated, epoch, head + tail, text, digest)
         for rtype, rid, updated, head, digest, _ in by_key.values()
     ]
-    if dialect == "postgresql":  # one array per column: a short statement, prepared once
-        sql = _UPSERT_HEAD.replace(" VALUES ", " ") + _UPSERT_ARRAYS + _UPSERT_TAIL
-        columns = tuple(list(column) for column in zip(*params, strict=True))
-        stored = list(connection.exec_driver_sql(sql.format(distinct=distinct), columns).all())
+    if dialect == "postgresql":  # psycopg's pipelined executemany, each row's RETURNING kept
+        sql = (_UPSERT_HEAD + _tuples(p, 9, 1) + _UPSERT_TAIL).format(distinct=distinct)
+        cursor: Any = connection.connection.cursor()  # psycopg's: executemany(returning=)
+        try:
+            cursor.executemany(sql, params, returning=True)
+            while True:
+                stored += cursor.fetchall()
+                if not cursor.nextset():
+                    break
+        finally:
+            cursor.close()
     else:  # SQLite: multi-row VALUES, within its limit of bound parameters
         for chunk in _chunks(params, MAX_PARAMS // 9):
             sql = _UPSERT_HEAD + _tuples(p, 9, len(chunk)) + _UPSERT_TAIL
@@ -149,9 +148,8 @@ def _write_values(
         for pk, rtype, found in indexed
         for name, system, code, lo, hi in found
     ]
-    if p == "%s":  # PostgreSQL: one array per column
-        columns = tuple(list(column) for column in zip(*values, strict=True))
-        connection.exec_driver_sql(_VALUES_HEAD.replace(" VALUES ", " ") + _VALUES_ARRAYS, columns)
+    if p == "%s":  # PostgreSQL: psycopg's pipelined executemany
+        connection.exec_driver_sql(_VALUES_HEAD + _tuples(p, 8, 1), values)
         return
     for chunk in _chunks(values, MAX_PARAMS // 8):
         sql = _VALUES_HEAD + _tuples(p, 8, len(chunk))
