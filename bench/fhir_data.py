@@ -290,11 +290,11 @@ def bench_search(runtime: Runtime, args: argparse.Namespace) -> dict[str, Any]:
 
 def _plan(runtime: Runtime, scope: Scope, pairs: list[tuple[str, str]]) -> list[str]:
     """How the database runs the first page of this search (EXPLAIN / EXPLAIN QUERY PLAN)."""
-    from tether.data.fhir import R, _filtered
+    from tether.data.fhir import _filtered, storage_order
 
     search = parse_search("Observation", [*pairs, ("_count", "50")], strict=True)
     with runtime.db.read() as session:
-        query = _filtered(session, scope, search).order_by(R.id).limit(51)
+        query = _filtered(session, scope, search).order_by(*storage_order(scope)).limit(51)
         dialect = session.get_bind().dialect
         sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         # SQLite's "no limit" before an OFFSET stays a parameter even with literal binds.

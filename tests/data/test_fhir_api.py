@@ -345,3 +345,39 @@ def test_a_maintained_fhir_client_works_unchanged(
         authorization=f"Bearer {tenant.api_key}",
     )
     assert tenant_fhir.resources("Observation").count() == len(observations)
+
+
+def test_deleting_a_connection_deletes_its_search_values(
+    client: httpx.Client, member: MemberCtx, runtime: Runtime
+) -> None:
+    from sqlalchemy import func, select
+
+    from tether.connections.deletion import run_delete
+    from tether.store.models import Connection, FhirSearchValue
+
+    conn = synced(client, member, runtime, CLINIC, PATIENT)
+    synced(client, member, runtime, LAB, LAB_PATIENT)
+
+    def values() -> int:
+        with runtime.db.read() as session:
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(FhirSearchValue)
+                    .where(FhirSearchValue.member_id == member.member_id)
+                )
+                or 0
+            )
+
+    before = values()
+    assert before > 0
+    assert client.delete(f"/v1/connections/{CLINIC}", headers=member.headers).status_code == 202
+    with runtime.db.read() as session:
+        epoch = session.get(Connection, conn.id).grant_epoch  # type: ignore[union-attr]
+    run_delete(runtime, connection_pk=conn.id, epoch=epoch, batch=7)
+    left = values()
+    assert 0 < left < before  # the lab's stay
+    assert every(client, "/v1/fhir/Observation", member.headers, _source=CLINIC) == []
+    assert {o["meta"]["source"] for o in every(client, "/v1/fhir/Observation", member.headers)} <= {
+        LAB
+    }

@@ -23,7 +23,7 @@ from tether.domain import Status, SyncStatus
 from tether.identity.principals import MemberPrincipal
 from tether.logging import get_logger
 from tether.runtime import Runtime
-from tether.store.models import Connection, FhirResource
+from tether.store.models import Connection, FhirResource, FhirSearchValue
 
 log = get_logger("tether.connections")
 
@@ -87,11 +87,15 @@ def run_delete(
             conn = session.get(Connection, connection_pk, with_for_update=True)
             if conn is None or conn.grant_epoch != epoch or conn.sync_status != SyncStatus.DELETING:
                 return deleted
-            ids = select(FhirResource.id).where(FhirResource.connection_id == connection_pk)
-            result = session.execute(
-                delete(FhirResource).where(FhirResource.id.in_(ids.limit(batch).scalar_subquery()))
-            )
-            count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            ids = session.scalars(
+                select(FhirResource.id)
+                .where(FhirResource.connection_id == connection_pk)
+                .limit(batch)
+            ).all()
+            if ids:  # the batch's search values first: they have no foreign key to cascade
+                session.execute(delete(FhirSearchValue).where(FhirSearchValue.resource_pk.in_(ids)))
+                session.execute(delete(FhirResource).where(FhirResource.id.in_(ids)))
+            count = len(ids)
             deleted += count
             conn.sync_heartbeat_at = now
             if count == 0:

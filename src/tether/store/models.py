@@ -271,9 +271,10 @@ class FhirSearchValue(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    resource_pk: Mapped[int] = mapped_column(
-        ForeignKey("fhir_resources.id", ondelete="CASCADE"), index=True
-    )
+    # No foreign key: PostgreSQL checks one with a trigger per inserted row, and a sync
+    # writes several values per resource. Whoever deletes resources deletes their values
+    # (tether.connections.deletion); a sync replaces them (tether.sync.fenced_writes).
+    resource_pk: Mapped[int] = mapped_column(BigId, index=True)
     member_id: Mapped[str] = mapped_column(String(40))
     resource_type: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(32))

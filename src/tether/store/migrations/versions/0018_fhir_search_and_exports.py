@@ -70,12 +70,6 @@ def upgrade() -> None:
         sa.Column("code", sa.String(length=255), nullable=True),
         sa.Column("lo", sa.String(length=26), nullable=True),
         sa.Column("hi", sa.String(length=26), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["resource_pk"],
-            ["fhir_resources.id"],
-            name=op.f("fk_fhir_search_values_resource_pk_fhir_resources"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_fhir_search_values")),
     )
     with op.batch_alter_table("fhir_search_values", schema=None) as batch_op:
