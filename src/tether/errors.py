@@ -38,6 +38,26 @@ from typing import Any, ClassVar
 
 PROBLEM_BASE = "urn:tether:problem:"
 
+# Problem slugs → FHIR IssueType codes (http://hl7.org/fhir/issue-type), for the places that
+# answer in FHIR's terms: the SDK's GraphQL interface and the FHIR API's OperationOutcomes.
+ISSUE_TYPES: dict[str, str] = {
+    "invalid-request": "invalid",
+    "validation-error": "invalid",
+    "unauthenticated": "login",
+    "forbidden": "forbidden",
+    "not-found": "not-found",
+    "method-not-allowed": "not-supported",
+    "conflict": "conflict",
+    "access-ended": "business-rule",
+    "gone": "expired",
+    "rate-limited": "throttled",
+    "upstream-error": "transient",
+    "not-supported": "not-supported",
+    "too-costly": "too-costly",
+    "export-failed": "exception",
+    "internal": "exception",
+}
+
 
 class ServerError(Exception):
     """Root of every error the tether server raises on purpose (the SDK has its own root,

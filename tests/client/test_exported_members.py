@@ -81,7 +81,7 @@ def test_enums_match_the_servers() -> None:
 
 def test_results_are_frozen_dataclasses() -> None:
     results = [n for n in EXPECTED if dataclasses.is_dataclass(getattr(tether.client, n))]
-    assert len(results) == 22  # 13, then the tenant-wide, sync history and webhook results
+    assert len(results) == 24  # 13, then tenant-wide, sync history, webhook and export results
     for name in results:
         params = getattr(tether.client, name).__dataclass_params__
         assert params.frozen, name

@@ -60,7 +60,6 @@ PAGE = 5000  # rows read per query: the memory bound (~5 MB of stored JSON)
 HEARTBEAT_EVERY = 5.0  # seconds between an export's heartbeats (and cancellation checks)
 RETRY_AFTER = 2  # seconds a client is told to wait between status polls
 ACTIVE = ("accepted", "running")
-EXPORT_PARAMETERS = ("_type", "_since", "_outputFormat")
 R = FhirResource
 
 
@@ -85,7 +84,7 @@ def parse_kickoff(pairs: list[tuple[str, str]], *, strict: bool) -> ExportReques
                     types.append(rtype)
         elif name == "_since":
             try:
-                since_key = date_range(value)[1]
+                since_key = date_range(value)[0]  # the instant itself: "after" is ">"
             except (ValueError, OverflowError) as exc:
                 raise SearchError(f"_since: {value!r} is not a FHIR instant") from exc
             since = value

@@ -18,29 +18,12 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 
-from tether.errors import PROBLEM_BASE, ProblemError
+from tether.errors import ISSUE_TYPES, PROBLEM_BASE, ProblemError
 from tether.logging import get_logger
 
 log = get_logger("tether.graphql")
 
 ERROR_CODE_SYSTEM = "urn:tether:error"
-
-# tether's problem slugs → FHIR IssueType codes (http://hl7.org/fhir/issue-type).
-ISSUE_TYPES: dict[str, str] = {
-    "invalid-request": "invalid",
-    "validation-error": "invalid",
-    "unauthenticated": "login",
-    "forbidden": "forbidden",
-    "not-found": "not-found",
-    "conflict": "conflict",
-    "access-ended": "business-rule",
-    "gone": "expired",
-    "rate-limited": "throttled",
-    "upstream-error": "transient",
-    "not-supported": "not-supported",
-    "too-costly": "too-costly",
-    "internal": "exception",
-}
 
 _DEPTH_MARKER = "exceeds maximum operation depth"
 _LIMIT_MARKERS = (_DEPTH_MARKER, "aliases found. Allowed", "Document contains more than")

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.routing import Match
 
-from tether.errors import PROBLEM_BASE, ProblemError
+from tether.errors import ISSUE_TYPES, PROBLEM_BASE, ProblemError
 from tether.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
@@ -31,17 +31,6 @@ FHIR_JSON = "application/fhir+json"
 # The FHIR API's paths (tether.api.routes.fhir): there an error is a FHIR OperationOutcome,
 # as FHIR clients expect, carrying the same facts as the problem document.
 _FHIR_PATH = re.compile(r"^/v1/(members/[^/]+/)?fhir(/|$)")
-_ISSUE_CODES = {
-    400: "invalid",
-    401: "login",
-    403: "forbidden",
-    404: "not-found",
-    405: "not-supported",
-    409: "conflict",
-    410: "deleted",
-    422: "invalid",
-    429: "throttled",
-}
 
 
 def is_fhir(path: str) -> bool:
@@ -51,7 +40,8 @@ def is_fhir(path: str) -> bool:
 
 def operation_outcome(doc: dict[str, Any]) -> dict[str, Any]:
     """A problem document as a FHIR R4 OperationOutcome (one issue per invalid input)."""
-    code = _ISSUE_CODES.get(doc["status"], "exception")
+    slug = str(doc["type"]).removeprefix(PROBLEM_BASE)
+    code = ISSUE_TYPES.get(slug, "exception" if doc["status"] >= 500 else "processing")
     details = {"text": doc["title"]}
     if doc.get("code"):
         details["coding"] = [{"system": "urn:tether:problem-code", "code": doc["code"]}]

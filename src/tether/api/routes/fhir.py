@@ -234,7 +234,9 @@ def kick_off(runtime: Runtime, request: Request, scope: Scope, prefer: str | Non
         raise SearchError("a Bulk Data kick-off needs the header Prefer: respond-async")
     pairs = list(request.query_params.multi_items())
     wanted = exports.parse_kickoff(pairs, strict=_strict(prefer))
-    export_id = exports.kick_off(runtime, scope, wanted, str(request.url))
+    query = f"?{request.url.query}" if request.url.query else ""
+    asked = f"{runtime.settings.public_base_url}{request.url.path}{query}"  # as the client saw it
+    export_id = exports.kick_off(runtime, scope, wanted, asked)
     location = f"{runtime.settings.public_base_url}/v1/fhir/bulkstatus/{export_id}"
     return Response(status_code=status.HTTP_202_ACCEPTED, headers={"Content-Location": location})
 
