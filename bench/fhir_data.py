@@ -40,17 +40,14 @@ from sqlalchemy import select, text
 from bench._support import (
     SERVER_ENV,
     Summary,
-    available_engines,
     bench_python,
     bench_runtime,
-    machine,
     make_members,
-    quiet_logging,
+    run_per_engine,
     runtime_from_payload,
     server_version,
     settings_payload,
     table,
-    write_results,
 )
 from bench.delete import fill
 from tether.bootstrap import ensure_directory
@@ -354,24 +351,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--search-rows", type=int, default=100_000, help="0: skip")
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], action="append")
     args = parser.parse_args(argv)
-    engines = args.engine or available_engines()
-    quiet_logging()
-    results = []
-    for engine in engines:
-        result = bench_engine(engine, args)
-        print(report(result), "\n", flush=True)
-        results.append(result)
-    written = write_results(
+    return run_per_engine(
         "fhir_data",
-        {
-            "benchmark": "fhir_data",
-            "target_ratio": TARGET_RATIO,
-            "target_rss_mb": TARGET_RSS_MB,
-            "target_p95_ms": TARGET_P95_MS,
-            "options": vars(args) | {"engine": engines},
-            "machine": machine(),
-            "results": results,
-        },
+        args,
+        bench_engine,
+        report,
+        target_ratio=TARGET_RATIO,
+        target_rss_mb=TARGET_RSS_MB,
+        target_p95_ms=TARGET_P95_MS,
     )
-    print(f"results: {written}")
-    return 0
