@@ -57,6 +57,17 @@ RESOURCE_TYPES: tuple[str, ...] = (
     "Procedure",
 )
 
+# Resources a record refers to outside the patient compartment, fetched after a sync's
+# searches unless the source's directory entry says otherwise (tether.sync.references).
+REFERENCED_TYPES: tuple[str, ...] = (
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "Medication",
+)
+# The media types a source may want in Accept (FHIR R4 §3.1.0.1.6; the others are older).
+FHIR_MEDIA_TYPES = ("application/fhir+json", "application/json+fhir", "application/json")
 
 # A data source's request budget unless its directory entry says otherwise (tether.sync.budgets).
 DEFAULT_MAX_CONCURRENT_REQUESTS = 20

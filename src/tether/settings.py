@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     )
     member_token_ttl: int = Field(default=DEFAULT_MEMBER_TOKEN_TTL, ge=30, le=86400)
     launch_ttl: int = Field(default=DEFAULT_LAUNCH_TTL, ge=30, le=3600)
+    expiring_notice_days: int = Field(
+        default=14,
+        ge=0,
+        le=365,
+        description="days before a grant ends at its source that connection.expiring is sent",
+    )
     sdk_refresh_ttl: int = Field(
         default=DEFAULT_SDK_REFRESH_TTL,
         ge=300,

@@ -56,6 +56,7 @@ def test_every_source_serves_its_types(live: Live) -> None:
         "sandbox-pharmacy",
         "sandbox-specialty",  # requires private_key_jwt
         "sandbox-legacy",  # SMART v1: endpoints only in metadata
+        "sandbox-regional",  # bends the standard: tether meets it with a profile
     ]
 
 

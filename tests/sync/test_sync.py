@@ -132,7 +132,16 @@ def test_every_finished_sync_is_audited(client, member: MemberCtx, runtime: Runt
     ]
     for event, report in zip(events[1:], (first, again), strict=True):
         assert (event.actor, event.from_status, event.to_status) == ("system:sync", None, None)
-        assert event.detail == {"written": report.written, "errors": []}
+    # The first sync also read the Practitioners the record refers to; the second had none
+    # left to read (they are held), so its row does not mention references.
+    practitioners = stored(runtime, conn.id)["Practitioner"]
+    assert practitioners > 0
+    assert events[1].detail == {
+        "written": first.written,
+        "errors": [],
+        "references": {"fetched": practitioners, "missing": 0, "offsite": 0},
+    }
+    assert events[2].detail == {"written": again.written, "errors": []}
 
 
 def _sync_with(runtime: Runtime, sandbox: Sandbox, conn, knobs: dict, **kw):

@@ -150,6 +150,14 @@ class MemberConnectionOut(Wire):
     last_synced: datetime | None
     resource_counts: dict[str, int]
     next_sync: datetime | None
+    authorization_expires: datetime | None = Field(
+        default=None,
+        description="when the grant ends at the source (reconnect before), where it says",
+    )
+    not_shared: list[str] = Field(
+        default_factory=list,
+        description="resource types the member did not share (a narrower grant than asked)",
+    )
 
     @classmethod
     def of(cls, view: ConnectionView) -> MemberConnectionOut:
@@ -166,6 +174,8 @@ class MemberConnectionOut(Wire):
             last_synced=view.last_synced,
             resource_counts=dict(view.resource_counts),
             next_sync=view.next_sync,
+            authorization_expires=view.authorization_expires,
+            not_shared=list(view.not_shared),
         )
 
 

@@ -110,6 +110,10 @@ class MemberConnection:
     last_synced: datetime | None
     resource_counts: dict[str, int] = field(default_factory=dict)
     next_sync: datetime | None = None
+    # When the grant ends at the source (reconnect before), where the source says.
+    authorization_expires: datetime | None = None
+    # Resource types the member did not share (a narrower grant than asked).
+    not_shared: tuple[str, ...] = ()
 
     @property
     def sync_error_codes(self) -> list[str]:
@@ -134,6 +138,8 @@ class MemberConnection:
             last_synced=_optional_datetime(data.get("lastSynced")),
             resource_counts={str(k): int(v) for k, v in (data.get("resourceCounts") or {}).items()},
             next_sync=_optional_datetime(data.get("nextSync")),
+            authorization_expires=_optional_datetime(data.get("authorizationExpires")),
+            not_shared=tuple(str(t) for t in data.get("notShared") or ()),
         )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import select, update
@@ -26,7 +27,12 @@ from tether.accounts.return_urls import check_return_url
 from tether.connections import lifecycle
 from tether.connections.grants import start_grant
 from tether.connections.queries import connection_for
-from tether.connections.sources import require_connectable, smart_client
+from tether.connections.sources import (
+    SourceProfile,
+    not_shared_types,
+    require_connectable,
+    smart_client,
+)
 from tether.connections.tokens import store_tokens
 from tether.domain import Status
 from tether.errors import (
@@ -44,10 +50,10 @@ from tether.identity.liveness import require_live
 from tether.identity.principals import MemberPrincipal
 from tether.ids import new_secret, sha256_hex
 from tether.logging import get_logger
-from tether.oauth import rfc6749, rfc7636
+from tether.oauth import oidc, rfc6749, rfc7636, scopes
 from tether.runtime import Runtime
 from tether.sealed import attempt_binding
-from tether.store.models import DataSource, Member, OAuthAttempt, Tenant
+from tether.store.models import AuditEvent, Connection, DataSource, Member, OAuthAttempt, Tenant
 
 log = get_logger("tether.connections")
 LAUNCH_PATH = "/oauth/launch/"
@@ -134,12 +140,22 @@ def launch(runtime: Runtime, *, token: str) -> Launch:
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             raise Gone("this connection link was already used", code="LINK_GONE")
-        _require_live_member(session, attempt.member_id)
-        attempt_id, source_id = attempt.id, attempt.data_source_id
+        tenant_id = _require_live_member(session, attempt.member_id)
+        attempt_id, source_id, member_id = attempt.id, attempt.data_source_id, attempt.member_id
         source = require_connectable(session.get(DataSource, source_id), source_id)
+    profile = SourceProfile.of(source.settings)
     try:
         with smart_client(runtime, source) as (client, config, base):
-            request = rfc7636.authorization_request(client, config, aud=base)
+            # Scopes the source's discovery does not offer would fail the whole request at
+            # many servers: they are dropped, and the audit says which.
+            scope, dropped = scopes.offered(str(client.scope), config.scopes_supported)
+            request = rfc7636.authorization_request(
+                client,
+                config,
+                aud=base if profile.send_aud else None,
+                scope=scope,
+                extra=profile.extra_authorize_params,
+            )
     except SourceError as exc:
         # Nothing reached the source: give the link back, so trying again later is true.
         log.warning(
@@ -177,6 +193,19 @@ def launch(runtime: Runtime, *, token: str) -> Launch:
                 expires_at=now + timedelta(seconds=runtime.settings.launch_ttl),
             )
         )
+        if dropped:
+            log.warning("launch: scopes the source does not offer", source=source_id)
+            session.add(
+                AuditEvent(
+                    tenant_id=tenant_id,
+                    member_id=member_id,
+                    data_source_id=source_id,
+                    action="oauth.scopes_dropped",
+                    actor="system:oauth",
+                    detail={"dropped": list(dropped), "requested": scope},
+                    at=now,
+                )
+            )
     return Launch(authorize_url=request.url, browser_cookie=cookie)
 
 
@@ -301,9 +330,16 @@ def _exchange_and_store(
 ) -> str:
     with runtime.db.read() as session:
         source = require_connectable(session.get(DataSource, source_id), source_id)
+    claims: dict[str, Any] | None = None
     try:
         with smart_client(runtime, source) as (client, config, _base):
             tokens = rfc6749.exchange_code(client, config, code=code, code_verifier=verifier)
+            problem = _check_token_response(tokens)
+            if problem is None and tokens.id_token:
+                with runtime.http_client(source=source_id) as http:
+                    claims = oidc.check_id_token(
+                        http, tokens.id_token, config=config, client_id=str(client.client_id)
+                    )
     except OAuthProtocolError as exc:
         if exc.error == "invalid_client":
             # tether's client authentication was refused (secret, or the private_key_jwt
@@ -312,14 +348,19 @@ def _exchange_and_store(
             return "invalid_client"
         log.warning("code exchange refused", source=source_id, error=exc.error)
         return _safe_error(exc.error) if exc.error in _KNOWN_ERRORS else "invalid_grant"
+    except oidc.IdTokenRefused as exc:
+        log.warning("token response rejected", source=source_id, reason=str(exc))
+        return "invalid_token_response"
     except (SourceUnavailable, SourceIncompatible) as exc:
         log.warning("code exchange failed", source=source_id, reason=str(exc))
         return "source_unavailable"
-    problem = _check_token_response(tokens)
     if problem:
         log.warning("token response rejected", source=source_id, reason=problem)
         return "invalid_token_response"
-    return _connect(runtime, member_id, source_id, tokens)
+    fhir_user = claims.get("fhirUser") if claims else None
+    return _connect(
+        runtime, member_id, source, tokens, fhir_user if isinstance(fhir_user, str) else None
+    )
 
 
 def _check_token_response(tokens: rfc6749.TokenSet) -> str | None:
@@ -330,18 +371,37 @@ def _check_token_response(tokens: rfc6749.TokenSet) -> str | None:
     return None
 
 
-def _connect(runtime: Runtime, member_id: str, source_id: str, tokens: rfc6749.TokenSet) -> str:
+def _connect(
+    runtime: Runtime,
+    member_id: str,
+    source: DataSource,
+    tokens: rfc6749.TokenSet,
+    fhir_user: str | None,
+) -> str:
     """Store the grant and move the connection to CONNECTED/PENDING in a new grant epoch."""
     assert tokens.patient is not None  # checked by _check_token_response
+    lifetime = SourceProfile.of(source.settings).authorization_lifetime
+    not_shared = not_shared_types(source, tokens.scope)
+    detail: dict[str, Any] = {"scope": tokens.scope}
+    if not_shared:
+        detail["not_shared"] = list(not_shared)  # a narrower grant than asked
+    if fhir_user:
+        detail["fhir_user"] = fhir_user  # verified: the id_token's signature was checked
+
+    def seal(conn: Connection, now: datetime) -> None:
+        store_tokens(runtime, conn, tokens, now=now)
+        if tokens.refresh_token_expires_in is None:
+            conn.authorization_expires_at = now + timedelta(seconds=lifetime) if lifetime else None
+
     try:
         start_grant(
             runtime,
             member_id=member_id,
-            source_id=source_id,
+            source_id=source.id,
             patient=tokens.patient,
             actor=f"member:{member_id}",
-            seal=lambda conn, now: store_tokens(runtime, conn, tokens, now=now),
-            detail={"scope": tokens.scope},
+            seal=seal,
+            detail=detail,
         )
     except Conflict:
         return "conflict"

@@ -89,6 +89,9 @@ def store_tokens(
     conn.token_lifetime = int(tokens.expires_in) if tokens.expires_in else None
     if tokens.scope:
         conn.scope = tokens.scope
+    if tokens.refresh_token_expires_in is not None:
+        # The source says when the grant ends (each response, as a refresh rotates it).
+        conn.authorization_expires_at = now + timedelta(seconds=tokens.refresh_token_expires_in)
 
 
 def drop_tokens(conn: Connection) -> None:
@@ -98,6 +101,7 @@ def drop_tokens(conn: Connection) -> None:
     conn.token_expires_at = None
     conn.token_lifetime = None
     conn.refresh_lease_until = None
+    conn.authorization_expires_at = None
 
 
 def access_token(runtime: Runtime, conn: Connection) -> AccessToken | None:

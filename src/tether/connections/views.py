@@ -19,6 +19,7 @@ from tether.connections.queries import (
     require_connection,
     tenant_connection_rows,
 )
+from tether.connections.sources import not_shared_types
 from tether.domain import Category, SourceType, Status, SyncStatus
 from tether.errors import Conflict
 from tether.identity.principals import MemberPrincipal, TenantPrincipal
@@ -73,10 +74,15 @@ class ConnectionView:
     resource_counts: Mapping[str, int]
     next_sync: datetime | None  # only while CONNECTED
     allowed: frozenset[Status]
+    # When the grant ends at the source, where it says so (only while CONNECTED).
+    authorization_expires: datetime | None = None
+    # The source's resource types the member did not share (a narrower grant than asked).
+    not_shared: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, conn: Connection, source: DataSource) -> ConnectionView:
         status = Status(conn.status)
+        connected = status == Status.CONNECTED
         return cls(
             id=source.id,
             name=source.name,
@@ -89,8 +95,10 @@ class ConnectionView:
             status_updated=conn.status_updated_at,
             last_synced=conn.last_synced_at,
             resource_counts={k: int(v) for k, v in (conn.resource_counts or {}).items()},
-            next_sync=conn.next_sync_at if status == Status.CONNECTED else None,
+            next_sync=conn.next_sync_at if connected else None,
             allowed=frozenset(to for to in MEMBER_MOVES if _allowed(conn, to)),
+            authorization_expires=conn.authorization_expires_at if connected else None,
+            not_shared=not_shared_types(source, conn.scope) if conn.scope else (),
         )
 
 

@@ -9,6 +9,7 @@ works whatever host and port tether runs on.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tether.domain import (
     DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_REQUESTS_PER_MINUTE,
+    REFERENCED_TYPES,
     Category,
     SourceType,
 )
@@ -28,6 +30,37 @@ SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
 BUNDLED_DIRECTORY = Path(__file__).parent / "default_sources.yaml"
 
 DEFAULT_SCOPES = "launch/patient openid fhirUser offline_access patient/*.read"
+RESOURCE_TYPE_PATTERN = r"^[A-Z][A-Za-z]{1,63}$"
+# Search parameters tether sets itself on every search (the patient, paging, the cursor).
+RESERVED_SEARCH_PARAMS = frozenset({"patient", "subject", "_id", "_count", "_lastUpdated"})
+# Authorization request parameters tether sets itself (RFC 6749 §4.1.1, RFC 7636, SMART).
+RESERVED_AUTHORIZE_PARAMS = frozenset(
+    {
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+        "aud",
+    }
+)
+
+# The entry's fields that say how the source bends the standard: kept in the source's settings
+# as they are (tether.connections.sources.SourceProfile reads them back).
+PROFILE_FIELDS = frozenset(
+    {
+        "fhir_accept",
+        "send_aud",
+        "page_size",
+        "search_params",
+        "use_last_updated",
+        "extra_authorize_params",
+        "referenced_types",
+        "authorization_lifetime",
+    }
+)
 
 
 class Address(BaseModel):
@@ -88,12 +121,70 @@ class SourceEntry(BaseModel):
     basic_auth: Literal["password_grant", "http_basic"] | None = None
     resource_types: list[str] | None = None
     sync_interval: int = Field(default=86400, ge=60)
+    # How this source bends the standard (docs/directory.md, "Source profiles").
+    fhir_accept: Literal["application/fhir+json", "application/json+fhir", "application/json"] = (
+        "application/fhir+json"
+    )
+    send_aud: bool = True
+    page_size: int | None = Field(default=None, ge=1, le=1000)
+    search_params: dict[str, list[dict[str, str]]] | None = None
+    use_last_updated: bool = True
+    extra_authorize_params: dict[str, str] = Field(default_factory=dict)
+    referenced_types: list[str] = Field(default_factory=lambda: list(REFERENCED_TYPES))
+    # Seconds a grant lasts at this source when its token responses do not say
+    # (refresh_token_expires_in wins); None: tether does not know.
+    authorization_lifetime: int | None = Field(default=None, ge=3600, le=20 * 365 * 86400)
     # The source's request budget, held across every sync and worker process (tether.sync.budgets).
     max_concurrent_requests: int = Field(default=DEFAULT_MAX_CONCURRENT_REQUESTS, ge=1, le=1000)
     max_requests_per_minute: int = Field(
         default=DEFAULT_MAX_REQUESTS_PER_MINUTE, ge=1, le=1_000_000
     )
     retired: bool = False
+
+    @field_validator("resource_types")
+    @classmethod
+    def _types(cls, value: list[str] | None) -> list[str] | None:
+        for rtype in value or ():
+            if not re.match(RESOURCE_TYPE_PATTERN, rtype):
+                raise ValueError(f"{rtype!r} is not a FHIR resource type")
+        return list(dict.fromkeys(value)) if value is not None else None
+
+    @field_validator("referenced_types")
+    @classmethod
+    def _referenced(cls, value: list[str]) -> list[str]:
+        unknown = [t for t in value if t not in REFERENCED_TYPES]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)}: tether follows references to "
+                f"{', '.join(REFERENCED_TYPES)} only"
+            )
+        return list(dict.fromkeys(value))
+
+    @field_validator("search_params")
+    @classmethod
+    def _search_params(
+        cls, value: dict[str, list[dict[str, str]]] | None
+    ) -> dict[str, list[dict[str, str]]] | None:
+        for rtype, sets in (value or {}).items():
+            if not re.match(RESOURCE_TYPE_PATTERN, rtype):
+                raise ValueError(f"{rtype!r} is not a FHIR resource type")
+            if not sets:
+                raise ValueError(f"{rtype}: give at least one parameter set (or leave it out)")
+            for params in sets:
+                reserved = sorted(RESERVED_SEARCH_PARAMS & params.keys())
+                if reserved:
+                    raise ValueError(f"{rtype}: tether sets {', '.join(reserved)} itself")
+                if any(not name or not v for name, v in params.items()):
+                    raise ValueError(f"{rtype}: parameter names and values cannot be empty")
+        return value
+
+    @field_validator("extra_authorize_params")
+    @classmethod
+    def _authorize_params(cls, value: dict[str, str]) -> dict[str, str]:
+        reserved = sorted(RESERVED_AUTHORIZE_PARAMS & value.keys())
+        if reserved:
+            raise ValueError(f"tether sets {', '.join(reserved)} itself")
+        return value
 
     @field_validator("fhir_base_url")
     @classmethod

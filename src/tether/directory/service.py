@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tether.directory.index import INDEXES
-from tether.directory.schema import SourceEntry
+from tether.directory.schema import PROFILE_FIELDS, SourceEntry
 from tether.directory.text import terms_for, words
 from tether.domain import SourceType
 from tether.errors import InvalidRequest, NotFound
@@ -76,6 +76,7 @@ def _row(entry: SourceEntry, vault: Vault) -> dict[str, Any]:
     }
     if entry.resource_types:
         settings["resource_types"] = entry.resource_types
+    settings.update(entry.model_dump(include=set(PROFILE_FIELDS)))
     if entry.basic_auth:
         settings["basic_auth"] = entry.basic_auth
     if entry.oauth:

@@ -26,9 +26,9 @@ from tether.ids import new_id
 from tether.runtime import Runtime
 from tether.store.models import Connection, Event, Member, WebhookDelivery, WebhookEndpoint
 
-# The event types (names final). ``connection.expiring`` is reserved for the authorization
-# lifetime work; ``webhook_endpoint.disabled`` says that tether stopped delivering to one of
-# the tenant's endpoints.
+# The event types (names final). ``connection.expiring``: the grant ends at its source within
+# ``expiring_notice_days`` (tether.connections.expiring); ``webhook_endpoint.disabled``
+# says that tether stopped delivering to one of the tenant's endpoints.
 CONNECTION_CONNECTED = "connection.connected"
 CONNECTION_EXPIRED = "connection.expired"
 CONNECTION_DISCONNECTED = "connection.disconnected"
@@ -97,6 +97,9 @@ def connection_data(
         "syncErrors": list(conn.sync_errors or []),
         "statusUpdated": _iso(conn.status_updated_at),
         "lastSynced": _iso(conn.last_synced_at) if conn.last_synced_at else None,
+        "authorizationExpires": (
+            _iso(conn.authorization_expires_at) if conn.authorization_expires_at else None
+        ),
     }
 
 

@@ -50,6 +50,16 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - utcnow()).total_seconds())
 
 
+def _why(response: httpx.Response) -> str:
+    """``: <diagnostics>`` of an OperationOutcome's first issue, when the body has one."""
+    try:
+        issue = (response.json().get("issue") or [{}])[0]
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return ""
+    text = issue.get("diagnostics") if isinstance(issue, dict) else None
+    return f": {text[:200]}" if isinstance(text, str) and text else ""
+
+
 def _backoff(exc: Exception) -> bool | float:
     if isinstance(exc, TransientPageError):
         return exc.wait if exc.wait is not None else True
@@ -66,6 +76,7 @@ class PageReader:
     authorization: Callable[[], str]
     slot: Callable[[], AbstractAsyncContextManager[httpx.AsyncClient]]
     max_pages: int = DEFAULT_MAX_PAGES
+    accept: str = FHIR_JSON  # the media type the source wants asked for (its profile)
     retry_attempts: int = RETRY_ATTEMPTS
     retry_timeout: float = RETRY_TIMEOUT
     # What this reader did, for the sync's history: requests sent, of which retries, and the
@@ -85,7 +96,7 @@ class PageReader:
                 response = await http.get(
                     url,
                     params=params,
-                    headers={"Authorization": self.authorization(), "Accept": FHIR_JSON},
+                    headers={"Authorization": self.authorization(), "Accept": self.accept},
                 )
         except httpx.TimeoutException as exc:
             raise TransientPageError("timed out", code="SOURCE_UNAVAILABLE") from exc
@@ -106,6 +117,11 @@ class PageReader:
             raise PageError("ACCESS_FORBIDDEN", "the source answered 403")
         if status == 404:
             raise PageError("PATIENT_RETRIEVAL_ERROR", "the source answered 404")
+        if status == 406:
+            raise PageError("INVALID_RESPONSE", "the source refused the Accept media type (406)")
+        if status == 400:
+            why = _why(response)
+            raise PageError("INVALID_RESPONSE", f"the source refused the search (400{why})")
         if status != 200:
             raise PageError("INVALID_RESPONSE", f"unexpected HTTP {status}")
         return response.content

@@ -75,6 +75,14 @@ class MemberConnection:
     integration_type: str | None = strawberry.field(
         description="not used by tether (always null); accepted as a filter and ignored"
     )
+    authorization_expires: str | None = strawberry.field(
+        default=None,
+        description="when the grant ends at the source (reconnect before), where it says",
+    )
+    not_shared: list[str] = strawberry.field(
+        default_factory=list,
+        description="resource types the member did not share (a narrower grant than asked)",
+    )
 
     @classmethod
     def of(cls, view: views.ConnectionView) -> MemberConnection:
@@ -91,6 +99,8 @@ class MemberConnection:
             last_synced=optional_timestamp(view.last_synced),
             is_direct=IS_DIRECT,
             integration_type=None,
+            authorization_expires=optional_timestamp(view.authorization_expires),
+            not_shared=list(view.not_shared),
         )
 
 

@@ -63,23 +63,39 @@ class TokenSet:
     scope: str | None
     patient: str | None
     token_type: str
+    # When the grant itself ends (seconds), where the source says (a common extension).
+    refresh_token_expires_in: int | None = None
+    id_token: str | None = None  # OpenID Connect, when ``openid`` was granted
+    # Anything else in the response (``need_patient_banner``, ``smart_style_url``,
+    # ``encounter``...) is ignored: tether has no EHR frame to draw a banner in.
 
     @classmethod
     def from_response(cls, token: dict[str, Any]) -> TokenSet:
         access = token.get("access_token")
         if not isinstance(access, str) or not access:
             raise SourceUnavailable("token response without access_token")
-        expires = token.get("expires_in")
+        scope, patient, id_token = token.get("scope"), token.get("patient"), token.get("id_token")
         return cls(
             access_token=access,
             refresh_token=token.get("refresh_token") or None,
-            expires_in=int(expires)
-            if isinstance(expires, int | float | str) and str(expires).isdigit()
-            else None,
-            scope=token.get("scope"),
-            patient=token.get("patient"),
+            expires_in=_seconds(token.get("expires_in")),
+            scope=scope if isinstance(scope, str) else None,
+            patient=patient if isinstance(patient, str) else None,
             token_type=str(token.get("token_type", "")),
+            refresh_token_expires_in=_seconds(token.get("refresh_token_expires_in")),
+            id_token=id_token if isinstance(id_token, str) and id_token else None,
         )
+
+
+def _seconds(value: Any) -> int | None:
+    """A count of seconds as JSON numbers or digit strings come; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float) and value >= 0:
+        return int(value)
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
 
 
 @contextmanager

@@ -41,6 +41,8 @@ class SmartConfiguration:
     token_endpoint_auth_methods: tuple[str, ...] = ()
     scopes_supported: tuple[str, ...] = ()
     discovered_at: str = ""  # the URL the configuration was read from
+    issuer: str | None = None  # what an id_token's ``iss`` must be (OpenID Connect)
+    jwks_uri: str | None = None  # the keys the source signs id_tokens with
 
 
 class DiscoveryCache:
@@ -149,6 +151,8 @@ def _from_well_known(doc: Any, url: str) -> SmartConfiguration:
         token_endpoint_auth_methods=_strings(doc.get("token_endpoint_auth_methods_supported")),
         scopes_supported=_strings(doc.get("scopes_supported")),
         discovered_at=url,
+        issuer=doc.get("issuer") if isinstance(doc.get("issuer"), str) else None,
+        jwks_uri=_url(doc.get("jwks_uri")),
     )
 
 

@@ -73,6 +73,20 @@ class SourceConfig:
     # A SMART App Launch 1.0 server: no .well-known/smart-configuration (404); the endpoints
     # are only in the CapabilityStatement's oauth-uris extension at {fhir base}/metadata.
     smart_v1: bool = False
+    # How real servers bend the standard (tether meets each with a directory profile setting):
+    # an Observation search without ``category`` is refused (400 OperationOutcome);
+    observation_category_required: bool = False
+    # only this media type is answered in Accept (406 for any other);
+    accept_only: str | None = None
+    # an authorization request carrying ``aud`` is refused (invalid_request);
+    reject_aud: bool = False
+    # a search with ``_lastUpdated`` is refused (400);
+    reject_last_updated: bool = False
+    # grants end after this many seconds (``refresh_token_expires_in`` in token responses;
+    # refreshing does not extend them);
+    grant_lifetime: int | None = None
+    # the consent page lets the member untick resource types (a narrower grant than asked).
+    choose_types: bool = False
 
 
 def default_clients(jwks_uri: str | None = None) -> tuple[ClientConfig, ...]:
@@ -119,6 +133,17 @@ def default_sources() -> tuple[SourceConfig, ...]:
             type=CLINICAL,
             patients=2,
             smart_v1=True,
+        ),
+        SourceConfig(
+            id="sandbox-regional",
+            name="Sandbox Regional Health",
+            type=CLINICAL,
+            patients=2,
+            observation_category_required=True,
+            accept_only="application/json+fhir",
+            reject_aud=True,
+            grant_lifetime=30 * 86400,
+            choose_types=True,
         ),
     )
 

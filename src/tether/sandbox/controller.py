@@ -12,6 +12,7 @@ from tether.sandbox.data.catalog import Catalog, PatientSummary
 from tether.sandbox.data.records import MaterializedRecord
 from tether.sandbox.knobs import FaultDice, Knobs
 from tether.sandbox.oauth.assertions import JwksCache
+from tether.sandbox.oauth.id_tokens import IdTokenSigner
 from tether.sandbox.oauth.server import SourceAuthorizationServer
 from tether.sandbox.store import GrantStore
 
@@ -33,6 +34,7 @@ class Sandbox:
         self._dice = {s.id: FaultDice() for s in config.sources}
         self._counters = {s.id: Counters() for s in config.sources}
         self.jwks = JwksCache()
+        self.id_tokens = IdTokenSigner()
         self.servers = {
             s.id: SourceAuthorizationServer(
                 source_id=s.id,
@@ -40,6 +42,7 @@ class Sandbox:
                 store=self.store,
                 knobs=lambda sid=s.id: self._knobs[sid],  # type: ignore[misc]
                 jwks=self.jwks,
+                id_tokens=self.id_tokens,
             )
             for s in config.sources
         }

@@ -36,6 +36,7 @@ class Knobs:
     - ``endless_next``: searches always carry a ``next`` link, even past the end.
     - ``forbidden_types``: resource types that answer 403 (partial-failure tests).
     - ``fault_seed``: ``None`` for evenly spread fractions, an int for a seeded RNG.
+    - ``forge_id_token``: id_tokens are signed with a key the source does not publish.
     """
 
     access_token_lifetime: int = 3600
@@ -51,6 +52,7 @@ class Knobs:
     endless_next: bool = False
     forbidden_types: list[str] = field(default_factory=list)
     fault_seed: int | None = None
+    forge_id_token: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: _copy(getattr(self, f.name)) for f in fields(self)}

@@ -36,3 +36,16 @@ def allowed_scope(scope: str | None) -> str | None:
 def has_offline_access(scope: str | None) -> bool:
     """Refresh tokens are issued only for ``offline_access`` (SMART App Launch 2.x)."""
     return bool(scope) and "offline_access" in (scope or "").split()
+
+
+def narrow(scope: str, shared: list[str], offered: tuple[str, ...]) -> str | None:
+    """``scope`` with its resource scopes replaced by read access to the ``shared`` types
+    only (the member unticked the others on the consent page); None when all ``offered``
+    types stay shared (the grant is what was asked)."""
+    if set(offered) <= set(shared):
+        return None
+    items = scope.split()
+    v2 = any(RESOURCE_SCOPE.match(s) and not s.endswith((".read", ".*")) for s in items)
+    kept = [s for s in items if not RESOURCE_SCOPE.match(s)]
+    kept += [f"patient/{t}.{'rs' if v2 else 'read'}" for t in offered if t in shared]
+    return " ".join(kept)

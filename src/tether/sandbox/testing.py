@@ -30,6 +30,7 @@ class _FormParser(HTMLParser):
         self.action: str | None = None
         self.hidden: list[tuple[str, str]] = []
         self.patients: list[str] = []
+        self.shares: list[str] = []  # the resource types the page lets the member untick
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
@@ -39,13 +40,21 @@ class _FormParser(HTMLParser):
             self.hidden.append((a.get("name", ""), a.get("value", "")))
         elif tag == "input" and a.get("type") == "radio" and a.get("name") == "patient":
             self.patients.append(a.get("value", ""))
+        elif tag == "input" and a.get("type") == "checkbox" and a.get("name") == "share":
+            self.shares.append(a.get("value", ""))
 
 
 def complete_consent(
-    client: httpx.Client, authorize_url: str, *, patient: str | None = None, approve: bool = True
+    client: httpx.Client,
+    authorize_url: str,
+    *,
+    patient: str | None = None,
+    approve: bool = True,
+    withhold: tuple[str, ...] = (),
 ) -> str:
     """Open ``authorize_url``, approve (as ``patient``, default the first) or deny, and
-    return the ``Location`` the sandbox redirects to — not followed."""
+    return the ``Location`` the sandbox redirects to — not followed. ``withhold``: resource
+    types to untick, on a page that offers the choice."""
     page = client.get(authorize_url, follow_redirects=False)
     for _ in range(MAX_HOPS):
         if not page.is_redirect:
@@ -61,10 +70,19 @@ def complete_consent(
     choice = patient if patient is not None else (parser.patients or [""])[0]
     if patient is not None and patient not in parser.patients:
         raise ConsentError(f"patient {patient!r} is not offered; offered: {parser.patients}")
+    if withhold and not parser.shares:
+        raise ConsentError("this consent page offers no choice of resource types")
     form = [*parser.hidden, ("patient", choice), ("decision", "approve" if approve else "deny")]
-    answer = client.post(
-        urljoin(str(page.url), parser.action), data=dict(form), follow_redirects=False
-    )
+    form += [("share", t) for t in parser.shares if t not in withhold]
+    fields: dict[str, str | list[str]] = {}
+    for name, value in form:
+        if name == "share":
+            shared = fields.setdefault(name, [])
+            assert isinstance(shared, list)
+            shared.append(value)
+        else:
+            fields[name] = value
+    answer = client.post(urljoin(str(page.url), parser.action), data=fields, follow_redirects=False)
     if not answer.is_redirect:
         raise ConsentError(f"the consent form answered HTTP {answer.status_code}, not a redirect")
     return answer.headers["location"]

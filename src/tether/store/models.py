@@ -154,6 +154,8 @@ class Connection(Base):
         # The tenant's view across members, keyset-paged (tether.connections.views).
         Index("ix_connections_tenant", "tenant_id", "id"),
         Index("ix_connections_tenant_status", "tenant_id", "status", "id"),
+        # The expiring sweep (tether.connections.expiring).
+        Index("ix_connections_authorization_expires", "status", "authorization_expires_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -181,6 +183,11 @@ class Connection(Base):
     next_sync_at: Mapped[datetime | None]
     sync_heartbeat_at: Mapped[datetime | None]
     refresh_lease_until: Mapped[datetime | None]
+    # When the grant ends at the source (refresh_token_expires_in, or the directory's
+    # authorization_lifetime); None when the source does not say.
+    authorization_expires_at: Mapped[datetime | None]
+    # The grant epoch connection.expiring was sent for (once per grant).
+    expiring_notice_epoch: Mapped[int | None] = mapped_column(Integer)
 
 
 class OAuthAttempt(Base):

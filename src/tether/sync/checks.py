@@ -26,12 +26,14 @@ event loop that does the I/O, and gets back only strings.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
 
 import orjson
 
+from tether.domain import REFERENCED_TYPES
 from tether.errors import PageError
 from tether.fhir.search_values import SearchValue, search_values
 
@@ -107,6 +109,14 @@ def _belongs(resource: dict[str, Any], rtype: str, patient_id: str, suffix: str)
 # digest, what the resource is searched by)
 PreparedRow = tuple[str, str, str | None, str, str, list[SearchValue]]
 STAMP_TAIL = '"}}'  # what follows the stamp: the JSON text is head + stamp + STAMP_TAIL
+# A reference to one of REFERENCED_TYPES in the serialised text (orjson writes no spaces):
+# relative, or absolute (resolved, and kept only on the source's own base, by the sync).
+# One regular expression over text already made costs far less than walking every resource.
+_REFERENCE = re.compile(
+    r'"reference":"((?:https?://[^"\\]*/)?(?:'
+    + "|".join(REFERENCED_TYPES)
+    + r')/[A-Za-z0-9\-.]{1,64})(?:/_history/[^"\\]*)?"'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +129,9 @@ class PreparedPage:
     foreign: int = 0
     newest: str = ""  # the page's newest meta.lastUpdated
     error: tuple[str, str] | None = None
+    # The page's references to resources outside the patient compartment (REFERENCED_TYPES):
+    # ``Type/id``, or the absolute URL as the source wrote it.
+    references: frozenset[str] = frozenset()
 
 
 def prepare_page(body: bytes, *, rtype: str, patient_id: str, source: str) -> PreparedPage:
@@ -147,11 +160,13 @@ def prepare_page(body: bytes, *, rtype: str, patient_id: str, source: str) -> Pr
     except PageError as exc:
         return PreparedPage([], None, error=(exc.code, str(exc)))
     prepared = [prepared_row(*row) for row in rows]
+    found = _REFERENCE.findall
     return PreparedPage(
         prepared,
         next_url,
         foreign=tally.foreign,
         newest=tally.newest.get(rtype, ""),
+        references=frozenset(ref for row in prepared for ref in found(row[3])),
     )
 
 
@@ -176,6 +191,23 @@ def stamped(rtype: str, resource: dict[str, Any], *, source: str = "test") -> Pr
     resource["meta"] = dict(meta) if isinstance(meta, dict) else {}
     updated = _own_meta(resource, source)
     return prepared_row(rtype, resource["id"], updated, resource)
+
+
+def prepare_resource(
+    body: bytes, *, rtype: str, rid: str, source: str
+) -> tuple[PreparedRow | None, str]:
+    """A resource read by id (a referenced one), as a row; (None, why) when the body is not
+    that resource."""
+    try:
+        resource = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, "not JSON"
+    if not isinstance(resource, dict) or resource.get("resourceType") != rtype:
+        return None, f"not a {rtype}"
+    if resource.get("id") != rid:
+        return None, "another id than asked for"
+    updated = _own_meta(resource, source)
+    return prepared_row(rtype, rid, updated, resource), ""
 
 
 def _failed(message: str) -> PreparedPage:

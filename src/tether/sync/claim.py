@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tether.connections import lifecycle
-from tether.connections.sources import fhir_base_url
-from tether.domain import RESOURCE_TYPES, Status, SyncStatus
+from tether.connections.sources import SourceProfile, fhir_base_url, shared_types
+from tether.domain import Status, SyncStatus
 from tether.identity.liveness import is_live
 from tether.runtime import Runtime
 from tether.store.models import Connection, DataSource, Member, SyncRun
@@ -38,12 +38,13 @@ class Claim:
     slug: str  # the data source's id, stamped into every stored resource's meta.source
     base_url: str  # the source's FHIR base URL
     patient_id: str
-    types: tuple[str, ...]  # the resource types to search, in order
+    types: tuple[str, ...]  # the resource types to search, in order (those the grant shares)
     cursor: dict[str, str]  # per type, the newest meta.lastUpdated a completed sync stored
     interval: int  # seconds between scheduled syncs
     started: datetime  # when the run was claimed
     counts: dict[str, int]  # resources stored per type when the run started
     budget: Budget = field(default_factory=Budget)  # the source's request limits
+    profile: SourceProfile = field(default_factory=SourceProfile)  # how the source differs
 
 
 def claim_sync(
@@ -85,12 +86,13 @@ def claim_sync(
             slug=source.id,
             base_url=fhir_base_url(runtime, source),
             patient_id=conn.patient_id,
-            types=tuple(settings.get("resource_types") or RESOURCE_TYPES),
+            types=shared_types(source, conn.scope),
             cursor=dict(conn.sync_cursor or {}),
             interval=int(settings.get("sync_interval", DEFAULT_INTERVAL_SECONDS)),
             started=now,
             counts={k: int(v) for k, v in (conn.resource_counts or {}).items()},
             budget=Budget.of(settings),
+            profile=SourceProfile.of(settings),
         )
 
 

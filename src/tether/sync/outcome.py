@@ -143,7 +143,11 @@ def finish_sync(
             now=now,
             actor="system:sync",
             action=f"sync.{status.value.lower()}",
-            detail={"written": progress.written, "errors": sorted(codes_seen)},
+            detail={
+                "written": progress.written,
+                "errors": sorted(codes_seen),
+                **_references(progress),
+            },
             event=None if hold else event,
             event_data={"trigger": trigger, "resources": changes},
         )
@@ -153,5 +157,17 @@ def finish_sync(
         status=status.value,
         written=progress.written,
         errors=sorted(codes_seen),
+        **_references(progress),
     )
     return SyncReport(status=status, written=progress.written, errors=errors, counts=counts)
+
+
+def _references(progress: Progress) -> dict[str, dict[str, int]]:
+    """What the referenced-resources phase did, when it had anything to do (for the audit
+    row and the log: a missing reference is recorded, not a sync error)."""
+    counts = {
+        "fetched": progress.fetched_references,
+        "missing": progress.missing_references,
+        "offsite": progress.offsite_references,
+    }
+    return {"references": counts} if any(counts.values()) else {}

@@ -45,6 +45,7 @@ from tether.sync.budgets import Budget, Budgets
 from tether.sync.checks import PreparedPage, PreparedRow, Tally
 from tether.sync.claim import Claim
 from tether.sync.fenced_writes import fence, upsert_resources
+from tether.sync.references import fetch_references
 
 log = get_logger("tether.sync")
 
@@ -69,6 +70,10 @@ class Progress:
     written_by_type: Counter[str] = field(default_factory=Counter)
     pages: int = 0  # pages read (searchset bundles)
     reader: PageReader | None = None  # the run's reader: requests, retries, throttling
+    references: set[str] = field(default_factory=set)  # what the stored pages refer to
+    fetched_references: int = 0  # referenced resources read from the source
+    missing_references: int = 0  # referenced resources the source did not give
+    offsite_references: int = 0  # references to another server: never followed
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +180,9 @@ async def pull(
         authorization=current.header,
         max_pages=max_pages,
         slot=lambda: ctx.request_slot(claim.slug, claim.budget),
+        accept=claim.profile.accept,
     )
+    page_size = claim.profile.page_size or page_size
     progress.reader = reader
     fetcher = asyncio.create_task(
         _fetch_all(ctx, claim, reader, current, pages, progress, page_size),
@@ -187,18 +194,48 @@ async def pull(
         if not fetcher.done():  # the store loop stopped early (fenced, or cancelled)
             fetcher.cancel()
         await asyncio.gather(fetcher, return_exceptions=True)
+    if progress.references and not progress.expired and WHOLE_SYNC not in progress.failed:
+        await _references(ctx, claim, reader, progress)
 
 
-def _search(claim: Claim, rtype: str, page_size: int, incremental: bool) -> dict[str, str]:
+async def _references(
+    ctx: SyncContext, claim: Claim, reader: PageReader, progress: Progress
+) -> None:
+    """The resources the record refers to outside the patient compartment
+    (:mod:`tether.sync.references`), written like a page's rows."""
+
+    async def write(rows: list[PreparedRow]) -> None:
+        await ctx.blocking(_write_rows, ctx.runtime, claim, rows, progress)
+
+    tally = await fetch_references(
+        runtime=ctx.runtime,
+        blocking=ctx.blocking,
+        reader=reader,
+        connection_pk=claim.pk,
+        base_url=claim.base_url,
+        source=claim.slug,
+        references=progress.references,
+        types=claim.profile.referenced_types,
+        write=write,
+    )
+    progress.fetched_references = tally.fetched
+    progress.missing_references = tally.missing
+    progress.offsite_references = tally.offsite
+
+
+def _searches(claim: Claim, rtype: str, page_size: int) -> list[dict[str, str]]:
+    """The searches that read ``rtype``: one, or one per parameter set the source's profile
+    names for the type (some servers refuse an Observation search without ``category``)."""
     params = {"_count": str(page_size)}
     if rtype == "Patient":
         params["_id"] = claim.patient_id
     else:
         params["patient"] = claim.patient_id
     since = claim.cursor.get(rtype)
-    if incremental and since:
+    if since and claim.profile.use_last_updated:
         params["_lastUpdated"] = f"ge{since}"
-    return params
+    sets = claim.profile.search_params.get(rtype) or ({},)
+    return [{**extra, **params} for extra in sets]
 
 
 async def _fetch_all(
@@ -251,44 +288,44 @@ async def _fetch_type(
     gate: asyncio.Semaphore,
     stop: asyncio.Event,
 ) -> None:
-    """One type's search, page by page; a 401 retries it once with a refreshed token."""
+    """One type's searches, page by page; a 401 retries once with a refreshed token."""
     async with gate:
         attempt = 0
-        while not stop.is_set():
-            attempt += 1
-            sent_with = current.authorization
-            try:
-                params = _search(claim, rtype, page_size, incremental=True)
-                parse = _parser(ctx, claim, rtype)
-                async for page in reader.pages(f"{claim.base_url}/{rtype}", params, parse):
-                    if stop.is_set() or rtype in progress.failed:
+        parse = _parser(ctx, claim, rtype)
+        for params in _searches(claim, rtype, page_size):
+            while True:
+                if stop.is_set():
+                    return
+                attempt += 1
+                sent_with = current.authorization
+                try:
+                    async for page in reader.pages(f"{claim.base_url}/{rtype}", params, parse):
+                        if stop.is_set() or rtype in progress.failed:
+                            return
+                        await pages.put(PageArrived(rtype, page))
+                    break  # this search is read: on to the type's next one
+                except Unauthorized:
+                    if attempt > 1 or not await _renew(ctx, claim, current, sent_with):
+                        await pages.put(AuthorizationLost(rtype))
+                        stop.set()
                         return
-                    await pages.put(PageArrived(rtype, page))
-                await pages.put(TypeDone(rtype))
-                return
-            except Unauthorized:
-                if attempt > 1 or not await _renew(ctx, claim, current, sent_with):
-                    await pages.put(AuthorizationLost(rtype))
+                except PageError as exc:
+                    await pages.put(TypeFailed(rtype, exc))
+                    if exc.code in SOURCE_DOWN:
+                        stop.set()  # the source is down or throttling: the others would be too
+                    return
+                except (SourceUnavailable, Fenced) as exc:
+                    error = PageError("SOURCE_UNAVAILABLE", str(exc))
+                    await pages.put(TypeFailed(WHOLE_SYNC, error))
                     stop.set()
                     return
-            except PageError as exc:
-                await pages.put(TypeFailed(rtype, exc))
-                if exc.code in SOURCE_DOWN:
-                    stop.set()  # the source is down or throttling: the other types would be too
-                return
-            except (SourceUnavailable, Fenced) as exc:
-                await pages.put(TypeFailed(WHOLE_SYNC, PageError("SOURCE_UNAVAILABLE", str(exc))))
-                stop.set()
-                return
-            except Exception:
-                log.exception("sync fetcher failed", connection=claim.pk)
-                await pages.put(
-                    TypeFailed(
-                        WHOLE_SYNC, PageError("PATIENT_RETRIEVAL_ERROR", "unexpected failure")
-                    )
-                )
-                stop.set()
-                return
+                except Exception:
+                    log.exception("sync fetcher failed", connection=claim.pk)
+                    error = PageError("PATIENT_RETRIEVAL_ERROR", "unexpected failure")
+                    await pages.put(TypeFailed(WHOLE_SYNC, error))
+                    stop.set()
+                    return
+        await pages.put(TypeDone(rtype))
 
 
 def _parser(
@@ -393,18 +430,26 @@ def _write_pages(
 ) -> None:
     """In a database thread: write the pages' rows (those of a type that has failed since
     they arrived are left out) in one transaction fenced by the grant epoch."""
-    rows: list[PreparedRow] = []
-    tally = progress.tally
+    rows: dict[tuple[str, str], PreparedRow] = {}  # one row per resource: two searches of a
+    tally = progress.tally  # type (one per parameter set) may both find it
     for arrival in arrivals:
         if arrival.rtype in progress.failed:
             continue
         page = arrival.page
-        rows.extend(page.rows)
+        for row in page.rows:
+            rows[row[0], row[1]] = row
+        progress.references.update(page.references)
         tally.foreign += page.foreign
         if page.newest > tally.newest.get(arrival.rtype, ""):
             tally.newest[arrival.rtype] = page.newest
-    if not rows:
-        return
+    if rows:
+        _write_rows(runtime, claim, list(rows.values()), progress)
+
+
+def _write_rows(
+    runtime: Runtime, claim: Claim, rows: list[PreparedRow], progress: Progress
+) -> None:
+    """In a database thread: one fenced transaction that writes ``rows``."""
     with runtime.db.write() as session:
         now = runtime.clock()
         fence(session, claim.pk, claim.epoch, now)

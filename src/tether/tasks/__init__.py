@@ -25,6 +25,7 @@ SWEEPS: tuple[SweepSpec, ...] = (
     SweepSpec("due-syncs", sync.due_syncs),
     SweepSpec("expiring-tokens", sync.expiring_tokens),
     SweepSpec("stale-deletes", connections.stale_deletes),
+    SweepSpec("expiring-grants", connections.expiring_grants),
     SweepSpec("sdk-refresh-tokens", identity.expired_refresh_tokens),
     SweepSpec("source-health", sync.source_health_flush),
     SweepSpec("webhook-deliveries", webhooks.due_deliveries),

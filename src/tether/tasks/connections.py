@@ -1,8 +1,10 @@
-"""Job entry points of the connection lifecycle: the asynchronous ``delete`` and its sweep."""
+"""Job entry points of the connection lifecycle: the asynchronous ``delete`` and its sweep,
+and the notice before a grant ends at its source."""
 
 from __future__ import annotations
 
 from tether.connections.deletion import claim_stale_deletes, run_delete
+from tether.connections.expiring import notify_expiring
 from tether.runtime import Runtime
 
 
@@ -16,3 +18,8 @@ def stale_deletes(runtime: Runtime) -> int:
     for pk, epoch in found:
         runtime.enqueue("delete", connection_pk=pk, epoch=epoch)
     return len(found)
+
+
+def expiring_grants(runtime: Runtime) -> int:
+    """``connection.expiring`` for grants that end within ``expiring_notice_days``."""
+    return notify_expiring(runtime)

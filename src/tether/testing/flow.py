@@ -50,14 +50,20 @@ def get_redirect_url(
 
 
 def authorize_in_browser(
-    browser: httpx.Client, redirect_url: str, *, patient: str | None = None, approve: bool = True
+    browser: httpx.Client,
+    redirect_url: str,
+    *,
+    patient: str | None = None,
+    approve: bool = True,
+    withhold: tuple[str, ...] = (),
 ) -> FlowResult:
-    """Follow ``redirect_url`` to the source, consent there, and come back to tether."""
+    """Follow ``redirect_url`` to the source, consent there (unticking ``withhold``), and
+    come back to tether."""
     launched = browser.get(redirect_url, follow_redirects=False)
     if launched.status_code != 302:
         return FlowResult(callback_url="", response=launched, redirect_url=redirect_url)
     callback = complete_consent(
-        browser, launched.headers["location"], patient=patient, approve=approve
+        browser, launched.headers["location"], patient=patient, approve=approve, withhold=withhold
     )
     finished = browser.get(callback, follow_redirects=False)
     return FlowResult(callback_url=callback, response=finished, redirect_url=redirect_url)
@@ -71,8 +77,11 @@ def connect(
     patient: str | None = None,
     approve: bool = True,
     return_url: str | None = None,
+    withhold: tuple[str, ...] = (),
 ) -> FlowResult:
     """getOauthUrl, then the browser round trip, in a fresh browser."""
     url = get_redirect_url(api, member_headers, connection_id, return_url)
     with httpx.Client(timeout=api.timeout) as browser:
-        return authorize_in_browser(browser, url, patient=patient, approve=approve)
+        return authorize_in_browser(
+            browser, url, patient=patient, approve=approve, withhold=withhold
+        )

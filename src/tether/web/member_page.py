@@ -169,7 +169,8 @@ def _connections(runtime: Runtime, session: PageSession) -> list[ConnectionCard]
     now = runtime.clock()
     views = member_connections(runtime, member=session.principal)
     runs = member_recent_runs(runtime, member=session.principal, limit=SHOWN_SYNCS)
-    return [ConnectionCard.of(view, now, runs.get(view.id, ())) for view in views]
+    days = runtime.settings.expiring_notice_days
+    return [ConnectionCard.of(view, now, runs.get(view.id, ()), notice_days=days) for view in views]
 
 
 def _source_type(value: str | None) -> SourceType | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tether.connections.views import CodeableConcept, ConnectionView
 from tether.directory.service import SearchPage
@@ -55,7 +55,13 @@ RESOURCE_LABELS = {
     "MedicationRequest": "Medications",
     "Observation": "Observations",
     "Procedure": "Procedures",
+    "Practitioner": "Care team",
+    "PractitionerRole": "Care team roles",
+    "Organization": "Organizations",
+    "Location": "Locations",
+    "Medication": "Medication details",
 }
+EXPIRING_NOTICE_DAYS = 14  # TETHER_EXPIRING_NOTICE_DAYS's default
 NOTICES = {
     "disconnected": "{name} is disconnected. The records retrieved so far are kept.",
     "deleted": "{name} is deleted. Its records are being removed.",
@@ -130,12 +136,23 @@ class ConnectionCard:
     can_sync: bool
     busy: bool
     syncs: list[SyncLine] = field(default_factory=list)  # newest first
+    access_ends: datetime | None = None  # when the grant ends at the source
+    access_note: str | None = None  # "Access ends in 12 days: reconnect to keep it"
+    ending_soon: bool = False  # within the notice period: the note asks to reconnect
+    not_shared: list[str] = field(default_factory=list)  # labels of the types not shared
 
     @classmethod
     def of(
-        cls, view: ConnectionView, now: datetime, runs: Sequence[SyncRunView] = ()
+        cls,
+        view: ConnectionView,
+        now: datetime,
+        runs: Sequence[SyncRunView] = (),
+        *,
+        notice_days: int = EXPIRING_NOTICE_DAYS,
     ) -> ConnectionCard:
         status, sync = view.status, view.sync_status
+        ends = view.authorization_expires
+        ending_soon = ends is not None and ends - now <= timedelta(days=notice_days)
         # "Sync now" (or a schedule) made a sync due that no worker has picked up yet.
         due = (
             status == Status.CONNECTED
@@ -164,13 +181,31 @@ class ConnectionCard:
             counts=counts,
             total=sum(n for _, n in counts),
             errors=[e for e in errors if e],
-            can_reconnect=status != Status.CONNECTED and Status.CONNECTED in view.allowed,
+            # Reconnecting before a grant ends keeps it going (a new grant, same records).
+            can_reconnect=(status != Status.CONNECTED or ending_soon)
+            and Status.CONNECTED in view.allowed,
             can_disconnect=status != Status.DISCONNECTED and Status.DISCONNECTED in view.allowed,
             can_delete=status != Status.DELETED and Status.DELETED in view.allowed,
             can_sync=status == Status.CONNECTED and sync != SyncStatus.RETRIEVING,
             busy=busy,
             syncs=[SyncLine.of(run) for run in runs[:SHOWN_SYNCS]],
+            access_ends=ends,
+            access_note=_access_note(ends, now, ending_soon) if ends else None,
+            ending_soon=ending_soon,
+            not_shared=[RESOURCE_LABELS.get(t, t) for t in view.not_shared],
         )
+
+
+def _access_note(ends: datetime, now: datetime, soon: bool) -> str:
+    """When the member's grant ends at the source, in words."""
+    left = ends - now
+    if left <= timedelta(0):
+        return "Access has ended at the source: reconnect to keep your records up to date."
+    days = left.days
+    when = "today" if days == 0 else "tomorrow" if days == 1 else f"in {days} days"
+    if soon:
+        return f"Access ends {when}: reconnect to keep it."
+    return f"Access ends {when} ({ends.strftime('%Y-%m-%d')})."
 
 
 def _sync_label(status: Status, sync: SyncStatus) -> tuple[str, str]:

@@ -18,13 +18,25 @@ from tether.sandbox.faults import delay, status_fault
 from tether.sandbox.fhir.access import Access, basic_access, bearer_access
 from tether.sandbox.fhir.conformance import RESOURCE_TYPES, capability_statement
 from tether.sandbox.fhir.outcomes import fhir_response, operation_outcome, unauthorized
-from tether.sandbox.fhir.search import SearchError, page_url, parse_query, searchset
+from tether.sandbox.fhir.search import (
+    SearchError,
+    has_category,
+    page_url,
+    parse_query,
+    searchset,
+)
 from tether.sandbox.urls import source_urls
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 NOT_A_BUNDLE = b'{"resourceType":"Parameters","parameter":[]}'
 BROKEN_JSON = b'{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceTy'
+
+
+def _media_type(request: Request) -> str:
+    """The first media type of the request's Accept, without its parameters."""
+    first = request.headers.get("accept", "").split(",", 1)[0]
+    return first.split(";", 1)[0].strip().lower()
 
 
 def fhir_routes(sandbox: Sandbox) -> list[Route]:
@@ -50,6 +62,10 @@ def fhir_routes(sandbox: Sandbox) -> list[Route]:
             return unauthorized(access)
         if rtype not in RESOURCE_TYPES:
             return operation_outcome(404, "not-supported", f"{rtype} is not served")
+        if config.accept_only and _media_type(request) != config.accept_only:
+            return operation_outcome(
+                406, "not-supported", f"this server answers only {config.accept_only}"
+            )
         if rtype in knobs.forbidden_types or not access.may_read(rtype):
             return operation_outcome(403, "forbidden", f"no access to {rtype}")
         return access
@@ -74,12 +90,23 @@ def fhir_routes(sandbox: Sandbox) -> list[Route]:
             return operation_outcome(400, "invalid", str(exc))
         if query.patient is not None and query.patient != access.patient:
             return operation_outcome(403, "forbidden", "the token is for another patient")
+        config = sandbox.source(source)
+        if config.reject_last_updated and query.last_updated:
+            return operation_outcome(400, "not-supported", "_lastUpdated is not supported")
+        if config.observation_category_required and rtype == "Observation" and not query.category:
+            return operation_outcome(400, "required", "an Observation search must name a category")
         knobs = sandbox.knobs(source)
         if knobs.malformed_page == query.page_number:
             return fhir_response(BROKEN_JSON if knobs.malformed_kind == "json" else NOT_A_BUNDLE)
         record = sandbox.catalog.record(source, access.patient)
         total = record.count(rtype, query.window)
-        entries = record.page(rtype, query.window, query.offset, query.count)
+        if query.category is not None:  # filtered whole, then paged: small records only
+            every = record.page(rtype, query.window, 0, total)
+            matching = [e for e in every if has_category(e[1], query.category)]
+            total = len(matching)
+            entries = matching[query.offset : query.offset + query.count]
+        else:
+            entries = record.page(rtype, query.window, query.offset, query.count)
         following = query.offset + len(entries)
         if knobs.endless_next:
             following = query.offset + query.count

@@ -22,7 +22,7 @@ RESOURCE_TYPES = (
     "Practitioner",
     "Procedure",
 )
-SEARCH_PARAMS = ("patient", "_count", "_lastUpdated")
+SEARCH_PARAMS = {"patient": "reference", "_count": "number", "_lastUpdated": "date"}
 CAPABILITIES = [
     "launch-standalone",
     "client-public",
@@ -32,6 +32,7 @@ CAPABILITIES = [
     "permission-patient",
     "permission-v1",
     "permission-v2",
+    "sso-openid-connect",
 ]
 
 
@@ -53,6 +54,7 @@ def smart_configuration(issuer: str, *, asymmetric: bool = False) -> dict[str, A
         "token_endpoint": f"{issuer}/oauth/token",
         "revocation_endpoint": f"{issuer}/oauth/revoke",
         "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "jwks_uri": f"{issuer}/oauth/jwks",
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "none"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "response_types_supported": ["code"],
@@ -103,16 +105,9 @@ def capability_statement(issuer: str, name: str) -> dict[str, Any]:
                         "type": t,
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
                         "searchParam": [
-                            {
-                                "name": p,
-                                "type": "reference"
-                                if p == "patient"
-                                else "number"
-                                if p == "_count"
-                                else "date",
-                            }
-                            for p in SEARCH_PARAMS
-                        ],
+                            {"name": name, "type": kind} for name, kind in SEARCH_PARAMS.items()
+                        ]
+                        + ([{"name": "category", "type": "token"}] if t == "Observation" else []),
                     }
                     for t in RESOURCE_TYPES
                 ],

@@ -3,7 +3,8 @@
 Paging follows FHIR R4 §3.1.1.3 ("Paging"): each page carries ``self`` and, while more
 match, an absolute ``next`` link on the same origin with an opaque ``_cursor``.
 Supported: ``patient`` (also ``subject``), ``_id`` (Patient), ``_count`` (default 50,
-max 1000) and ``_lastUpdated`` with ``gt``/``ge``/``lt``/``le``/``eq`` prefixes.
+max 1000), ``_lastUpdated`` with ``gt``/``ge``/``lt``/``le``/``eq`` prefixes, and
+``category`` (a code, or ``system|code``) on Observation.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class SearchQuery:
     offset: int
     window: Window
     passthrough: tuple[tuple[str, str], ...]  # what the next link repeats
+    category: str | None = None  # Observation.category code (``system|code`` or ``code``)
+    last_updated: bool = False  # whether the search named _lastUpdated
 
     @property
     def page_number(self) -> int:
@@ -75,6 +78,7 @@ def parse_query(pairs: list[tuple[str, str]]) -> SearchQuery:
     count = DEFAULT_COUNT
     offset = 0
     last_updated: list[str] = []
+    category: str | None = None
     keep: list[tuple[str, str]] = []
     for name, value in pairs:
         if name in ("patient", "subject", "_id", "beneficiary"):
@@ -89,8 +93,29 @@ def parse_query(pairs: list[tuple[str, str]]) -> SearchQuery:
             keep.append((name, value))
         elif name == "_cursor":
             offset = decode_cursor(value)
+        elif name == "category":
+            category = value.rsplit("|", 1)[-1]
+            keep.append((name, value))
     keep.append(("_count", str(count)))
-    return SearchQuery(patient, count, offset, _window(last_updated), tuple(keep))
+    return SearchQuery(
+        patient,
+        count,
+        offset,
+        _window(last_updated),
+        tuple(keep),
+        category=category,
+        last_updated=bool(last_updated),
+    )
+
+
+def has_category(body: bytes, code: str) -> bool:
+    """Whether a serialised resource has a ``category`` coding with ``code``."""
+    resource = json.loads(body)
+    for concept in resource.get("category") or []:
+        for coding in concept.get("coding") or [] if isinstance(concept, dict) else []:
+            if isinstance(coding, dict) and coding.get("code") == code:
+                return True
+    return False
 
 
 def page_url(base: str, query: SearchQuery, offset: int) -> str:

@@ -40,9 +40,14 @@ class S256CodeChallenge(CodeChallenge):
 
 
 def check_audience(grant: Any, redirect_uri: Any) -> None:
-    """SMART ``aud``: the FHIR base URL of the source the client wants to talk to."""
+    """SMART ``aud``: the FHIR base URL of the source the client wants to talk to (a source
+    set to ``reject_aud`` refuses any ``aud``, as some servers do)."""
     server: SourceServer = grant.server
     aud = grant.request.payload.data.get("aud")
+    if server.reject_aud:
+        if aud is not None:
+            raise InvalidRequestError("unexpected parameter 'aud'")
+        return
     if not aud or aud.rstrip("/") != server.fhir_base_url.rstrip("/"):
         raise InvalidRequestError("'aud' must be this source's FHIR base URL")
 
@@ -74,7 +79,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 source=self._server.source_id,
                 client_id=request.client.client_id,
                 redirect_uri=request.payload.redirect_uri,
-                scope=request.scope,
+                # What the member shared: all that was asked, or less (the consent page).
+                scope=request.user.scope or request.scope,
                 patient=request.user.patient_id,
                 challenge=data.get("code_challenge"),
                 challenge_method=data.get("code_challenge_method"),

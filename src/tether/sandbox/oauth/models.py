@@ -17,9 +17,11 @@ GRANT_TYPES = ("authorization_code", "refresh_token", "password")  # password: B
 
 @dataclass(frozen=True)
 class PatientGrant:
-    """The resource owner's decision on the consent page: which patient they are."""
+    """The resource owner's decision on the consent page: which patient they are, and the
+    scope they shared when they narrowed what was asked (None: all of it)."""
 
     patient_id: str
+    scope: str | None = None
 
     def get_user_id(self) -> str:
         return self.patient_id

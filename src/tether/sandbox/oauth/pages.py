@@ -15,7 +15,7 @@ _env = Environment(
     autoescape=select_autoescape(["html"]),
 )
 #: Form fields that are the user's answer, not part of the OAuth request.
-ANSWER_FIELDS = ("patient", "decision", "csrf")
+ANSWER_FIELDS = ("patient", "decision", "csrf", "share")
 CSRF_COOKIE = "sandbox_consent"
 
 
@@ -26,9 +26,11 @@ def consent_page(
     params: Sequence[tuple[str, str]],
     patients: list[PatientSummary],
     csrf: str,
+    types: tuple[str, ...] = (),
     error: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
+    """The page; ``types``: the resource types the member may untick (none: all or nothing)."""
     data = dict(params)
     html = _env.get_template("consent.html").render(
         source_name=source_name,
@@ -40,6 +42,7 @@ def consent_page(
         offline=has_offline_access(data.get("scope")),
         error=error,
         csrf=csrf,
+        types=types,
     )
     response = HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
     # Double submit: the form's secret must come back with this cookie, which a browser

@@ -24,11 +24,12 @@ from starlette.routing import Route
 
 from tether.sandbox.controller import Sandbox
 from tether.sandbox.faults import status_fault
-from tether.sandbox.fhir.conformance import smart_configuration
+from tether.sandbox.fhir.conformance import RESOURCE_TYPES, smart_configuration
 from tether.sandbox.oauth.models import PatientGrant
 from tether.sandbox.oauth.pages import ANSWER_FIELDS, CSRF_COOKIE, consent_page, error_page
 from tether.sandbox.oauth.server import MOUNT_URL, SourceAuthorizationServer
 from tether.sandbox.oauth.wrappers import Pairs, SandboxOAuth2Request
+from tether.sandbox.scopes import narrow
 from tether.sandbox.urls import mount_url, source_urls
 
 INSECURE = (
@@ -72,12 +73,14 @@ def oauth_routes(sandbox: Sandbox) -> list[Route]:
         status: int = 200,
     ) -> Response:
         source = request.path_params["source"]
+        config = sandbox.source(source)
         return consent_page(
-            source_name=sandbox.source(source).name,
+            source_name=config.name,
             action=str(request.url.path),
             params=params,
             patients=sandbox.patients(source),
             csrf=secrets.token_urlsafe(24),
+            types=RESOURCE_TYPES if config.choose_types else (),
             error=error,
             status=status,
         )
@@ -91,6 +94,11 @@ def oauth_routes(sandbox: Sandbox) -> list[Route]:
         return JSONResponse(
             smart_configuration(urls.issuer, asymmetric=config.asymmetric_client_auth)
         )
+
+    async def jwks(request: Request) -> Response:
+        """The key set the id_tokens are signed with (the configuration's ``jwks_uri``)."""
+        sandbox.source(request.path_params["source"])
+        return JSONResponse(sandbox.id_tokens.jwks())
 
     async def prepare(server: SourceAuthorizationServer, form: Pairs) -> None:
         """Fetch the client's JWKS for an assertion, outside Authlib's synchronous code."""
@@ -108,6 +116,7 @@ def oauth_routes(sandbox: Sandbox) -> list[Route]:
             form = (await request.form()).multi_items()
             params = [(k, str(v)) for k, v in form if k not in ANSWER_FIELDS]
             answer = {k: str(v) for k, v in form if k in ANSWER_FIELDS}
+            shared = [str(v) for k, v in form if k == "share"]
         try:
             req = wrap(
                 request,
@@ -133,7 +142,10 @@ def oauth_routes(sandbox: Sandbox) -> list[Route]:
             patient = answer.get("patient", "")
             if not sandbox.catalog.has_patient(source, patient):
                 return show(request, params, error="Pick one of the patients.", status=400)
-            user = PatientGrant(patient)
+            narrowed = None
+            if sandbox.source(source).choose_types:
+                narrowed = narrow(dict(params).get("scope", ""), shared, RESOURCE_TYPES)
+            user = PatientGrant(patient, scope=narrowed)
         response: Response = server.create_authorization_response(
             request=req, grant_user=user, grant=grant
         )
@@ -179,6 +191,7 @@ def oauth_routes(sandbox: Sandbox) -> list[Route]:
     return [
         Route("/{source}/fhir/.well-known/smart-configuration", smart_config, methods=["GET"]),
         Route("/{source}/oauth/authorize", authorize, methods=["GET", "POST"]),
+        Route("/{source}/oauth/jwks", jwks, methods=["GET"]),
         Route("/{source}/oauth/token", token, methods=["POST"]),
         Route("/{source}/oauth/revoke", endpoint("revocation", "revocations"), methods=["POST"]),
         Route(

@@ -35,6 +35,7 @@ from tether.sandbox.oauth.grants import (
     audience_extension,
     code_grant_id,
 )
+from tether.sandbox.oauth.id_tokens import IdTokenSigner
 from tether.sandbox.oauth.models import PatientGrant, SandboxClient
 from tether.sandbox.oauth.wrappers import to_response
 from tether.sandbox.scopes import has_offline_access
@@ -76,13 +77,18 @@ class SourceAuthorizationServer(AuthorizationServer):
         store: GrantStore,
         knobs: Callable[[], Knobs],
         jwks: JwksCache,
+        id_tokens: IdTokenSigner,
     ) -> None:
         super().__init__(scopes_supported=None)
         self.source_id = source_id
         self.store = store
         self.code_lifetime = config.code_lifetime
         self.refresh_lifetime = config.refresh_token_lifetime
+        self.knobs = knobs
+        self.id_tokens = id_tokens
         source = config.source(source_id)
+        self.reject_aud = source is not None and source.reject_aud
+        self.grant_lifetime = source.grant_lifetime if source is not None else None
         asymmetric = source is not None and source.asymmetric_client_auth
         self._clients = {
             c.client_id: SandboxClient(c, config.redirect_uris_of(c), asymmetric=asymmetric)
@@ -140,6 +146,8 @@ class SourceAuthorizationServer(AuthorizationServer):
         return self._clients.get(client_id)
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
+        """Keep the token, and finish the response Authlib sends (the same dict): the grant's
+        end (``refresh_token_expires_in``), the ``id_token``, ``need_patient_banner``."""
         now = time.time()
         refresh = token.get("refresh_token")
         previous = getattr(request, "refresh_token", None)
@@ -150,6 +158,21 @@ class SourceAuthorizationServer(AuthorizationServer):
             grant_id = code_grant_id(code.digest)  # a replay of the code revokes these
         else:
             grant_id = secrets.token_hex(16)
+        refresh_expires_at = now + self.refresh_lifetime if refresh else now
+        if refresh and self.grant_lifetime is not None:
+            # A grant of fixed length: refreshing does not extend it.
+            end = previous.row.refresh_expires_at if previous is not None else None
+            refresh_expires_at = end if end is not None else now + self.grant_lifetime
+            token["refresh_token_expires_in"] = max(0, int(refresh_expires_at - now))
+        if "openid" in str(token.get("scope", "")).split():
+            token["id_token"] = self.id_tokens.sign(
+                issuer=self.issuer,
+                patient=request.user.patient_id,
+                client_id=request.client.client_id,
+                fhir_base=self.fhir_base_url,
+                forged=self.knobs().forge_id_token,
+            )
+        token["need_patient_banner"] = False
         self.store.save_token(
             TokenRow(
                 access_digest=digest(token["access_token"]),
@@ -160,7 +183,7 @@ class SourceAuthorizationServer(AuthorizationServer):
                 patient=request.user.patient_id,
                 issued_at=now,
                 access_expires_at=now + int(token.get("expires_in", 0)),
-                refresh_expires_at=now + self.refresh_lifetime if refresh else now,
+                refresh_expires_at=refresh_expires_at,
                 access_revoked=False,
                 refresh_revoked=False,
                 grant_id=grant_id,

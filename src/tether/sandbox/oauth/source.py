@@ -18,6 +18,7 @@ class SourceServer(Protocol):
     source_id: str
     store: GrantStore
     code_lifetime: int
+    reject_aud: bool
 
     @property
     def issuer(self) -> str: ...
