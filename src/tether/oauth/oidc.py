@@ -87,5 +87,5 @@ def check_id_token(
     try:
         JWTClaimsRegistry(leeway=LEEWAY, **expected).validate(token.claims)
     except JoseError as exc:
-        raise IdTokenRefused(f"id_token claims: {exc.error}") from None
+        raise IdTokenRefused(f"id_token claims: {exc}") from None
     return dict(token.claims)
