@@ -66,6 +66,9 @@ REFERENCED_TYPES: tuple[str, ...] = (
     "Location",
     "Medication",
 )
+# Every type tether stores and serves (the FHIR API, exports): what is searched, then what it
+# refers to.
+STORED_TYPES: tuple[str, ...] = RESOURCE_TYPES + REFERENCED_TYPES
 # The media types a source may want in Accept (FHIR R4 §3.1.0.1.6; the others are older).
 FHIR_MEDIA_TYPES = ("application/fhir+json", "application/json+fhir", "application/json")
 

@@ -22,12 +22,12 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from tether.errors import Conflict, InvalidRequest
+from tether.errors import Conflict, InvalidRequest, NotFound
 from tether.logging import get_logger
 from tether.oauth import rfc7523
 from tether.runtime import Runtime
 from tether.sealed import signing_key_binding
-from tether.store.models import SigningKey
+from tether.store.models import DataSource, SigningKey
 
 log = get_logger("tether.signing")
 DEFAULT_ALG = "RS384"
@@ -162,16 +162,29 @@ def list_keys(runtime: Runtime) -> list[SigningKeyView]:
         return [_view(row, now) for row in rows]
 
 
-def jwks(runtime: Runtime) -> dict[str, Any]:
-    """The public JWK Set (RFC 7517 §5): every key not past its grace period."""
+def jwks(runtime: Runtime, *, alg: str | None = None) -> dict[str, Any]:
+    """The public JWK Set (RFC 7517 §5): every key not past its grace period (of ``alg``
+    only, for a source that wants a set of its own)."""
     now = runtime.clock()
+    query = select(SigningKey).where(
+        or_(SigningKey.unpublish_at.is_(None), SigningKey.unpublish_at > now)
+    )
+    if alg is not None:
+        query = query.where(SigningKey.alg == alg)
     with runtime.db.read() as session:
-        rows = session.scalars(
-            select(SigningKey)
-            .where(or_(SigningKey.unpublish_at.is_(None), SigningKey.unpublish_at > now))
-            .order_by(SigningKey.active_from.desc(), SigningKey.id)
-        )
+        rows = session.scalars(query.order_by(SigningKey.active_from.desc(), SigningKey.id))
         return {"keys": [dict(row.public_jwk) for row in rows]}
+
+
+def source_jwks(runtime: Runtime, source_id: str) -> dict[str, Any]:
+    """The JWK Set of one ``private_key_jwt`` source: the keys of its algorithm only (some
+    health systems refuse a set with key types they do not use). NotFound for any other."""
+    with runtime.db.read() as session:
+        source = session.get(DataSource, source_id)
+        oauth = (source.settings or {}).get("oauth") if source is not None else None
+    if not oauth or oauth.get("token_endpoint_auth_method") != rfc7523.METHOD:
+        raise NotFound(f"no private_key_jwt data source {source_id!r}", code="UNKNOWN_DATA_SOURCE")
+    return jwks(runtime, alg=oauth.get("signing_alg") or DEFAULT_ALG)
 
 
 def _signing_row(session: Session, alg: str, now: datetime) -> SigningKey | None:

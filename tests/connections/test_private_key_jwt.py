@@ -200,3 +200,22 @@ def test_rotate_without_a_key_is_a_clear_error(runtime: Runtime) -> None:
     with pytest.raises(Conflict) as refused:
         signing.rotate_keys(runtime)
     assert refused.value.code == "NO_SIGNING_KEY"
+
+
+def test_a_source_gets_a_key_set_of_its_own_algorithm(
+    client: httpx.Client, runtime: Runtime
+) -> None:
+    signing.create_key(runtime, alg="RS384")
+    signing.create_key(runtime, alg="ES384")
+    everything = client.get("/.well-known/jwks.json").json()["keys"]
+    assert {k["alg"] for k in everything} == {"RS384", "ES384"}
+    own = client.get(f"/.well-known/jwks/{SPECIALTY}.json")
+    assert own.status_code == 200
+    assert own.headers["content-type"] == "application/jwk-set+json"
+    assert {k["alg"] for k in own.json()["keys"]} == {"ES384"}
+    assert all("d" not in k for k in own.json()["keys"])  # public halves only
+    # Not a private_key_jwt source, or none at all: a problem document, no keys.
+    for other in ("sandbox-clinic", "no-such-source"):
+        missing = client.get(f"/.well-known/jwks/{other}.json")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"

@@ -414,3 +414,21 @@ def test_a_bad_profile_names_the_entry_and_the_field(extra: str, message: str) -
         list(parse_entries([entry]))
     assert "entry 1 (id 'sandbox-regional')" in str(caught.value)
     assert message in str(caught.value)
+
+
+def test_where_nothing_else_says_the_grant_end_comes_from_introspection(
+    client: httpx.Client,
+    member: MemberCtx,
+    runtime,  # type: ignore[no-untyped-def]
+    sandbox: Sandbox,
+) -> None:
+    before = runtime.clock()
+    conn = connected(client, member, runtime, CLINIC, "clinic-1")
+    # No refresh_token_expires_in and no authorization_lifetime: RFC 7662 on the refresh token.
+    assert sandbox.counters(CLINIC).introspections == 1
+    assert conn.authorization_expires_at is not None
+    ninety = before + timedelta(days=90)
+    assert abs(conn.authorization_expires_at - ninety) < timedelta(minutes=1)
+    # The regional source says it in the token response: no introspection there.
+    connected(client, member, runtime, REGIONAL, "regional-1")
+    assert sandbox.counters(REGIONAL).introspections == 0

@@ -19,7 +19,8 @@ from tether.testing.flow import authorize_in_browser, connect
 CLINIC, LAB = "sandbox-clinic", "sandbox-lab"
 CONNECTION_FIELDS = (
     "id name category type status syncStatus "
-    "syncErrors { text coding { system code display } } created statusUpdated lastSynced"
+    "syncErrors { text coding { system code display } } created statusUpdated lastSynced "
+    "authorizationExpires notShared"
 )
 LIST = f"""query list($status: [String!], $syncStatus: [String!], $type: [String!]) {{
   getMemberConnections(status: $status, syncStatus: $syncStatus, type: $type) {{
@@ -106,7 +107,7 @@ class GraphQL:
         return update
 
 
-TIMESTAMPS = ("created", "statusUpdated", "lastSynced")
+TIMESTAMPS = ("created", "statusUpdated", "lastSynced", "authorizationExpires")
 
 
 def _comparable(value: Any) -> Any:

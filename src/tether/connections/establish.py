@@ -33,7 +33,7 @@ from tether.connections.sources import (
     require_connectable,
     smart_client,
 )
-from tether.connections.tokens import store_tokens
+from tether.connections.tokens import store_tokens, with_grant_end
 from tether.domain import Status
 from tether.errors import (
     AuthenticationRequired,
@@ -340,6 +340,8 @@ def _exchange_and_store(
                     claims = oidc.check_id_token(
                         http, tokens.id_token, config=config, client_id=str(client.client_id)
                     )
+            if problem is None:
+                tokens = with_grant_end(client, config, source, tokens)
     except OAuthProtocolError as exc:
         if exc.error == "invalid_client":
             # tether's client authentication was refused (secret, or the private_key_jwt

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
@@ -23,13 +23,15 @@ from sqlalchemy import or_, select, update
 
 from tether.connections import lifecycle
 from tether.connections.queries import of_live_accounts
-from tether.connections.sources import smart_client
+from tether.connections.sources import SourceProfile, smart_client
 from tether.connections.sync_errors import sync_error
 from tether.domain import Status
 from tether.errors import Fenced, OAuthProtocolError, SourceIncompatible, SourceUnavailable
 from tether.logging import get_logger
 from tether.metrics import SOURCE_TALLY, TOKEN_REFRESHES
-from tether.oauth import rfc6749, rfc7523
+from tether.oauth import rfc6749, rfc7523, rfc7662
+from tether.oauth.rfc6749 import OAuth2Client
+from tether.oauth.smart_discovery import SmartConfiguration
 from tether.runtime import Runtime
 from tether.sealed import connection_binding
 from tether.store.models import Connection, DataSource
@@ -70,6 +72,24 @@ class SourceAuthorization:
     header: str = field(repr=False)  # the ``Authorization`` value: a secret, never printed
     sealed: str  # the sealed access token (bearer) or credentials (basic) it was made from
     kind: Literal["bearer", "basic"]
+
+
+def with_grant_end(
+    client: OAuth2Client,
+    config: SmartConfiguration,
+    source: DataSource,
+    tokens: rfc6749.TokenSet,
+) -> rfc6749.TokenSet:
+    """When neither the token response nor the directory says when the grant ends, ask the
+    source's introspection endpoint about the (new) refresh token (RFC 7662 ``exp``)."""
+    if (
+        tokens.refresh_token is None
+        or tokens.refresh_token_expires_in is not None
+        or SourceProfile.of(source.settings).authorization_lifetime is not None
+    ):
+        return tokens
+    left = rfc7662.refresh_token_lifetime(client, config, refresh_token=tokens.refresh_token)
+    return tokens if left is None else replace(tokens, refresh_token_expires_in=left)
 
 
 def store_tokens(
@@ -308,6 +328,7 @@ def refresh_connection(
         try:
             with smart_client(runtime, source) as (client, config, _base):
                 tokens = rfc6749.refresh(client, config, refresh_token=refresh_token)
+                tokens = with_grant_end(client, config, source, tokens)
         except OAuthProtocolError as exc:
             if exc.error == "invalid_client" and _signs_assertions(source):
                 # A refused assertion is tether's key against the source's copy of the JWKS

@@ -40,7 +40,7 @@ from sqlalchemy import delete, func, select, update
 
 from tether.data.fhir import Scope
 from tether.data.search import SearchError
-from tether.domain import RESOURCE_TYPES
+from tether.domain import STORED_TYPES
 from tether.errors import Conflict, NotFound, ProblemError, RateLimited
 from tether.fhir.search_values import date_range
 from tether.ids import new_id
@@ -78,7 +78,7 @@ def parse_kickoff(pairs: list[tuple[str, str]], *, strict: bool) -> ExportReques
     for name, value in pairs:
         if name == "_type":
             for rtype in value.split(","):
-                if rtype not in RESOURCE_TYPES:
+                if rtype not in STORED_TYPES:
                     raise SearchError(f"_type: {rtype!r} is not a type tether exports")
                 if rtype not in types:
                     types.append(rtype)
@@ -93,7 +93,7 @@ def parse_kickoff(pairs: list[tuple[str, str]], *, strict: bool) -> ExportReques
                 raise SearchError("_outputFormat: only application/fhir+ndjson is written")
         elif strict or name in ("_typeFilter", "_elements", "patient", "includeAssociatedData"):
             raise SearchError(f"the export parameter {name!r} is not supported")
-    return ExportRequest(types or list(RESOURCE_TYPES), since, since_key)
+    return ExportRequest(types or list(STORED_TYPES), since, since_key)
 
 
 def kick_off(runtime: Runtime, scope: Scope, request: ExportRequest, request_url: str) -> str:

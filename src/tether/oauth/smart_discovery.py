@@ -43,6 +43,7 @@ class SmartConfiguration:
     discovered_at: str = ""  # the URL the configuration was read from
     issuer: str | None = None  # what an id_token's ``iss`` must be (OpenID Connect)
     jwks_uri: str | None = None  # the keys the source signs id_tokens with
+    introspection_endpoint: str | None = None  # RFC 7662, where the source offers it
 
 
 class DiscoveryCache:
@@ -153,6 +154,7 @@ def _from_well_known(doc: Any, url: str) -> SmartConfiguration:
         discovered_at=url,
         issuer=doc.get("issuer") if isinstance(doc.get("issuer"), str) else None,
         jwks_uri=_url(doc.get("jwks_uri")),
+        introspection_endpoint=_url(doc.get("introspection_endpoint")),
     )
 
 
@@ -178,6 +180,7 @@ def _from_capability_statement(doc: Any, url: str) -> SmartConfiguration:
         authorization_endpoint=uris["authorize"],
         token_endpoint=uris["token"],
         revocation_endpoint=uris.get("revoke"),
+        introspection_endpoint=uris.get("introspect"),
         code_challenge_methods=(),
         capabilities=(),
         discovered_at=url,

@@ -34,7 +34,7 @@ from tether.data.search import (
     parse_search,
     search_parameters,
 )
-from tether.domain import RESOURCE_TYPES
+from tether.domain import STORED_TYPES
 from tether.fhir.search_values import date_range
 from tether.http.deps import AnyCaller, RuntimeDep
 from tether.http.openapi import fhir_errors
@@ -108,7 +108,7 @@ def _entry(base: str, found: Found) -> str:
 def metadata(runtime: Runtime, member_id: str | None) -> Response:
     base = _base(runtime, member_id)
     resources = []
-    for rtype in RESOURCE_TYPES:
+    for rtype in STORED_TYPES:
         params = search_parameters(rtype)
         entry: dict[str, Any] = {
             "type": rtype,
