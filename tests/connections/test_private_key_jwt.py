@@ -107,8 +107,16 @@ def test_connect_sync_refresh_and_revoke_with_assertions(
     assert (counters.code_exchanges, counters.refreshes, counters.revocations) == (1, 1, 2)
     token_endpoint = f"{runtime.settings.sandbox_url}/{SPECIALTY}/oauth/token"
     sent = [(url, form, headers) for url, form, headers in recorder.forms]
-    kinds = [form.get("grant_type", "revoke") for _, form, _ in sent]
-    assert kinds == ["authorization_code", "refresh_token", "revoke", "revoke"]
+    kinds = [form.get("grant_type") or url.rsplit("/", 1)[-1] for url, form, _ in sent]
+    # Each new refresh token is introspected (RFC 7662) for when the grant ends.
+    assert kinds == [
+        "authorization_code",
+        "introspect",
+        "refresh_token",
+        "introspect",
+        "revoke",
+        "revoke",
+    ]
     jwks = _jwks(client)
     jtis = set()
     for _url, form, headers in sent:
@@ -183,7 +191,9 @@ def test_rotation_publishes_first_signs_later_and_keeps_the_old_key(
         RefreshResult.REFRESHED
     )
     kids = [
-        jwt.get_unverified_header(form["client_assertion"])["kid"] for _, form, _ in recorder.forms
+        jwt.get_unverified_header(form["client_assertion"])["kid"]
+        for _, form, _ in recorder.forms
+        if "grant_type" in form  # the token endpoint's (introspection follows each)
     ]
     assert kids == [first.kid, first.kid, new.kid]  # exchange, refresh, refresh after the delay
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from tests.conftest import MemberCtx
 from tests.sync.helpers import codes, connected, reload, stored
+from tether.client import ConnectionManager
 from tether.connections.expiring import notify_expiring
 from tether.connections.retirement import import_directory
 from tether.sandbox import Sandbox
@@ -198,6 +199,11 @@ def test_a_narrower_grant_is_recorded_shown_and_not_an_error(
     ).json()
     (item,) = graphql["data"]["getMemberConnections"]
     assert item["notShared"] == ["Immunization", "Procedure"]
+    with ConnectionManager(str(client.base_url), member.token) as sdk:
+        seen = sdk.get_connection(REGIONAL)
+    assert seen.not_shared == ("Immunization", "Procedure")
+    assert seen.authorization_expires is not None
+    assert seen.authorization_expires.isoformat()[:16] == item["authorizationExpires"][:16]
 
     with runtime.db.read() as session:
         conn = session.scalars(select(Connection)).one()
