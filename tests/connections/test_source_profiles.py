@@ -21,6 +21,7 @@ from tests.sync.helpers import codes, connected, reload, stored
 from tether.client import ConnectionManager
 from tether.connections.expiring import notify_expiring
 from tether.connections.retirement import import_directory
+from tether.runtime import Runtime
 from tether.sandbox import Sandbox
 from tether.sandbox.data.records import Window
 from tether.store.models import AuditEvent, Connection, Event, SyncRun
@@ -37,7 +38,7 @@ def _source_counts(sandbox: Sandbox, source: str, patient: str) -> dict[str, int
     return {t: record.count(t, EVERYTHING) for t in record.types()}
 
 
-def _audit(runtime, action: str) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+def _audit(runtime: Runtime, action: str) -> list[AuditEvent]:
     with runtime.db.read() as session:
         return list(
             session.scalars(
@@ -46,10 +47,11 @@ def _audit(runtime, action: str) -> list[AuditEvent]:  # type: ignore[no-untyped
         )
 
 
-def _directory(tmp_path: Path, text: str) -> Path:
+def _import(runtime: Runtime, tmp_path: Path, text: str) -> None:
+    """Import a directory file of ``text`` (its entries replace the bundled ones)."""
     path = tmp_path / "sources.yaml"
     path.write_text(text)
-    return path
+    import_directory(runtime, path)
 
 
 REGIONAL_PLAIN = """
@@ -64,8 +66,8 @@ REGIONAL_PLAIN = """
 def test_the_regional_source_connects_and_syncs_everything_with_its_profile(
     client: httpx.Client,
     member: MemberCtx,
-    runtime,
-    sandbox: Sandbox,  # type: ignore[no-untyped-def]
+    runtime: Runtime,
+    sandbox: Sandbox,
 ) -> None:
     conn = connected(client, member, runtime, REGIONAL, "regional-1")
     report = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
@@ -81,7 +83,7 @@ def test_the_regional_source_connects_and_syncs_everything_with_its_profile(
     assert runs[-1].requests == 11 + 4 + got["Practitioner"]
 
 
-def _runs(runtime, pk: int) -> list[SyncRun]:  # type: ignore[no-untyped-def]
+def _runs(runtime: Runtime, pk: int) -> list[SyncRun]:
     with runtime.db.read() as session:
         return list(
             session.scalars(select(SyncRun).where(SyncRun.connection_id == pk).order_by(SyncRun.id))
@@ -91,12 +93,12 @@ def _runs(runtime, pk: int) -> list[SyncRun]:  # type: ignore[no-untyped-def]
 def test_without_its_profile_each_difference_fails_as_documented(
     client: httpx.Client,
     member: MemberCtx,
-    runtime,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    runtime: Runtime,
+    tmp_path: Path,
 ) -> None:
     # 1. aud sent to a server that refuses it: the source sends the member back with
     #    invalid_request, and nothing is connected.
-    import_directory(runtime, _directory(tmp_path, REGIONAL_PLAIN))
+    _import(runtime, tmp_path, REGIONAL_PLAIN)
     url = get_redirect_url(client, member.headers, REGIONAL)
     with httpx.Client() as browser:
         authorize = browser.get(url, follow_redirects=False).headers["location"]
@@ -110,7 +112,7 @@ def test_without_its_profile_each_difference_fails_as_documented(
 
     # 2. application/fhir+json asked of a server that answers only application/json+fhir:
     #    every type is refused with 406.
-    import_directory(runtime, _directory(tmp_path, REGIONAL_PLAIN + "  send_aud: false\n"))
+    _import(runtime, tmp_path, REGIONAL_PLAIN + "  send_aud: false\n")
     conn = connected(client, member, runtime, REGIONAL, "regional-1")
     report = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
     assert report is not None and report.status == "ERROR"
@@ -119,11 +121,10 @@ def test_without_its_profile_each_difference_fails_as_documented(
     assert "406" in conn.sync_errors[0]["text"]
 
     # 3. The right Accept but no category: Observation alone fails, with the server's reason.
-    import_directory(
+    _import(
         runtime,
-        _directory(
-            tmp_path, REGIONAL_PLAIN + "  send_aud: false\n  fhir_accept: application/json+fhir\n"
-        ),
+        tmp_path,
+        REGIONAL_PLAIN + "  send_aud: false\n  fhir_accept: application/json+fhir\n",
     )
     report = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
     assert report is not None and report.status == "RETRIEVED"
@@ -137,14 +138,13 @@ def test_without_its_profile_each_difference_fails_as_documented(
 def test_the_authorization_request_follows_the_profile(
     client: httpx.Client,
     member: MemberCtx,
-    runtime,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    runtime: Runtime,
+    tmp_path: Path,
 ) -> None:
-    import_directory(
+    _import(
         runtime,
-        _directory(
-            tmp_path,
-            """
+        tmp_path,
+        """
 - id: clinic-extra
   name: Clinic With Extras
   type: CLINICAL
@@ -155,7 +155,6 @@ def test_the_authorization_request_follows_the_profile(
     scopes: launch/patient openid fhirUser offline_access patient/*.read user/*.read
   extra_authorize_params: {prompt: login}
 """,
-        ),
     )
     url = get_redirect_url(client, member.headers, "clinic-extra")
     launched = client.get(url, follow_redirects=False)
@@ -177,8 +176,8 @@ def test_the_authorization_request_follows_the_profile(
 def test_a_narrower_grant_is_recorded_shown_and_not_an_error(
     client: httpx.Client,
     member: MemberCtx,
-    runtime,
-    sandbox: Sandbox,  # type: ignore[no-untyped-def]
+    runtime: Runtime,
+    sandbox: Sandbox,
 ) -> None:
     result = connect(
         client,
@@ -219,8 +218,8 @@ def test_a_narrower_grant_is_recorded_shown_and_not_an_error(
 def test_a_fixed_grant_shows_when_it_ends_and_warns_once_before(
     client: httpx.Client,
     member: MemberCtx,
-    runtime,
-    sandbox: Sandbox,  # type: ignore[no-untyped-def]
+    runtime: Runtime,
+    sandbox: Sandbox,
 ) -> None:
     before = runtime.clock()
     conn = connected(client, member, runtime, REGIONAL, "regional-1")
@@ -267,14 +266,13 @@ def test_a_fixed_grant_shows_when_it_ends_and_warns_once_before(
 def test_the_directory_can_say_how_long_a_grant_lasts(
     client: httpx.Client,
     member: MemberCtx,
-    runtime,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    runtime: Runtime,
+    tmp_path: Path,
 ) -> None:
-    import_directory(
+    _import(
         runtime,
-        _directory(
-            tmp_path,
-            """
+        tmp_path,
+        """
 - id: sandbox-clinic
   name: Sandbox Clinic
   type: CLINICAL
@@ -282,7 +280,6 @@ def test_the_directory_can_say_how_long_a_grant_lasts(
   oauth: {client_id: tether, client_secret: sandbox-secret}
   authorization_lifetime: 7776000
 """,
-        ),
     )
     before = runtime.clock()
     conn = connected(client, member, runtime, CLINIC, "clinic-1")
@@ -298,7 +295,7 @@ def test_the_directory_can_say_how_long_a_grant_lasts(
 def test_the_id_token_is_verified_and_its_fhir_user_kept(
     client: httpx.Client,
     member: MemberCtx,
-    runtime,  # type: ignore[no-untyped-def]
+    runtime: Runtime,
 ) -> None:
     connected(client, member, runtime, CLINIC, "clinic-1")
     (authorized,) = _audit(runtime, "connection.authorized")
@@ -310,8 +307,8 @@ def test_the_id_token_is_verified_and_its_fhir_user_kept(
 def test_an_id_token_signed_by_someone_else_stores_nothing(
     client: httpx.Client,
     member: MemberCtx,
-    runtime,
-    sandbox: Sandbox,  # type: ignore[no-untyped-def]
+    runtime: Runtime,
+    sandbox: Sandbox,
 ) -> None:
     sandbox.set_knobs(CLINIC, {"forge_id_token": True})
     result = connect(client, member.headers, CLINIC, patient="clinic-1")
@@ -325,8 +322,8 @@ def test_an_id_token_signed_by_someone_else_stores_nothing(
 def test_referenced_resources_missing_ones_and_other_servers(
     client: httpx.Client,
     member: MemberCtx,
-    runtime,
-    sandbox: Sandbox,  # type: ignore[no-untyped-def]
+    runtime: Runtime,
+    sandbox: Sandbox,
 ) -> None:
     conn = connected(client, member, runtime, CLINIC, "clinic-2")
     run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
@@ -367,14 +364,13 @@ def test_referenced_resources_missing_ones_and_other_servers(
 def test_without_last_updated_a_sync_reads_everything_and_writes_nothing_new(
     client: httpx.Client,
     member: MemberCtx,
-    runtime,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    runtime: Runtime,
+    tmp_path: Path,
 ) -> None:
-    import_directory(
+    _import(
         runtime,
-        _directory(
-            tmp_path,
-            """
+        tmp_path,
+        """
 - id: sandbox-lab
   name: Sandbox Lab
   type: LAB
@@ -383,7 +379,6 @@ def test_without_last_updated_a_sync_reads_everything_and_writes_nothing_new(
   use_last_updated: false
   page_size: 50
 """,
-        ),
     )
     conn = connected(client, member, runtime, "sandbox-lab", "lab-1")
     first = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
@@ -425,7 +420,7 @@ def test_a_bad_profile_names_the_entry_and_the_field(extra: str, message: str) -
 def test_where_nothing_else_says_the_grant_end_comes_from_introspection(
     client: httpx.Client,
     member: MemberCtx,
-    runtime,  # type: ignore[no-untyped-def]
+    runtime: Runtime,
     sandbox: Sandbox,
 ) -> None:
     before = runtime.clock()

@@ -7,6 +7,7 @@ import hashlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
@@ -92,15 +93,23 @@ def query_of(location: str) -> dict[str, str]:
 
 
 def connect(
-    live: Live, *, source: str = CLINIC, patient: str | None = None, scope: str | None = None
-) -> dict[str, str]:
-    """Consent and exchange the code with the confidential client; the token response."""
+    live: Live,
+    *,
+    source: str = CLINIC,
+    patient: str | None = None,
+    scope: str | None = None,
+    withhold: tuple[str, ...] = (),
+    **overrides: str,
+) -> dict[str, Any]:
+    """Consent (unticking ``withhold``) and exchange the code with the confidential client;
+    the token response. ``overrides``: authorization request parameters (``aud=""`` drops it)."""
     verifier, challenge = pkce()
     extra = {"scope": scope} if scope else {}
     location = complete_consent(
         live.http,
-        authorize_url(live, source=source, challenge=challenge, **extra),
+        authorize_url(live, source=source, challenge=challenge, **extra, **overrides),
         patient=patient,
+        withhold=withhold,
     )
     answer = live.http.post(
         f"{live.base(source)}/oauth/token",
@@ -113,11 +122,11 @@ def connect(
         auth=("tether", "sandbox-secret"),
     )
     assert answer.status_code == 200, answer.text
-    token: dict[str, str] = answer.json()
+    token: dict[str, Any] = answer.json()
     return token
 
 
-def bearer(token: dict[str, str]) -> dict[str, str]:
+def bearer(token: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {token['access_token']}"}
 
 

@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
-from tests.sandbox.conftest import CALLBACK, Live, authorize_url, pkce, query_of
+from tests.sandbox.conftest import Live, authorize_url, connect, query_of
 from tether.sandbox.testing import complete_consent
 
 REGIONAL = "sandbox-regional"
 JSON_FHIR = {"Accept": "application/json+fhir"}
 
 
-def _token(live: Live, *, withhold: tuple[str, ...] = ()) -> dict[str, object]:
-    verifier, challenge = pkce()
-    location = complete_consent(
-        live.http,
-        authorize_url(live, source=REGIONAL, challenge=challenge, aud=""),
-        patient="regional-1",
-        withhold=withhold,
-    )
-    answer = live.http.post(
-        f"{live.base(REGIONAL)}/oauth/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": query_of(location)["code"],
-            "redirect_uri": CALLBACK,
-            "code_verifier": verifier,
-        },
-        auth=("tether", "sandbox-secret"),
-    )
-    assert answer.status_code == 200, answer.text
-    token: dict[str, object] = answer.json()
-    return token
+def _token(live: Live, *, withhold: tuple[str, ...] = ()) -> dict[str, Any]:
+    return connect(live, source=REGIONAL, patient="regional-1", withhold=withhold, aud="")
 
 
-def _get(live: Live, token: dict[str, object], path: str, **kwargs: object) -> httpx.Response:
+def _get(live: Live, token: dict[str, Any], path: str, **kwargs: object) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token['access_token']}", **JSON_FHIR}
     headers.update(kwargs.pop("headers", {}))  # type: ignore[arg-type]
     return live.http.get(f"{live.fhir(REGIONAL)}/{path}", headers=headers, **kwargs)  # type: ignore[arg-type]

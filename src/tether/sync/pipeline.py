@@ -194,7 +194,9 @@ async def pull(
         if not fetcher.done():  # the store loop stopped early (fenced, or cancelled)
             fetcher.cancel()
         await asyncio.gather(fetcher, return_exceptions=True)
-    if progress.references and not progress.expired and WHOLE_SYNC not in progress.failed:
+    # The referenced resources, unless the source has stopped answering this sync.
+    down = any(e.code in SOURCE_DOWN for e in progress.failed.values())
+    if progress.references and not progress.expired and not down:
         await _references(ctx, claim, reader, progress)
 
 
@@ -290,9 +292,9 @@ async def _fetch_type(
 ) -> None:
     """One type's searches, page by page; a 401 retries once with a refreshed token."""
     async with gate:
-        attempt = 0
         parse = _parser(ctx, claim, rtype)
         for params in _searches(claim, rtype, page_size):
+            attempt = 0  # a search retried once after a 401 (the refresh is the sync's one)
             while True:
                 if stop.is_set():
                     return
