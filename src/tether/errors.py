@@ -52,6 +52,7 @@ ISSUE_TYPES: dict[str, str] = {
     "gone": "expired",
     "rate-limited": "throttled",
     "upstream-error": "transient",
+    "unavailable": "transient",
     "not-supported": "not-supported",
     "too-costly": "too-costly",
     "export-failed": "exception",
@@ -153,6 +154,14 @@ class UpstreamError(ProblemError):
     status = 502
     slug = "upstream-error"
     title = "The data source answered badly"
+
+
+class ServiceUnavailable(ProblemError):
+    """tether cannot serve the request now (its database is unreachable): try again."""
+
+    status = 503
+    slug = "unavailable"
+    title = "Service unavailable"
 
 
 class SourceError(ServerError):

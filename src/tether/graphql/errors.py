@@ -20,6 +20,7 @@ from graphql import GraphQLError, GraphQLSyntaxError
 
 from tether.errors import ISSUE_TYPES, PROBLEM_BASE, ProblemError
 from tether.logging import get_logger
+from tether.store.db import database_unavailable
 
 log = get_logger("tether.graphql")
 
@@ -90,6 +91,14 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     original = error.original_error
     if isinstance(original, ProblemError):
         shaped = problem_entry(original)
+    elif original is not None and database_unavailable(original):
+        log.warning("database unavailable", path=list(error.path or ()))
+        shaped = request_error(
+            "the database is unavailable; try again shortly",
+            code="DATABASE_UNAVAILABLE",
+            slug="unavailable",
+            status=503,
+        )
     elif original is not None and error.path is not None and not isinstance(original, GraphQLError):
         # A resolver crashed: log it, tell the client only that it happened.
         log.error("graphql resolver failed", path=list(error.path), exc_info=original)

@@ -11,7 +11,8 @@ route itself, so it cannot drift from the code:
 - ``404`` for a route with path parameters (the thing named does not exist, or is not yours);
 - ``422`` for a route with parameters or a body, as ``application/problem+json`` with the
   ``errors`` list (FastAPI would say ``application/json``);
-- ``429`` and ``500`` everywhere (rate limits, and the masked unexpected error).
+- ``429``, ``500`` and ``503`` everywhere (rate limits, the masked unexpected error, and the
+  database unavailable: retry after Retry-After seconds).
 
 What only some routes answer (``400``, ``409``, ``410``, ``502`` …) they declare with
 :func:`problems`. Routes that answer HTML (the OAuth pages) declare their own content.
@@ -42,6 +43,7 @@ DESCRIPTIONS = {
     422: "The request does not match the schema",
     429: "Too many requests: retry after Retry-After seconds",
     500: "Unexpected error (its detail names the request id in the logs)",
+    503: "The database is unavailable (DATABASE_UNAVAILABLE): retry after Retry-After seconds",
     502: "A data source answered badly",
 }
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -81,7 +83,7 @@ SECURITY_SCHEMES = {
         "description": "a member token from POST /v1/members/{id}/tokens: the member's app",
     },
 }
-EVERYWHERE = (429, 500)
+EVERYWHERE = (429, 500, 503)
 
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -14,12 +14,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.routing import Match
 
-from tether.errors import ISSUE_TYPES, PROBLEM_BASE, ProblemError
+from tether.errors import ISSUE_TYPES, PROBLEM_BASE, ProblemError, ServiceUnavailable
 from tether.logging import get_logger
+from tether.store.db import database_unavailable
 
 PROBLEM_JSON = "application/problem+json"
 log = get_logger("tether.api")
@@ -142,7 +144,26 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+DATABASE_RETRY_AFTER = 5  # seconds: a restarting database is usually back by then
+
+
+def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database error, answered here rather than by Starlette's last-resort handler (which
+    re-raises after answering, and the connection is cut)."""
+    return _unexpected(request, exc)
+
+
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if database_unavailable(exc):
+        # Not a bug: the database is gone or restarting. A 503 the client can retry, and a
+        # log line without a traceback (the cause class says which failure it was).
+        log.warning("database unavailable", path=request.url.path, error=type(exc).__name__)
+        unavailable = ServiceUnavailable(
+            "the database is unavailable; try again shortly",
+            code="DATABASE_UNAVAILABLE",
+            retryAfter=DATABASE_RETRY_AFTER,
+        )
+        return _problem_error(request, unavailable)
     log.error("unhandled error", path=request.url.path, exc_info=exc)
     return problem_response(
         request,
@@ -159,4 +180,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
+    app.add_exception_handler(sa_exc.TimeoutError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

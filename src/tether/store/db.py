@@ -13,12 +13,24 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from tether import tracing
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be used right now (the server is gone or
+    restarting, a connection was cut, the pool is exhausted, SQLite's disk is full or its
+    file locked past the busy timeout), rather than a bug: the request may succeed later."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    return isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError)
 
 
 def is_sqlite(url: str) -> bool:
