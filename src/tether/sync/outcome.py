@@ -80,6 +80,9 @@ def finish_sync(
         errors.insert(0, sync_error("PARTIAL_RETRIEVAL", "not retrieved: " + ", ".join(incomplete)))
     status = SyncStatus.RETRIEVED if ok and not progress.expired else SyncStatus.ERROR
     transient = any(e.code in SOURCE_DOWN for e in failed.values())
+    # A run cut short by a failure of tether's own (its database full or gone, a bug) is
+    # tried again soon, not a whole interval later: the source was not the problem.
+    cut_short = WHOLE_SYNC in failed and failed[WHOLE_SYNC].code not in SOURCE_DOWN
     hold = degraded_backoff is not None and transient and status == SyncStatus.ERROR
     if hold:
         errors = [sync_error("SOURCE_UNAVAILABLE", "the source is down for everyone: retrying")]
@@ -104,7 +107,7 @@ def finish_sync(
                 now,
                 interval=claim.interval,
                 retry_after=max(progress.retry_after or 0, degraded_backoff or 0) or None,
-                soon=transient,
+                soon=transient or cut_short,
             )
         else:
             conn.next_sync_at = None

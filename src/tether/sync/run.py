@@ -89,6 +89,9 @@ async def sync_connection(
     except Exception:
         log.exception("sync failed unexpectedly", connection=connection_pk)
         progress.failed[WHOLE_SYNC] = PageError("PATIENT_RETRIEVAL_ERROR", "unexpected failure")
+        # A type read to its end may still have had pages waiting to be written when the run
+        # broke: none counts as complete, so no cursor moves past what was not stored.
+        progress.done.clear()
         report = await ctx.blocking(
             finish_sync, runtime, claim=claim, progress=progress, trigger=trigger
         )
