@@ -9,10 +9,11 @@ batches so other members' reads and writes go on, then marks the connection DATA
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 
 from tether import events
 from tether.connections import lifecycle
@@ -27,7 +28,9 @@ from tether.store.models import Connection, FhirResource, FhirSearchValue
 
 log = get_logger("tether.connections")
 
-DELETE_BATCH = 2000
+DELETE_BATCH = 2000  # rows in the first batch (and the least in any)
+MAX_BATCH = 50_000  # rows in a batch at most
+TARGET_BATCH_SECONDS = 0.1  # what an adaptive batch grows towards
 DELETE_STALE_SECONDS = 120
 
 
@@ -66,6 +69,22 @@ def delete_connection(
     return result
 
 
+# The ids of a connection's next batch (past ``after``, in key order), and those of a batch
+# known by its range: statements with a few bound values, whatever the batch's size.
+_next_ids = (
+    select(FhirResource.id)
+    .where(FhirResource.connection_id == bindparam("pk"), FhirResource.id > bindparam("after"))
+    .order_by(FhirResource.id)
+    .limit(bindparam("size"))
+    .subquery()
+)
+_BATCH_IDS = select(FhirResource.id).where(
+    FhirResource.connection_id == bindparam("pk"),
+    FhirResource.id > bindparam("after"),
+    FhirResource.id <= bindparam("upto"),
+)
+
+
 def run_delete(
     runtime: Runtime,
     *,
@@ -73,29 +92,51 @@ def run_delete(
     epoch: int,
     batch: int = DELETE_BATCH,
     on_batch: Callable[[int], None] | None = None,
+    adaptive: bool = True,
 ) -> int:
     """Delete the connection's resources in batches; mark DATA_DELETED when none are left.
 
     Safe to run twice and after a crash: every batch is its own short transaction, fenced by
     the epoch and the DELETING status; the last one flips the status in the same transaction
     that finds nothing left. Returns how many rows this run deleted.
+
+    The batches walk the connection's rows in key order (each starts past the last one's
+    highest id, so none re-reads what the ones before it deleted), and, ``adaptive``, grow
+    from ``batch`` rows towards ``TARGET_BATCH_SECONDS`` a transaction (up to ``MAX_BATCH``
+    rows): few round trips on a large connection, and no transaction long enough to hold
+    other writers up. No row can appear behind the walk: a DELETING connection takes no writes.
     """
     deleted = 0
+    after = 0  # the highest id deleted so far
+    size = batch
     while True:
         now = runtime.clock()
+        started = time.perf_counter()
         with runtime.db.write() as session:
             conn = session.get(Connection, connection_pk, with_for_update=True)
             if conn is None or conn.grant_epoch != epoch or conn.sync_status != SyncStatus.DELETING:
                 return deleted
-            ids = session.scalars(
-                select(FhirResource.id)
-                .where(FhirResource.connection_id == connection_pk)
-                .limit(batch)
-            ).all()
-            if ids:  # the batch's search values first: they have no foreign key to cascade
-                session.execute(delete(FhirSearchValue).where(FhirSearchValue.resource_pk.in_(ids)))
-                session.execute(delete(FhirResource).where(FhirResource.id.in_(ids)))
-            count = len(ids)
+            # The batch is a key range of this connection's rows: (after, upto].
+            upto = session.scalar(
+                select(func.max(_next_ids.c.id)),
+                {"pk": connection_pk, "after": after, "size": size},
+            )
+            count = 0
+            if upto is not None:
+                in_batch = _BATCH_IDS.params(pk=connection_pk, after=after, upto=upto)
+                # The batch's search values first: they have no foreign key to cascade.
+                session.execute(
+                    delete(FhirSearchValue).where(FhirSearchValue.resource_pk.in_(in_batch))
+                )
+                result = session.execute(
+                    delete(FhirResource).where(
+                        FhirResource.connection_id == connection_pk,
+                        FhirResource.id > after,
+                        FhirResource.id <= upto,
+                    )
+                )
+                count = int(result.rowcount)  # type: ignore[attr-defined]
+                after = upto
             deleted += count
             conn.sync_heartbeat_at = now
             if count == 0:
@@ -117,6 +158,9 @@ def run_delete(
                 return deleted
         if on_batch is not None:
             on_batch(count)
+        if adaptive and count == size:
+            elapsed = max(time.perf_counter() - started, 1e-3)
+            size = max(batch, min(MAX_BATCH, size * 2, int(size * TARGET_BATCH_SECONDS / elapsed)))
 
 
 def claim_stale_deletes(runtime: Runtime, *, limit: int = 100) -> list[tuple[int, int]]:

@@ -223,11 +223,13 @@ class FhirResource(Base):
         Index("ix_fhir_resources_member_type", "member_id", "resource_type", "id"),
         # _lastUpdated and Bulk _since (tether.data.search).
         Index("ix_fhir_resources_member_changed", "member_id", "resource_type", "changed_at"),
+        # A connection's rows in key order (tether.connections.deletion walks them).
+        Index("ix_fhir_resources_connection", "connection_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
-    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"), index=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"))
     resource_type: Mapped[str] = mapped_column(String(64))
     resource_id: Mapped[str] = mapped_column(String(64))
     last_updated: Mapped[str | None] = mapped_column(String(40))
