@@ -111,20 +111,26 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
     truncate_all(url)
 
 
+def make_settings(db_url: str, tmp_path: Path, **overrides: Any) -> Settings:
+    """A test's settings: its database, a SQLite queue file beside it (unless ``overrides``
+    say otherwise), a free port, fresh keys."""
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "database_url": db_url,
+        "queue_url": f"sqlite:///{tmp_path / 'queue.db'}",
+        "public_base_url": f"http://127.0.0.1:{free_port()}",
+        "secret_key": SecretStr("test-secret-key-" + "x" * 16),
+        "vault_keys": [SecretStr(generate_key())],
+        "sandbox_admin_secret": SecretStr("sandbox-admin"),
+        "http_timeout": 5.0,
+        "log_json": True,
+    }
+    return Settings(**{**values, **overrides})
+
+
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    port = free_port()
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        queue_url=f"sqlite:///{tmp_path / 'queue.db'}",
-        public_base_url=f"http://127.0.0.1:{port}",
-        secret_key=SecretStr("test-secret-key-" + "x" * 16),
-        vault_keys=[SecretStr(generate_key())],
-        sandbox_admin_secret=SecretStr("sandbox-admin"),
-        http_timeout=5.0,
-        log_json=True,
-    )
+    return make_settings(db_url, tmp_path)
 
 
 @pytest.fixture

@@ -13,16 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from pydantic import SecretStr
 
-from tests.conftest import REQUIRE_SERVICES, MemberCtx, make_member
+from tests.conftest import REQUIRE_SERVICES, MemberCtx, make_member, make_settings
 from tests.sync.helpers import connected, reload, wait_for
 from tether.bootstrap import build_sync_engine
 from tether.jobs import EmbeddedWorker, Jobs
 from tether.runtime import Runtime
 from tether.settings import Settings
 from tether.testing.live_server import free_port
-from tether.vault import generate_key
 
 CLINIC = "sandbox-clinic"
 
@@ -98,18 +96,7 @@ def private_redis() -> Iterator[PrivateRedis]:
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path, private_redis: PrivateRedis) -> Settings:
     """The suite's settings, with the job queue on the private Redis."""
-    port = free_port()
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        queue_url=private_redis.url,
-        public_base_url=f"http://127.0.0.1:{port}",
-        secret_key=SecretStr("test-secret-key-" + "x" * 16),
-        vault_keys=[SecretStr(generate_key())],
-        sandbox_admin_secret=SecretStr("sandbox-admin"),
-        http_timeout=5.0,
-        log_json=True,
-    )
+    return make_settings(db_url, tmp_path, queue_url=private_redis.url)
 
 
 def test_jobs_lost_with_the_queue_are_re_driven_and_the_worker_outlives_it(
