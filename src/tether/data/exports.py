@@ -46,6 +46,7 @@ from tether.fhir.search_values import date_range
 from tether.ids import new_id
 from tether.logging import get_logger
 from tether.runtime import Runtime
+from tether.store.db import PARAM_MARKER
 from tether.store.models import BulkExport, FhirResource, Member
 
 log = get_logger("tether.exports")
@@ -534,13 +535,12 @@ _PAGE_SQL = (
     "SELECT id, data FROM fhir_resources WHERE member_id = {p} AND resource_type = {p}"
     " AND id > {p}{since} ORDER BY id LIMIT {limit}"
 )
-_PLACEHOLDER = {"sqlite": "?", "postgresql": "%s"}
 
 
 def _page(
     session: Any, member_id: str, rtype: str, since: str | None, after: int
 ) -> list[tuple[int, str]]:
-    p = _PLACEHOLDER[session.get_bind().dialect.name]
+    p = PARAM_MARKER[session.get_bind().dialect.name]
     sql = _PAGE_SQL.format(p=p, since=f" AND changed_at > {p}" if since else "", limit=PAGE)
     params = (member_id, rtype, after, since) if since else (member_id, rtype, after)
     cursor = session.connection().connection.cursor()

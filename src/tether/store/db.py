@@ -33,6 +33,11 @@ def database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError)
 
 
+# The DB-API parameter marker of each driver, for the few statements tether sends to the driver
+# itself (bulk writes and export reads that skip SQLAlchemy's per-row work).
+PARAM_MARKER = {"sqlite": "?", "postgresql": "%s"}
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from tether.domain import Status
 from tether.errors import Fenced
 from tether.fhir.search_values import SearchValue
+from tether.store.db import PARAM_MARKER
 from tether.store.models import Connection, FhirResource, FhirSearchValue
 from tether.sync.checks import STAMP_TAIL, PreparedRow
 
@@ -67,7 +68,6 @@ _VALUES_HEAD = (
     "INSERT INTO fhir_search_values (resource_pk, member_id, resource_type, name, system,"
     " code, lo, hi) VALUES "
 )
-_PLACEHOLDER = {"sqlite": "?", "postgresql": "%s"}
 MAX_PARAMS = 30_000  # per statement: under SQLite's 32,766 and PostgreSQL's 65,535
 _V = cast(Table, FhirSearchValue.__table__)
 
@@ -101,7 +101,7 @@ def upsert_resources(
         by_key[(row[0], row[1])] = row  # a resource twice in a batch: the last one
     connection = session.connection()
     dialect = session.get_bind().dialect.name
-    p = _PLACEHOLDER[dialect]
+    p = PARAM_MARKER[dialect]
     distinct = "IS NOT" if dialect == "sqlite" else "IS DISTINCT FROM"  # NULL-safe "differs"
     text = stamp(now)
     tail = text + "Z" + STAMP_TAIL
