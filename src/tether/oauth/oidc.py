@@ -39,12 +39,13 @@ _cache: dict[str, tuple[float, KeySet]] = {}
 _lock = threading.Lock()
 
 
-def _key_set(http: httpx.Client, url: str, *, refetch: bool) -> KeySet:
+def _key_set(http: httpx.Client, url: str, *, refetch: bool) -> tuple[KeySet, bool]:
+    """The key set at ``url`` and whether it was fetched just now (else: from the cache)."""
     now = time.monotonic()
     with _lock:
         hit = _cache.get(url)
     if hit and not refetch and now - hit[0] < JWKS_TTL:
-        return hit[1]
+        return hit[1], False
     try:
         response = http.get(url, headers={"Accept": "application/json"})
     except httpx.HTTPError as exc:
@@ -57,7 +58,7 @@ def _key_set(http: httpx.Client, url: str, *, refetch: bool) -> KeySet:
         raise IdTokenRefused("the source's JWKS is not a JWK Set") from None
     with _lock:
         _cache[url] = (now, keys)
-    return keys
+    return keys, True
 
 
 def check_id_token(
@@ -67,16 +68,18 @@ def check_id_token(
     be checked, so it is not used). Raises :class:`IdTokenRefused`."""
     if config.jwks_uri is None:
         return None
-    token = None
-    for refetch in (False, True):  # a kid not in the cached set: the source rotated keys
-        keys = _key_set(http, config.jwks_uri, refetch=refetch)
+    keys, fresh = _key_set(http, config.jwks_uri, refetch=False)
+    try:
+        token = jwt.decode(id_token, keys, algorithms=ALGORITHMS)
+    except (JoseError, ValueError) as exc:
+        if fresh:  # the set was fetched just now: fetching it again cannot help
+            raise IdTokenRefused(f"id_token signature: {type(exc).__name__}") from None
+        # From the cache: the source may have rotated its keys since. Once more, fetched.
+        keys, _ = _key_set(http, config.jwks_uri, refetch=True)
         try:
             token = jwt.decode(id_token, keys, algorithms=ALGORITHMS)
-            break
-        except (JoseError, ValueError) as exc:
-            if refetch:
-                raise IdTokenRefused(f"id_token signature: {type(exc).__name__}") from None
-    assert token is not None
+        except (JoseError, ValueError) as again:
+            raise IdTokenRefused(f"id_token signature: {type(again).__name__}") from None
     expected: dict[str, Any] = {
         "aud": {"essential": True, "value": client_id},
         "exp": {"essential": True},

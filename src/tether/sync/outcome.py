@@ -15,7 +15,7 @@ meanwhile: a run cut short by a disconnect, a deletion or a re-authorization lea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from tether import events
 from tether.connections import lifecycle
@@ -168,9 +168,5 @@ def finish_sync(
 def _references(progress: Progress) -> dict[str, dict[str, int]]:
     """What the referenced-resources phase did, when it had anything to do (for the audit
     row and the log: a missing reference is recorded, not a sync error)."""
-    counts = {
-        "fetched": progress.fetched_references,
-        "missing": progress.missing_references,
-        "offsite": progress.offsite_references,
-    }
+    counts = asdict(progress.referenced)
     return {"references": counts} if any(counts.values()) else {}

@@ -45,7 +45,7 @@ from tether.sync.budgets import Budget, Budgets
 from tether.sync.checks import PreparedPage, PreparedRow, Tally
 from tether.sync.claim import Claim
 from tether.sync.fenced_writes import fence, upsert_resources
-from tether.sync.references import fetch_references
+from tether.sync.references import ReferenceTally, fetch_references
 
 log = get_logger("tether.sync")
 
@@ -71,9 +71,8 @@ class Progress:
     pages: int = 0  # pages read (searchset bundles)
     reader: PageReader | None = None  # the run's reader: requests, retries, throttling
     references: set[str] = field(default_factory=set)  # what the stored pages refer to
-    fetched_references: int = 0  # referenced resources read from the source
-    missing_references: int = 0  # referenced resources the source did not give
-    offsite_references: int = 0  # references to another server: never followed
+    # What the referenced-resources phase did (read, missing at the source, on another server).
+    referenced: ReferenceTally = field(default_factory=ReferenceTally)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +208,7 @@ async def _references(
     async def write(rows: list[PreparedRow]) -> None:
         await ctx.blocking(_write_rows, ctx.runtime, claim, rows, progress)
 
-    tally = await fetch_references(
+    progress.referenced = await fetch_references(
         runtime=ctx.runtime,
         blocking=ctx.blocking,
         reader=reader,
@@ -220,9 +219,6 @@ async def _references(
         types=claim.profile.referenced_types,
         write=write,
     )
-    progress.fetched_references = tally.fetched
-    progress.missing_references = tally.missing
-    progress.offsite_references = tally.offsite
 
 
 def _searches(claim: Claim, rtype: str, page_size: int) -> list[dict[str, str]]:
