@@ -19,4 +19,5 @@ BENCHMARKS: dict[str, str] = {
     "webhooks": "bench.webhooks",
     "fleet": "bench.fleet",
     "fhir_data": "bench.fhir_data",
+    "scale": "bench.scale",
 }

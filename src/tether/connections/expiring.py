@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from tether import events
 from tether.connections import lifecycle
@@ -38,10 +38,9 @@ def notify_expiring(runtime: Runtime) -> int:
                     Connection.status == Status.CONNECTED.value,
                     Connection.authorization_expires_at.is_not(None),
                     Connection.authorization_expires_at <= horizon,
-                    or_(
-                        Connection.expiring_notice_epoch.is_(None),
-                        Connection.expiring_notice_epoch != Connection.grant_epoch,
-                    ),
+                    # not yet noticed for this grant; spelled as the partial index's predicate
+                    # (ix_connections_grant_end_unnoticed), which both engines must recognise
+                    Connection.expiring_notice_epoch.is_distinct_from(Connection.grant_epoch),
                 )
                 .order_by(Connection.authorization_expires_at)
                 .limit(BATCH)

@@ -160,6 +160,9 @@ def claim_expiring_tokens(runtime: Runtime, *, limit: int) -> list[tuple[int, st
                     Connection.refresh_lease_until < now,
                 ),
             )
+            # the soonest first; and the order that keeps the planner on the partial index
+            # (ix_connections_refreshable) whatever it guesses of the expiries' spread
+            .order_by(Connection.token_expires_at)
             .limit(limit)
         ).all()
     return [(pk, sealed or "") for pk, sealed in rows]

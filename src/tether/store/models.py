@@ -154,8 +154,24 @@ class Connection(Base):
         # The tenant's view across members, keyset-paged (tether.connections.views).
         Index("ix_connections_tenant", "tenant_id", "id"),
         Index("ix_connections_tenant_status", "tenant_id", "status", "id"),
-        # The expiring sweep (tether.connections.expiring).
-        Index("ix_connections_authorization_expires", "status", "authorization_expires_at"),
+        # The expiring-grants sweep (tether.connections.expiring): only the grants not yet
+        # noticed, so a sweep with nothing to do does not walk every grant in the notice period.
+        Index(
+            "ix_connections_grant_end_unnoticed",
+            "status",
+            "authorization_expires_at",
+            sqlite_where=text("expiring_notice_epoch IS NOT grant_epoch"),
+            postgresql_where=text("expiring_notice_epoch IS DISTINCT FROM grant_epoch"),
+        ),
+        # The expiring-tokens sweep (tether.connections.tokens): tokens that can be refreshed,
+        # by expiry; those without a refresh token (expired until their next sync) stay out.
+        Index(
+            "ix_connections_refreshable",
+            "status",
+            "token_expires_at",
+            sqlite_where=text("refresh_token IS NOT NULL"),
+            postgresql_where=text("refresh_token IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -325,7 +341,11 @@ class AuditEvent(Base):
     """Who did what to which connection, when. Never tokens, never health data."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_tenant", "tenant_id", "id"),)
+    __table_args__ = (
+        Index("ix_audit_events_tenant", "tenant_id", "id"),
+        # One member's page (``memberId``) without walking the tenant's whole log.
+        Index("ix_audit_events_member", "tenant_id", "member_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(String(40))
