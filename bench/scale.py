@@ -32,14 +32,13 @@ import hashlib
 import json
 import os
 import random
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import event, select
+from sqlalchemy import select, update
 
 from bench._support import (
     Stopwatch,
@@ -64,13 +63,16 @@ from tether.identity.api_keys import issue_api_key
 from tether.identity.member_tokens import mint_member_token
 from tether.identity.principals import MemberPrincipal, TenantPrincipal
 from tether.runtime import Runtime
-from tether.store.models import DataSource, Tenant
+from tether.store.models import Connection, DataSource, Tenant
 from tether.sync.history import connection_syncs
-from tether.sync.scheduling import claim_due_syncs
+from tether.sync.scheduling import CLAIM_CHUNK, claim_due_syncs
 from tether.tasks.sync import DUE_SYNCS_BATCH, SWEEP_BATCH
+from tether.testing.plans import Captured, captured_sql, explain
 
 TARGET_DIRECT_P99_MS = 10.0
 TARGET_HTTP_P99_MS = 20.0
+# Whole sweeps, several transactions each: shown, not judged against a query's target.
+NOT_JUDGED = {f"due-syncs sweep's claim ({DUE_SYNCS_BATCH})"}
 TENANT = "ten_scale"
 CONNECTIONS_PER_MEMBER = 3
 RUNS_PER_CONNECTION = 2
@@ -360,72 +362,66 @@ def _audit(fleet: Fleet, ts: Callable[[datetime], Any]) -> Iterator[tuple[Any, .
 
 
 # ---------------------------------------------------------------------------- measuring
-class Captured:
-    """The SQL a block sends (``before_cursor_execute``), for ``EXPLAIN``."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.engine = runtime.db.engine
-        self.statements: list[tuple[str, Any]] = []
-
-    def __enter__(self) -> Captured:
-        event.listen(self.engine, "before_cursor_execute", self._seen)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        self.statements.append((statement, parameters))
-
-
-SCAN = re.compile(r"^SCAN (\w+)(?! USING)")  # SQLite: a table walked without an index
-SEQ_SCAN = re.compile(r"Seq Scan on (\w+)")
-
-
-def explain(runtime: Runtime, statements: list[tuple[str, Any]]) -> list[dict[str, Any]]:
-    """Each captured SELECT/UPDATE/DELETE's plan, and the big tables it reads whole."""
-    plans = []
-    raw = runtime.db.engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        for statement, parameters in statements:
-            verb = statement.lstrip().split(None, 1)[0].upper()
-            if verb not in ("SELECT", "UPDATE", "DELETE", "WITH"):
-                continue
-            prefix = "EXPLAIN QUERY PLAN " if runtime.db.sqlite else "EXPLAIN "
-            cursor.execute(prefix + statement, parameters)
-            if runtime.db.sqlite:
-                lines = [str(row[-1]) for row in cursor.fetchall()]
-                full = [m.group(1) for line in lines if (m := SCAN.match(line.strip()))]
-            else:
-                lines = [str(row[0]) for row in cursor.fetchall()]
-                full = [m.group(1) for line in lines if (m := SEQ_SCAN.search(line))]
-            plans.append(
-                {
-                    "sql": " ".join(statement.split())[:300],
-                    "plan": lines,
-                    "full_scans": sorted({t for t in full if t in BIG_TABLES}),
-                }
-            )
-        raw.rollback()
-    finally:
-        raw.close()
-    return plans
+def plans_of(runtime: Runtime, captured: Captured) -> list[dict[str, Any]]:
+    return [
+        {
+            "sql": plan.sql[:300],
+            "plan": plan.lines,
+            "full_scans": [t for t in plan.full_scans if t in BIG_TABLES],
+        }
+        for plan in explain(runtime.db.engine, captured)
+    ]
 
 
 Operation = Callable[[random.Random], Any]
 
 
+class Prepared:
+    """An operation with untimed preparation before each call (what makes its work real)."""
+
+    def __init__(self, prepare: Operation, operation: Operation) -> None:
+        self.prepare = prepare
+        self.operation = operation
+
+    def __call__(self, rng: random.Random) -> Any:
+        self.prepare(rng)
+        return self.operation(rng)
+
+
 def measure(operation: Operation, samples: int, seed: int) -> Summary:
     rng = random.Random(seed)
+    prepare = operation.prepare if isinstance(operation, Prepared) else None
+    call = operation.operation if isinstance(operation, Prepared) else operation
     for _ in range(5):  # warm: statements compiled and cached, pool filled
         operation(rng)
     timings = []
     for _ in range(samples):
+        if prepare is not None:
+            prepare(rng)
         with Stopwatch() as sw:
-            operation(rng)
+            call(rng)
         timings.append(sw.ms)
     return Summary.of(timings)
+
+
+def make_due(runtime: Runtime, fleet: Fleet, count: int) -> Operation:
+    """Make the CONNECTED connections among ``count * 5 // 4`` consecutive ones due now, as
+    the passing time does between two sweeps (the claim then has real work each call)."""
+
+    def prepare(rng: random.Random) -> None:
+        start = rng.randrange(1, fleet.connections - count * 2)
+        with runtime.db.write() as session:
+            session.execute(
+                update(Connection)
+                .where(
+                    Connection.id >= start,
+                    Connection.id < start + count * 5 // 4,
+                    Connection.status == "CONNECTED",
+                )
+                .values(next_sync_at=runtime.clock() - timedelta(seconds=1))
+            )
+
+    return prepare
 
 
 def direct_operations(runtime: Runtime, fleet: Fleet, key_id: str) -> dict[str, Operation]:
@@ -491,8 +487,14 @@ def direct_operations(runtime: Runtime, fleet: Fleet, key_id: str) -> dict[str, 
         "member token mint": mint,
         "audit page deep in the log": audit_deep,
         "audit page of one member": audit_member,
-        f"claim due syncs ({DUE_SYNCS_BATCH})": lambda _r: claim_due_syncs(
-            runtime, limit=DUE_SYNCS_BATCH
+        f"claim due syncs (one transaction, {CLAIM_CHUNK})": Prepared(
+            make_due(runtime, fleet, CLAIM_CHUNK),
+            lambda _r: claim_due_syncs(runtime, limit=CLAIM_CHUNK),
+        ),
+        # not one query: CLAIM_CHUNK at a time, so the write lock is not held for all of it
+        f"due-syncs sweep's claim ({DUE_SYNCS_BATCH})": Prepared(
+            make_due(runtime, fleet, DUE_SYNCS_BATCH),
+            lambda _r: claim_due_syncs(runtime, limit=DUE_SYNCS_BATCH),
         ),
         f"claim expiring tokens ({SWEEP_BATCH})": lambda _r: claim_expiring_tokens(
             runtime, limit=SWEEP_BATCH
@@ -618,10 +620,10 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
 
         direct: dict[str, dict[str, Any]] = {}
         for seed, (name, operation) in enumerate(direct_operations(runtime, fleet, key_id).items()):
-            with Captured(runtime) as captured:
+            with captured_sql(runtime.db.engine) as captured:
                 operation(random.Random(seed))
             summary = measure(operation, args.samples, seed)
-            direct[name] = {"ms": summary.as_dict(), "plans": explain(runtime, captured.statements)}
+            direct[name] = {"ms": summary.as_dict(), "plans": plans_of(runtime, captured)}
             log(f"direct {name}: p99 {summary.p99:.2f} ms")
 
         rng = random.Random(99)
@@ -670,7 +672,8 @@ def report(result: dict[str, Any]) -> str:
                 ", ".join(scans) or "none",
             ]
         )
-        worst_direct = max(worst_direct, ms["p99"])
+        if name not in NOT_JUDGED:
+            worst_direct = max(worst_direct, ms["p99"])
         if via_http:
             worst_http = max(worst_http, via_http["p99"])
     base = result["http"]["GET /healthz (baseline)"]

@@ -8,13 +8,24 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from sqlalchemy import Select, Text, cast, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from tether.domain import SourceType, Status, SyncStatus
 from tether.errors import InvalidRequest, NotFound
 from tether.store.models import Connection, DataSource, Member, Tenant
 
 SelectT = TypeVar("SelectT", bound=Select)  # any row shape (SQLAlchemy 2.0 and 2.1 spell it apart)
+
+
+# What a view of a connection never reads: the sealed secrets and the sync's cursor, kilobytes
+# a row (a sealed EHR access token alone is often over 1 KB). Touching one is an error, not a
+# query per row.
+VIEW_LOAD = (
+    defer(Connection.access_token, raiseload=True),
+    defer(Connection.refresh_token, raiseload=True),
+    defer(Connection.credentials, raiseload=True),
+    defer(Connection.sync_cursor, raiseload=True),
+)
 
 
 def connection_for(
@@ -53,6 +64,7 @@ def member_connection_rows(
         .join(DataSource, DataSource.id == Connection.data_source_id)
         .where(Connection.member_id == member_id)
         .order_by(Connection.created_at, Connection.id)
+        .options(*VIEW_LOAD)
     )
     if status:
         query = query.where(Connection.status.in_([s.value for s in status]))
@@ -61,6 +73,21 @@ def member_connection_rows(
     if source_type:
         query = query.where(DataSource.type.in_([t.value for t in source_type]))
     return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def member_connection_row(
+    session: Session, *, member_id: str, connection_id: str
+) -> tuple[Connection, DataSource]:
+    """One of the member's connection rows with its source, for a view (404 otherwise)."""
+    row = session.execute(
+        select(Connection, DataSource)
+        .join(DataSource, DataSource.id == Connection.data_source_id)
+        .where(Connection.member_id == member_id, Connection.data_source_id == connection_id)
+        .options(*VIEW_LOAD)
+    ).first()
+    if row is None:
+        raise NotFound(f"no connection {connection_id!r}", code="UNKNOWN_CONNECTION")
+    return row[0], row[1]
 
 
 SYNC_ERROR_CODE = re.compile(r"^[A-Z][A-Z_]{0,59}$")
@@ -78,8 +105,9 @@ def tenant_connection_rows(
     external_id: str | None = None,
     after: int | None = None,
     limit: int = 50,
-) -> list[tuple[Connection, DataSource, Member]]:
-    """A page of the tenant's connection rows (keyset on ``Connection.id``), filtered.
+) -> list[tuple[Connection, DataSource, str]]:
+    """A page of the tenant's connection rows (keyset on ``Connection.id``), filtered, each
+    with its source and the member's external id.
 
     ``sync_error`` matches a code inside the stored syncErrors JSON; it must look like one
     (upper case and underscores), so it can never act as a LIKE pattern."""
@@ -116,13 +144,21 @@ def tenant_connection_rows(
     if not ids:
         return []
     rows = session.execute(
-        select(Connection, DataSource, Member)
+        select(Connection, Member.external_id)
         .join(Member, Member.id == Connection.member_id)
-        .join(DataSource, DataSource.id == Connection.data_source_id)
         .where(Connection.id.in_(ids))
         .order_by(Connection.id)
-    )
-    return [(row[0], row[1], row[2]) for row in rows]
+        .options(*VIEW_LOAD)
+    ).all()
+    # The page's few sources once each, not joined to every row (the driver would decode
+    # their JSON settings once per row).
+    sources = {
+        source.id: source
+        for source in session.scalars(
+            select(DataSource).where(DataSource.id.in_({row[0].data_source_id for row in rows}))
+        )
+    }
+    return [(row[0], sources[row[0].data_source_id], row[1]) for row in rows]
 
 
 def of_live_accounts(query: SelectT) -> SelectT:

@@ -15,8 +15,8 @@ from typing import Any
 
 from tether.connections import lifecycle
 from tether.connections.queries import (
+    member_connection_row,
     member_connection_rows,
-    require_connection,
     tenant_connection_rows,
 )
 from tether.connections.sources import not_shared_types
@@ -155,9 +155,9 @@ def member_connection(
 ) -> ConnectionView:
     """One of the member's connections (404 ``UNKNOWN_CONNECTION`` otherwise)."""
     with runtime.db.read() as session:
-        conn = require_connection(session, member_id=member.member_id, connection_id=connection_id)
-        source = session.get(DataSource, conn.data_source_id)
-        assert source is not None  # a foreign key
+        conn, source = member_connection_row(
+            session, member_id=member.member_id, connection_id=connection_id
+        )
         return ConnectionView.of(conn, source)
 
 
@@ -210,9 +210,7 @@ def tenant_connections(
             limit=limit,
         )
         items = [
-            TenantConnectionView(
-                conn.id, member.id, member.external_id, ConnectionView.of(conn, src)
-            )
-            for conn, src, member in rows
+            TenantConnectionView(conn.id, conn.member_id, external_id, ConnectionView.of(conn, src))
+            for conn, src, external_id in rows
         ]
     return TenantConnectionPage(items, items[-1].pk if len(items) == limit else None)
