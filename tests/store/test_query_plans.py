@@ -145,3 +145,18 @@ def test_a_members_views_never_load_the_sealed_secrets(runtime: Runtime, fleet: 
     reads = [s for s, _ in captured.statements if "FROM connections" in s]
     assert reads
     assert not any("access_token" in s or "refresh_token" in s for s in reads), reads
+
+
+def test_a_members_connections_are_found_by_the_unique_index_that_leads_with_the_member(
+    runtime: Runtime, fleet: MemberCtx
+) -> None:
+    """connections.member_id has no index of its own (migration 0021): the unique
+    (member_id, data_source_id) one serves the member's list and one connection."""
+    me = MemberPrincipal(fleet.tenant.tenant_id, fleet.member_id)
+    unique = "sqlite_autoindex_connections_1" if runtime.db.sqlite else "uq_connections_member_id"
+    for call in (
+        lambda: views.member_connections(runtime, member=me),
+        lambda: views.member_connection(runtime, member=me, connection_id=SOURCES[1]),
+    ):
+        plan = _the_one_on(_plans(runtime, call), "connections")
+        assert plan.uses(unique), plan.lines

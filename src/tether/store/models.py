@@ -175,7 +175,9 @@ class Connection(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
+    # No index of its own: the unique (member_id, data_source_id) index leads with it, and
+    # every index is one more write on each claim, heartbeat and status change.
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
     # The member's tenant, kept here so a tenant's connections page without a join.
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     data_source_id: Mapped[str] = mapped_column(ForeignKey("data_sources.id"))

@@ -11,7 +11,10 @@ Measured with ``python -m bench scale`` (3,000,000 connections, 10,000,000 audit
   refresh token, by status and expiry;
 - the expiring-grants sweep walked every grant inside the notice period, though all but a few
   had had their notice; the partial index holds only those not yet noticed;
-- ``GET /v1/audit-events?memberId=`` walked the tenant's whole log.
+- ``GET /v1/audit-events?memberId=`` walked the tenant's whole log;
+- ``connections.member_id`` had an index of its own beside the unique
+  ``(member_id, data_source_id)`` one that leads with it: one more index to write on every
+  claim, heartbeat and status change, for nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("connections") as batch:
+        batch.drop_index("ix_connections_member_id")
         batch.drop_index("ix_connections_authorization_expires")
         batch.create_index(
             "ix_connections_grant_end_unnoticed",
@@ -53,3 +57,4 @@ def downgrade() -> None:
         batch.create_index(
             "ix_connections_authorization_expires", ["status", "authorization_expires_at"]
         )
+        batch.create_index("ix_connections_member_id", ["member_id"])
