@@ -125,7 +125,7 @@ def configure_logging(*, level: str = "INFO", json_output: bool = True) -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(formatter)
     handler.set_name("tether")
     root = logging.getLogger()
@@ -136,6 +136,26 @@ def configure_logging(*, level: str = "INFO", json_output: bool = True) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # Authlib logs issued tokens at DEBUG ("Issue token %r"); never let that through.
     logging.getLogger("authlib").setLevel(max(logging.INFO, root.level))
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a record is written, not as it was when logging
+    was configured: test runners and process managers swap it, and a server thread would
+    otherwise write to a stream closed since (Python's "--- Logging error ---"). A stream given
+    with ``setStream`` is used instead (the benchmarks silence the log that way)."""
+
+    def __init__(self) -> None:
+        self._chosen: Any = None
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return self._chosen if self._chosen is not None else sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        # StreamHandler.__init__ sets the stderr of the moment: keep following it instead.
+        self._chosen = None if value is None or value is sys.stderr else value
 
 
 def get_logger(name: str) -> Any:

@@ -54,3 +54,29 @@ def test_configured_logging_redacts_structlog_and_stdlib(
     for secret in ("the-code", "st4te", "abc.def.ghi", "leaky"):
         assert secret not in text
     assert lines[0]["code"] == MASK
+
+
+def test_the_log_follows_stderr_as_it_is_when_written(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stderr swapped and closed after logging was configured (a test runner's capture, a
+    process manager) neither loses the next line nor fails it with a logging error."""
+    import io
+
+    configured_with = io.StringIO()
+    monkeypatch.setattr("sys.stderr", configured_with)
+    configure_logging(level="INFO", json_output=True)
+    configured_with.close()
+    now = io.StringIO()
+    monkeypatch.setattr("sys.stderr", now)
+    get_logger("tether.test").info("written later")
+    assert json.loads(now.getvalue())["event"] == "written later"
+
+    silenced = [h for h in logging.getLogger().handlers if h.get_name() == "tether"]
+    assert len(silenced) == 1
+    with io.StringIO() as chosen:
+        silenced[0].setStream(chosen)  # a stream chosen on purpose is kept
+        get_logger("tether.test").info("to the chosen stream")
+        assert "to the chosen stream" in chosen.getvalue()
+        silenced[0].setStream(now)
+    assert "to the chosen stream" not in now.getvalue()
