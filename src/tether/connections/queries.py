@@ -46,8 +46,22 @@ def require_connection(
         session, member_id=member_id, connection_id=connection_id, for_update=for_update
     )
     if conn is None:
-        raise NotFound(f"no connection {connection_id!r}", code="UNKNOWN_CONNECTION")
+        raise _unknown(connection_id)
     return conn
+
+
+def _unknown(connection_id: str) -> NotFound:
+    return NotFound(f"no connection {connection_id!r}", code="UNKNOWN_CONNECTION")
+
+
+def _viewed(member_id: str) -> Select:  # of (Connection, DataSource); 2.0 and 2.1 spell it apart
+    """The member's connection rows with their sources, loaded for a view."""
+    return (
+        select(Connection, DataSource)
+        .join(DataSource, DataSource.id == Connection.data_source_id)
+        .where(Connection.member_id == member_id)
+        .options(*VIEW_LOAD)
+    )
 
 
 def member_connection_rows(
@@ -59,13 +73,7 @@ def member_connection_rows(
     source_type: Sequence[SourceType] = (),
 ) -> list[tuple[Connection, DataSource]]:
     """The member's connection rows with their sources, filtered (the read side's query)."""
-    query = (
-        select(Connection, DataSource)
-        .join(DataSource, DataSource.id == Connection.data_source_id)
-        .where(Connection.member_id == member_id)
-        .order_by(Connection.created_at, Connection.id)
-        .options(*VIEW_LOAD)
-    )
+    query = _viewed(member_id).order_by(Connection.created_at, Connection.id)
     if status:
         query = query.where(Connection.status.in_([s.value for s in status]))
     if sync_status:
@@ -80,13 +88,10 @@ def member_connection_row(
 ) -> tuple[Connection, DataSource]:
     """One of the member's connection rows with its source, for a view (404 otherwise)."""
     row = session.execute(
-        select(Connection, DataSource)
-        .join(DataSource, DataSource.id == Connection.data_source_id)
-        .where(Connection.member_id == member_id, Connection.data_source_id == connection_id)
-        .options(*VIEW_LOAD)
+        _viewed(member_id).where(Connection.data_source_id == connection_id)
     ).first()
     if row is None:
-        raise NotFound(f"no connection {connection_id!r}", code="UNKNOWN_CONNECTION")
+        raise _unknown(connection_id)
     return row[0], row[1]
 
 
