@@ -13,7 +13,9 @@ reader's ``slot`` (the source's concurrency and per-minute limits: :mod:`tether.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -21,6 +23,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 import stamina
 
 from tether.errors import PageError, TransientPageError, Unauthorized
@@ -155,19 +158,84 @@ class PageReader:
         url: str,
         params: dict[str, str] | None,
         parse: Callable[[bytes], Awaitable[tuple[T, str | None]]],
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         """Every page of a search as ``parse`` makes it (``parse`` also gives the page's
         ``next`` link, and raises PageError for a page that is not a searchset Bundle),
-        following ``next`` within the source and the page limit."""
-        page, next_url = await parse(await self.get(url, params))
+        following ``next`` within the source and the page limit.
+
+        The next page is asked for while this one is parsed, when its ``next`` link can be
+        read ahead (:func:`next_link_ahead`): a search's pages come at the speed of the
+        slower of the source and the parse, not of both added up. ``parse``'s link decides;
+        a request sent ahead for another link is dropped. Close the iterator (``aclosing``)
+        when leaving it early, so that a request sent ahead is cancelled at once."""
+        body = await self.get(url, params)
         count = 1
-        while True:
-            yield page
-            if not next_url:
-                return
-            if not self._same_origin(next_url):
-                raise PageError("INVALID_RESPONSE", "a next link leaves the source's FHIR base")
-            if count >= self.max_pages:
-                raise PageError("PAGING_LIMIT", f"more than {self.max_pages} pages")
-            page, next_url = await parse(await self.get(next_url))
-            count += 1
+        ahead: asyncio.Task[bytes] | None = None
+        try:
+            while True:
+                early = next_link_ahead(body)
+                if isinstance(early, str) and count < self.max_pages and self._same_origin(early):
+                    ahead = asyncio.create_task(self.get(early), name="fhir-page-ahead")
+                page, next_url = await parse(body)
+                yield page
+                if not next_url:
+                    return
+                if not self._same_origin(next_url):
+                    raise PageError("INVALID_RESPONSE", "a next link leaves the source's FHIR base")
+                if count >= self.max_pages:
+                    raise PageError("PAGING_LIMIT", f"more than {self.max_pages} pages")
+                if ahead is not None and next_url == early:
+                    task, ahead = ahead, None
+                    body = await task
+                else:
+                    await _drop(ahead)
+                    ahead = None
+                    body = await self.get(next_url)
+                count += 1
+        finally:
+            await _drop(ahead)
+
+
+async def _drop(task: asyncio.Task[bytes] | None) -> None:
+    """Cancel a page request sent ahead that will not be used, and wait until it is gone."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+class _Unknown:
+    """The ``next`` link cannot be known without parsing the whole page."""
+
+
+UNKNOWN = _Unknown()
+
+
+def next_link_ahead(body: bytes) -> str | _Unknown | None:
+    """The ``next`` link of a searchset page, read without parsing its entries; or UNKNOWN.
+
+    Servers write ``link`` before ``entry`` (FHIR's element order), so the page's top-level
+    members before the first ``"entry"`` are parsed on their own: when the text up to there,
+    closed with ``}``, is a JSON object, ``"entry"`` was a top-level key (a key deeper down,
+    or text inside a string, leaves the object unclosed or the cut after a ``:``) and that
+    object holds every top-level member before it. When it has no ``link``, ``link`` may
+    follow the entries: UNKNOWN, and the caller waits for the whole page's parse."""
+    cut = body.find(b'"entry"')
+    if cut < 0:
+        return UNKNOWN
+    head = body[:cut].rstrip()
+    if not head.endswith(b","):
+        return UNKNOWN
+    try:
+        top = orjson.loads(head[:-1] + b"}")
+    except orjson.JSONDecodeError:
+        return UNKNOWN
+    links = top.get("link") if isinstance(top, dict) else None
+    if not isinstance(links, list):
+        return UNKNOWN
+    for link in links:
+        if isinstance(link, dict) and link.get("relation") == "next":
+            url = link.get("url")
+            return url if isinstance(url, str) else UNKNOWN
+    return None

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass, field
 from typing import ParamSpec, Protocol, TypeAlias, TypeVar
 
@@ -297,10 +297,12 @@ async def _fetch_type(
                 attempt += 1
                 sent_with = current.authorization
                 try:
-                    async for page in reader.pages(f"{claim.base_url}/{rtype}", params, parse):
-                        if stop.is_set() or rtype in progress.failed:
-                            return
-                        await pages.put(PageArrived(rtype, page))
+                    search = reader.pages(f"{claim.base_url}/{rtype}", params, parse)
+                    async with aclosing(search):  # a page asked for ahead is not left behind
+                        async for page in search:
+                            if stop.is_set() or rtype in progress.failed:
+                                return
+                            await pages.put(PageArrived(rtype, page))
                     break  # this search is read: on to the type's next one
                 except Unauthorized:
                     if attempt > 1 or not await _renew(ctx, claim, current, sent_with):
