@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from calendar import monthrange
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 # (parameter name, system, code, lo, hi): a token has system/code, a date lo/hi.
@@ -55,86 +55,96 @@ _DATE_RE = re.compile(
     r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?"
     r"(Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
-_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+_MINUTE = timedelta(minutes=1, microseconds=-1)
+_SECOND = timedelta(seconds=1, microseconds=-1)
+_DAY = timedelta(days=1, microseconds=-1)
+
+
+def _text(moment: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.ffffff``: fixed width, so text order is time order (a naive
+    datetime's ``isoformat``, which also pads years before 1000, unlike ``strftime``)."""
+    return moment.isoformat(timespec="microseconds")
 
 
 def date_range(text: str) -> tuple[str, str]:
     """The UTC range ``(lo, hi)`` a FHIR date, dateTime or instant stands for; ValueError
-    when ``text`` is none of them."""
+    when ``text`` is none of them (OverflowError when its zone moves it out of years
+    1 to 9999). Runs for every Observation a sync stores: plain (naive, UTC) datetimes."""
     m = _DATE_RE.match(text)
     if m is None:
         raise ValueError(f"not a FHIR date: {text!r}")
     year, month, day, hour, minute, second, fraction, zone = m.groups()
-    if hour is not None and zone is None:
-        zone = "Z"  # a time without a zone: read as UTC (FHIR requires a zone with a time)
-    tz = UTC
-    if zone and zone != "Z":
-        sign = 1 if zone[0] == "+" else -1
-        tz_offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])) * sign
-    else:
-        tz_offset = timedelta(0)
     y = int(year)
     if month is None:
-        lo = datetime(y, 1, 1, tzinfo=tz)
-        hi = datetime(y, 12, 31, 23, 59, 59, 999999, tzinfo=tz)
-    elif day is None:
-        mo = int(month)
-        lo = datetime(y, mo, 1, tzinfo=tz)
-        hi = datetime(y, mo, monthrange(y, mo)[1], 23, 59, 59, 999999, tzinfo=tz)
-    elif hour is None:
-        lo = datetime(y, int(month), int(day), tzinfo=tz)
-        hi = lo + timedelta(days=1, microseconds=-1)
+        return _text(datetime(y, 1, 1)), _text(datetime(y, 12, 31) + _DAY)
+    mo = int(month)
+    if day is None:
+        last = monthrange(y, mo)[1] if 1 <= mo <= 12 else 0  # a bad month fails below
+        return _text(datetime(y, mo, 1)), _text(datetime(y, mo, last) + _DAY)
+    if hour is None:
+        lo = datetime(y, mo, int(day))
+        return _text(lo), _text(lo + _DAY)
+    # A time without a zone is read as UTC (FHIR requires a zone with a time).
+    if second is None:
+        lo = datetime(y, mo, int(day), int(hour), int(minute))
+        hi = lo + _MINUTE
+    elif fraction is None:
+        lo = datetime(y, mo, int(day), int(hour), int(minute), int(second))
+        hi = lo + _SECOND
     else:
-        base = datetime(y, int(month), int(day), int(hour), int(minute), tzinfo=tz)
-        if second is None:
-            lo, hi = base, base + timedelta(minutes=1, microseconds=-1)
-        elif fraction is None:
-            lo = base.replace(second=int(second))
-            hi = lo + timedelta(seconds=1, microseconds=-1)
+        digits = fraction[1:7]
+        micro = int(digits.ljust(6, "0"))
+        lo = datetime(y, mo, int(day), int(hour), int(minute), int(second), micro)
+        hi = lo + timedelta(microseconds=10 ** (6 - len(digits)) - 1)
+    if zone and zone != "Z":
+        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+        if zone[0] == "+":
+            lo, hi = lo - offset, hi - offset
         else:
-            digits = fraction[1:7]
-            lo = base.replace(second=int(second), microsecond=int(digits.ljust(6, "0")))
-            hi = lo + timedelta(microseconds=10 ** (6 - len(digits)) - 1)
-        lo, hi = lo - tz_offset, hi - tz_offset
-    return lo.strftime(_FORMAT), hi.strftime(_FORMAT)
+            lo, hi = lo + offset, hi + offset
+    return _text(lo), _text(hi)
 
 
 def search_values(resource: dict[str, Any], rtype: str) -> list[SearchValue]:
-    """What ``resource`` (of ``rtype``) is found by, for the parameters tether indexes."""
+    """What ``resource`` (of ``rtype``) is found by, for the parameters tether indexes.
+    Runs for every resource a sync stores: plain loops, no helper calls per coding."""
     params = INDEXED.get(rtype)
     if not params:
         return []
     values: list[SearchValue] = []
     for name, (kind, elements) in params.items():
-        element = next((resource[e] for e in elements if e in resource), None)
-        if element is None:
+        for e in elements:
+            element = resource.get(e)
+            if element is not None:
+                break
+        else:
             continue
         if kind == _CC:
-            concepts = element if isinstance(element, list) else [element]
-            for concept in concepts:
+            for concept in element if isinstance(element, list) else (element,):
                 codings = concept.get("coding") if isinstance(concept, dict) else None
-                for coding in codings if isinstance(codings, list) else ():
+                if not isinstance(codings, list):
+                    continue
+                for coding in codings:
                     if not isinstance(coding, dict):
                         continue
                     system, code = coding.get("system"), coding.get("code")
-                    if isinstance(code, str) and _short(code) and _fits(system):
+                    if (
+                        isinstance(code, str)
+                        and 0 < len(code) <= MAX_TOKEN
+                        and (
+                            system is None
+                            or (isinstance(system, str) and 0 < len(system) <= MAX_TOKEN)
+                        )
+                    ):
                         values.append((name, system, code, None, None))
         elif kind == _CODE:
-            if isinstance(element, str) and _short(element):
+            if isinstance(element, str) and 0 < len(element) <= MAX_TOKEN:
                 values.append((name, None, element, None, None))
         else:
             span = _period(element)
             if span is not None:
                 values.append((name, None, None, *span))
     return values[:MAX_VALUES]
-
-
-def _short(text: str) -> bool:
-    return 0 < len(text) <= MAX_TOKEN
-
-
-def _fits(system: object) -> bool:
-    return system is None or (isinstance(system, str) and _short(system))
 
 
 def _period(element: object) -> tuple[str, str] | None:
