@@ -77,10 +77,11 @@ def test_the_regional_source_connects_and_syncs_everything_with_its_profile(
     # Every searched type whole (Observations through one search per category), and the
     # Practitioners the record refers to, read by id.
     assert got == expected
-    assert got["Observation"] == 272 and got["Practitioner"] > 0
+    assert got["Observation"] == 272 and got["Practitioner"] > 1
     runs = _runs(runtime, conn.id)
-    # 12 types, one search each but Observation with four, plus one read per Practitioner.
-    assert runs[-1].requests == 11 + 4 + got["Practitioner"]
+    # 12 types, one search each but Observation with four, plus one _id search that brings
+    # every Practitioner.
+    assert runs[-1].requests == 11 + 4 + 1
 
 
 def _runs(runtime: Runtime, pk: int) -> list[SyncRun]:
@@ -359,6 +360,61 @@ def test_referenced_resources_missing_ones_and_other_servers(
     ).json()
     assert len(bundle["entry"]) == practitioners
     assert {e["resource"]["resourceType"] for e in bundle["entry"]} == {"Practitioner"}
+
+
+def test_referenced_resources_are_searched_by_id_and_read_when_not_found(
+    client: httpx.Client,
+    member: MemberCtx,
+    runtime: Runtime,
+    sandbox: Sandbox,
+) -> None:
+    """Several of one type: one ``_id`` search; what it does not bring back is read by id."""
+    conn = connected(client, member, runtime, CLINIC, "clinic-2")
+    run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
+    practitioners = stored(runtime, conn.id)["Practitioner"]
+    ghosts = [{"reference": f"Practitioner/ghost-{n}"} for n in range(3)]
+    sandbox.add(
+        CLINIC,
+        "clinic-2",
+        [
+            {
+                "resourceType": "Observation",
+                "id": "obs-ghosts",
+                "status": "final",
+                "code": {"text": "note"},
+                "subject": {"reference": "Patient/clinic-2"},
+                "performer": ghosts,
+            }
+        ],
+    )
+    report = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
+    assert report is not None and report.status == "RETRIEVED" and report.errors == []
+    audited = _audit(runtime, "sync.retrieved")
+    assert audited[-1].detail["references"] == {"fetched": 0, "missing": 3, "offsite": 0}
+    # 12 searches, one _id search that found none of the three, then three reads (404).
+    assert _runs(runtime, conn.id)[-1].requests == 12 + 1 + 3
+    assert stored(runtime, conn.id)["Practitioner"] == practitioners
+
+
+def test_a_source_that_refuses_id_searches_gets_reads_by_id(
+    client: httpx.Client,
+    member: MemberCtx,
+    runtime: Runtime,
+    sandbox: Sandbox,
+) -> None:
+    conn = connected(client, member, runtime, CLINIC, "clinic-1")
+    sandbox.set_knobs(CLINIC, {"refuse_id_search": True})
+    try:
+        report = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
+    finally:
+        sandbox.reset(CLINIC)
+    assert report is not None and report.status == "RETRIEVED" and report.errors == []
+    expected = _source_counts(sandbox, CLINIC, "clinic-1")["Practitioner"]
+    assert expected > 1 and stored(runtime, conn.id)["Practitioner"] == expected
+    audited = _audit(runtime, "sync.retrieved")
+    assert audited[-1].detail["references"] == {"fetched": expected, "missing": 0, "offsite": 0}
+    # 12 searches, the refused _id search, one read per Practitioner.
+    assert _runs(runtime, conn.id)[-1].requests == 12 + 1 + expected
 
 
 def test_without_last_updated_a_sync_reads_everything_and_writes_nothing_new(

@@ -37,6 +37,8 @@ class Knobs:
     - ``forbidden_types``: resource types that answer 403 (partial-failure tests).
     - ``fault_seed``: ``None`` for evenly spread fractions, an int for a seeded RNG.
     - ``forge_id_token``: id_tokens are signed with a key the source does not publish.
+    - ``refuse_id_search``: an ``_id`` search of any type but Patient answers 400, as on a
+      server that only reads such resources by id.
     """
 
     access_token_lifetime: int = 3600
@@ -53,6 +55,7 @@ class Knobs:
     forbidden_types: list[str] = field(default_factory=list)
     fault_seed: int | None = None
     forge_id_token: bool = False
+    refuse_id_search: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: _copy(getattr(self, f.name)) for f in fields(self)}

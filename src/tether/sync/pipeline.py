@@ -215,6 +215,7 @@ async def _references(
         connection_pk=claim.pk,
         base_url=claim.base_url,
         source=claim.slug,
+        patient_id=claim.patient_id,
         references=progress.references,
         types=claim.profile.referenced_types,
         write=write,

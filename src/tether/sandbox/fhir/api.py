@@ -85,7 +85,7 @@ def fhir_routes(sandbox: Sandbox) -> list[Route]:
         if isinstance(access, Response):
             return access
         try:
-            query = parse_query(request.query_params.multi_items())
+            query = parse_query(request.query_params.multi_items(), rtype)
         except SearchError as exc:
             return operation_outcome(400, "invalid", str(exc))
         if query.patient is not None and query.patient != access.patient:
@@ -100,7 +100,14 @@ def fhir_routes(sandbox: Sandbox) -> list[Route]:
             return fhir_response(BROKEN_JSON if knobs.malformed_kind == "json" else NOT_A_BUNDLE)
         record = sandbox.catalog.record(source, access.patient)
         total = record.count(rtype, query.window)
-        if query.category is not None:  # filtered whole, then paged: small records only
+        if query.ids is not None:  # the resources the patient's record holds by these ids
+            if knobs.refuse_id_search:
+                return operation_outcome(400, "not-supported", "_id is not supported here")
+            found = [(rid, record.read(rtype, rid)) for rid in query.ids]
+            matching = [(rid, body) for rid, body in found if body is not None]
+            total = len(matching)
+            entries = matching[query.offset : query.offset + query.count]
+        elif query.category is not None:  # filtered whole, then paged: small records only
             every = record.page(rtype, query.window, 0, total)
             matching = [e for e in every if has_category(e[1], query.category)]
             total = len(matching)

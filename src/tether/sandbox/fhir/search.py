@@ -2,7 +2,8 @@
 
 Paging follows FHIR R4 §3.1.1.3 ("Paging"): each page carries ``self`` and, while more
 match, an absolute ``next`` link on the same origin with an opaque ``_cursor``.
-Supported: ``patient`` (also ``subject``), ``_id`` (Patient), ``_count`` (default 50,
+Supported: ``patient`` (also ``subject``), ``_id`` (on Patient the patient; on other types
+a comma-separated list of ids, OR-ed, FHIR R4 §3.1.1.4.1), ``_count`` (default 50,
 max 1000), ``_lastUpdated`` with ``gt``/``ge``/``lt``/``le``/``eq`` prefixes, and
 ``category`` (a code, or ``system|code``) on Observation.
 """
@@ -33,6 +34,7 @@ class SearchQuery:
     passthrough: tuple[tuple[str, str], ...]  # what the next link repeats
     category: str | None = None  # Observation.category code (``system|code`` or ``code``)
     last_updated: bool = False  # whether the search named _lastUpdated
+    ids: tuple[str, ...] | None = None  # ``_id`` on a type other than Patient
 
     @property
     def page_number(self) -> int:
@@ -72,16 +74,20 @@ def _window(values: list[str]) -> Window:
     return Window(low, low_inc, high, high_inc)
 
 
-def parse_query(pairs: list[tuple[str, str]]) -> SearchQuery:
-    """Read the parameters of a search-type interaction."""
+def parse_query(pairs: list[tuple[str, str]], rtype: str = "Patient") -> SearchQuery:
+    """Read the parameters of a search-type interaction of ``rtype``."""
     patient = None
+    ids: list[str] | None = None
     count = DEFAULT_COUNT
     offset = 0
     last_updated: list[str] = []
     category: str | None = None
     keep: list[tuple[str, str]] = []
     for name, value in pairs:
-        if name in ("patient", "subject", "_id", "beneficiary"):
+        if name == "_id" and rtype != "Patient":
+            ids = [*(ids or []), *(i for i in value.split(",") if i)]
+            keep.append((name, value))
+        elif name in ("patient", "subject", "_id", "beneficiary"):
             patient = value.removeprefix("Patient/")
             keep.append((name, value))
         elif name == "_count":
@@ -105,6 +111,7 @@ def parse_query(pairs: list[tuple[str, str]]) -> SearchQuery:
         tuple(keep),
         category=category,
         last_updated=bool(last_updated),
+        ids=None if ids is None else tuple(dict.fromkeys(ids)),
     )
 
 
