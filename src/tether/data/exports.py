@@ -67,15 +67,14 @@ R = FhirResource
 @dataclass(frozen=True)
 class ExportRequest:
     types: list[str]
-    since: str | None  # FHIR instant as given
-    since_key: str | None  # the changed_at it compares with
+    since_key: str | None  # _since as the changed_at it compares with
 
 
 def parse_kickoff(pairs: list[tuple[str, str]], *, strict: bool) -> ExportRequest:
     """Read a kick-off's parameters; unknown ones are refused under ``handling=strict`` and
     ignored otherwise (Bulk Data IG: ``_typeFilter``, ``_elements`` … are not supported)."""
     types: list[str] = []
-    since = since_key = None
+    since_key = None
     for name, value in pairs:
         if name == "_type":
             for rtype in value.split(","):
@@ -88,13 +87,12 @@ def parse_kickoff(pairs: list[tuple[str, str]], *, strict: bool) -> ExportReques
                 since_key = date_range(value)[0]  # the instant itself: "after" is ">"
             except (ValueError, OverflowError) as exc:
                 raise SearchError(f"_since: {value!r} is not a FHIR instant") from exc
-            since = value
         elif name == "_outputFormat":
             if value not in OUTPUT_FORMATS:
                 raise SearchError("_outputFormat: only application/fhir+ndjson is written")
         elif strict or name in ("_typeFilter", "_elements", "patient", "includeAssociatedData"):
             raise SearchError(f"the export parameter {name!r} is not supported")
-    return ExportRequest(types or list(STORED_TYPES), since, since_key)
+    return ExportRequest(types or list(STORED_TYPES), since_key)
 
 
 def kick_off(runtime: Runtime, scope: Scope, request: ExportRequest, request_url: str) -> str:
