@@ -320,31 +320,44 @@ def test_an_id_token_signed_by_someone_else_stores_nothing(
     assert sandbox.counters(CLINIC).code_exchanges == 1
 
 
+def _clinic_2_synced(
+    client: httpx.Client, member: MemberCtx, runtime: Runtime, sandbox: Sandbox
+) -> tuple[Connection, int]:
+    """clinic-2 connected and synced once: the connection, and the Practitioners it holds
+    (every one its record refers to)."""
+    conn = connected(client, member, runtime, CLINIC, "clinic-2")
+    run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
+    practitioners = stored(runtime, conn.id)["Practitioner"]
+    assert practitioners == _source_counts(sandbox, CLINIC, "clinic-2")["Practitioner"]
+    return conn, practitioners
+
+
+def _add_referring(sandbox: Sandbox, rid: str, performers: list[dict[str, str]]) -> None:
+    """A new Observation of clinic-2 at the clinic, performed by ``performers``."""
+    observation = {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "code": {"text": "note"},
+        "subject": {"reference": "Patient/clinic-2"},
+        "performer": performers,
+    }
+    sandbox.add(CLINIC, "clinic-2", [observation])
+
+
 def test_referenced_resources_missing_ones_and_other_servers(
     client: httpx.Client,
     member: MemberCtx,
     runtime: Runtime,
     sandbox: Sandbox,
 ) -> None:
-    conn = connected(client, member, runtime, CLINIC, "clinic-2")
-    run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
-    practitioners = stored(runtime, conn.id)["Practitioner"]
-    assert practitioners == _source_counts(sandbox, CLINIC, "clinic-2")["Practitioner"]
-    sandbox.add(
-        CLINIC,
-        "clinic-2",
+    conn, practitioners = _clinic_2_synced(client, member, runtime, sandbox)
+    _add_referring(
+        sandbox,
+        "obs-referring",
         [
-            {
-                "resourceType": "Observation",
-                "id": "obs-referring",
-                "status": "final",
-                "code": {"text": "note"},
-                "subject": {"reference": "Patient/clinic-2"},
-                "performer": [
-                    {"reference": "Practitioner/ghost"},
-                    {"reference": "https://elsewhere.invalid/fhir/Organization/org-9"},
-                ],
-            }
+            {"reference": "Practitioner/ghost"},
+            {"reference": "https://elsewhere.invalid/fhir/Organization/org-9"},
         ],
     )
     report = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
@@ -369,24 +382,9 @@ def test_referenced_resources_are_searched_by_id_and_read_when_not_found(
     sandbox: Sandbox,
 ) -> None:
     """Several of one type: one ``_id`` search; what it does not bring back is read by id."""
-    conn = connected(client, member, runtime, CLINIC, "clinic-2")
-    run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
-    practitioners = stored(runtime, conn.id)["Practitioner"]
+    conn, practitioners = _clinic_2_synced(client, member, runtime, sandbox)
     ghosts = [{"reference": f"Practitioner/ghost-{n}"} for n in range(3)]
-    sandbox.add(
-        CLINIC,
-        "clinic-2",
-        [
-            {
-                "resourceType": "Observation",
-                "id": "obs-ghosts",
-                "status": "final",
-                "code": {"text": "note"},
-                "subject": {"reference": "Patient/clinic-2"},
-                "performer": ghosts,
-            }
-        ],
-    )
+    _add_referring(sandbox, "obs-ghosts", ghosts)
     report = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
     assert report is not None and report.status == "RETRIEVED" and report.errors == []
     audited = _audit(runtime, "sync.retrieved")

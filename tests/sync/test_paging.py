@@ -76,6 +76,16 @@ def source() -> Iterator[tuple[Source, str]]:
         live.stop()
 
 
+def reader(http: httpx.AsyncClient, base: str) -> PageReader:
+    """A reader that sends every request on ``http`` (no budget)."""
+
+    @asynccontextmanager
+    async def slot() -> AsyncIterator[httpx.AsyncClient]:
+        yield http
+
+    return PageReader(base_url=base, authorization=lambda: "Bearer t", slot=slot)
+
+
 async def read_all(
     base: str, parse_seconds: float = 0.3
 ) -> tuple[list[str], list[tuple[float, float]]]:
@@ -91,13 +101,7 @@ async def read_all(
         return page["entry"][0]["resource"]["id"], (nxt[0] if nxt else None)
 
     async with httpx.AsyncClient() as http:
-
-        @asynccontextmanager
-        async def slot() -> AsyncIterator[httpx.AsyncClient]:
-            yield http
-
-        reader = PageReader(base_url=base, authorization=lambda: "Bearer t", slot=slot)
-        search = reader.pages(f"{base}/Observation", {"page": "0"}, parse)
+        search = reader(http, base).pages(f"{base}/Observation", {"page": "0"}, parse)
         async with aclosing(search):
             ids = [first async for first in search]
     return ids, parsing
@@ -146,13 +150,7 @@ def test_a_page_that_fails_its_parse_leaves_no_request_behind(
             raise PageError("INVALID_RESPONSE", "a bad page")
 
         async with httpx.AsyncClient() as http:
-
-            @asynccontextmanager
-            async def slot() -> AsyncIterator[httpx.AsyncClient]:
-                yield http
-
-            reader = PageReader(base_url=base, authorization=lambda: "Bearer t", slot=slot)
-            search = reader.pages(f"{base}/Observation", {"page": "0"}, parse)
+            search = reader(http, base).pages(f"{base}/Observation", {"page": "0"}, parse)
             async with aclosing(search):
                 with pytest.raises(PageError):
                     await anext(search)
