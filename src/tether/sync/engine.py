@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import threading
 import time
 from collections import Counter, OrderedDict, deque
@@ -47,24 +46,6 @@ SOURCE_SHARE = 0.75  # of the slots, at most, for one data source while others w
 BACKLOG_PER_SLOT = 100  # runs waiting per slot before submit() makes the queue thread wait
 PRIORITY = {"manual": 0, "initial": 1, "re-established": 1}  # anything else: 2 (scheduled)
 LOWEST = 2
-# Objects allocated between two collections of the youngest generation (CPython: 700). See
-# tune_gc.
-GC_YOUNG_THRESHOLD = 10_000
-
-
-def tune_gc() -> None:
-    """Collect the youngest generation every ``GC_YOUNG_THRESHOLD`` allocations, not every 700.
-
-    A sync parses pages into thousands of dicts and lists that reference counting frees; none
-    is garbage the cyclic collector could find. At 700 the collector ran about 3,500 times
-    during a 300-member fleet run (``python -m bench fleet --members 300``, SQLite,
-    2026-12-04) and, through the older generations it triggers, took 5.7 s of the worker's
-    31 s of CPU, most of it inside ``orjson.loads``; at 10,000 it ran 86 times, for 1.6 s.
-    The process-wide setting is lowered never, only raised (an operator's higher value, or 0
-    for "off", stands)."""
-    young, older, oldest = gc.get_threshold()
-    if 0 < young < GC_YOUNG_THRESHOLD:
-        gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +190,6 @@ class SyncEngine:
         return queued
 
     def start(self) -> None:
-        tune_gc()  # this process syncs: see tune_gc
         with self._lock:
             if self._thread is not None:
                 return
