@@ -27,6 +27,7 @@ import orjson
 import stamina
 
 from tether.errors import PageError, TransientPageError, Unauthorized
+from tether.fhir.bundles import next_link
 from tether.store.models import utcnow
 
 DEFAULT_PAGE_SIZE = 500
@@ -234,8 +235,5 @@ def next_link_ahead(body: bytes) -> str | _Unknown | None:
     links = top.get("link") if isinstance(top, dict) else None
     if not isinstance(links, list):
         return UNKNOWN
-    for link in links:
-        if isinstance(link, dict) and link.get("relation") == "next":
-            url = link.get("url")
-            return url if isinstance(url, str) else UNKNOWN
-    return None
+    url = next_link(links)
+    return url if url is None or isinstance(url, str) else UNKNOWN

@@ -35,6 +35,7 @@ import orjson
 
 from tether.domain import REFERENCED_TYPES
 from tether.errors import PageError
+from tether.fhir.bundles import next_link
 from tether.fhir.search_values import SearchValue, search_values
 
 # (type, id, the source's meta.lastUpdated, the parsed resource): a page's rows before they
@@ -144,14 +145,7 @@ def prepare_page(body: bytes, *, rtype: str, patient_id: str, source: str) -> Pr
         return _failed("the page is not a FHIR Bundle")
     if not isinstance(bundle.get("entry", []), list):
         return _failed("Bundle.entry is not a list")
-    next_url = next(
-        (
-            link.get("url")
-            for link in bundle.get("link", []) or []
-            if isinstance(link, dict) and link.get("relation") == "next"
-        ),
-        None,
-    )
+    next_url = next_link(bundle.get("link"))
     if next_url is not None and not isinstance(next_url, str):
         return _failed("a next link is not a URL")
     tally = Tally()

@@ -123,21 +123,28 @@ async def fetch_references(
     gate = asyncio.Semaphore(CONCURRENCY)
     stop = asyncio.Event()
 
+    async def request(url: str, params: dict[str, str] | None = None) -> bytes | PageError | None:
+        """One request of the phase (within ``gate``): the body, the error of a request the
+        source refused, or None once the phase is over (the source is down or throttling,
+        or no longer takes the token; ``stop`` is set)."""
+        if stop.is_set():
+            return None
+        try:
+            return await reader.get(url, params)
+        except Unauthorized:
+            stop.set()
+            return None
+        except PageError as exc:
+            if exc.code in SOURCE_DOWN:
+                stop.set()
+                return None
+            return exc
+
     async def one(rtype: str, rid: str) -> None:
         """Read ``rtype/rid`` by id."""
         async with gate:
-            if stop.is_set():
-                tally.missing += 1
-                return
-            try:
-                body = await reader.get(f"{base_url}/{rtype}/{rid}")
-            except Unauthorized:
-                stop.set()
-                tally.missing += 1
-                return
-            except PageError as exc:
-                if exc.code in SOURCE_DOWN:
-                    stop.set()
+            body = await request(f"{base_url}/{rtype}/{rid}")
+            if not isinstance(body, bytes):
                 tally.missing += 1
                 return
             prepared = await blocking(prepare_resource, body, rtype=rtype, rid=rid, source=source)
@@ -154,23 +161,14 @@ async def fetch_references(
         """Search ``ids`` of ``rtype`` by ``_id``; read by id what the search did not give."""
         found: dict[str, PreparedRow] = {}
         async with gate:
-            if stop.is_set():
+            body = await request(
+                f"{base_url}/{rtype}", {"_id": ",".join(ids), "_count": str(len(ids))}
+            )
+            if body is None:
                 tally.missing += len(ids)
                 return
-            try:
-                body = await reader.get(
-                    f"{base_url}/{rtype}", {"_id": ",".join(ids), "_count": str(len(ids))}
-                )
-            except Unauthorized:
-                stop.set()
-                tally.missing += len(ids)
-                return
-            except PageError as exc:
-                if exc.code in SOURCE_DOWN:
-                    stop.set()
-                    tally.missing += len(ids)
-                    return
-                log.info("referenced resources not searchable", type=rtype, code=exc.code)
+            if isinstance(body, PageError):
+                log.info("referenced resources not searchable", type=rtype, code=body.code)
             else:
                 page = await blocking(
                     prepare_page, body, rtype=rtype, patient_id=patient_id, source=source
