@@ -51,7 +51,7 @@ from tether.connections import fleet
 from tether.connections.sync_errors import sync_error
 from tether.metrics import SnapshotCollector, registry_with
 from tether.runtime import Runtime
-from tether.store.models import Connection, DataSource, Member, Tenant, utcnow
+from tether.store.models import Connection, DataSource, Member, SyncSchedule, Tenant, utcnow
 from tether.sync.checks import stamped
 from tether.sync.fenced_writes import upsert_resources
 from tether.testing.live_server import LiveServer
@@ -112,10 +112,21 @@ def fill(runtime: Runtime, connections: int) -> None:
                         "grant_epoch": 1,
                         "resource_counts": {},
                         "sync_cursor": {},
-                        "next_sync_at": now + timedelta(hours=6 - (i % 12)),
                     }
                 )
             conn.execute(insert(Connection), rows)
+        # The CONNECTED ones' next syncs, spread over twelve hours (half of them overdue).
+        connected = conn.scalars(
+            select(Connection.id).where(Connection.status == "CONNECTED").order_by(Connection.id)
+        ).all()
+        for start in range(0, len(connected), CHUNK):
+            conn.execute(
+                insert(SyncSchedule),
+                [
+                    {"connection_id": pk, "due_at": now + timedelta(hours=6 - (i % 12))}
+                    for i, pk in enumerate(connected[start : start + CHUNK], start)
+                ],
+            )
 
 
 class SyncWriters:

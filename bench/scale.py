@@ -66,7 +66,7 @@ from tether.identity.api_keys import issue_api_key
 from tether.identity.member_tokens import mint_member_token
 from tether.identity.principals import MemberPrincipal, TenantPrincipal
 from tether.runtime import Runtime
-from tether.store.models import Connection, DataSource, Tenant
+from tether.store.models import DataSource, SyncSchedule, Tenant
 from tether.sync.history import connection_syncs
 from tether.sync.scheduling import CLAIM_CHUNK, claim_due_syncs
 from tether.tasks.sync import DUE_SYNCS_BATCH, SWEEP_BATCH
@@ -80,7 +80,7 @@ TENANT = "ten_scale"
 CONNECTIONS_PER_MEMBER = 3
 RUNS_PER_CONNECTION = 2
 AUDIT_PER_MEMBER = 10
-BIG_TABLES = ("members", "connections", "sync_runs", "audit_events")
+BIG_TABLES = ("members", "connections", "sync_schedule", "sync_runs", "audit_events")
 CHUNK = 20_000
 
 # (status, syncStatus, share in 100): the mix of a fleet some months old.
@@ -219,6 +219,7 @@ def fill(runtime: Runtime, fleet: Fleet, log: Callable[[str], None]) -> dict[str
 
         started = time.perf_counter()
         loader.load("connections", CONNECTION_COLUMNS, _connections(fleet, ts))
+        loader.load("sync_schedule", ("connection_id", "due_at"), _schedule(fleet, ts))
         seconds["connections"] = time.perf_counter() - started
         log(f"connections {fleet.connections:,} in {seconds['connections']:.0f} s")
 
@@ -240,7 +241,7 @@ CONNECTION_COLUMNS = (
     "id", "member_id", "tenant_id", "data_source_id", "status", "sync_status", "sync_errors",
     "created_at", "status_updated_at", "last_synced_at", "grant_epoch", "access_token",
     "refresh_token", "token_expires_at", "token_lifetime", "scope", "patient_id",
-    "resource_counts", "sync_cursor", "next_sync_at", "authorization_expires_at",
+    "resource_counts", "sync_cursor", "authorization_expires_at",
     "expiring_notice_epoch",
 )  # fmt: skip
 SCOPE = "launch/patient openid fhirUser offline_access patient/*.rs"
@@ -287,11 +288,17 @@ def _connections(fleet: Fleet, ts: Callable[[datetime], Any]) -> Iterator[tuple[
             f"pat-{pk}",
             counts if synced else "{}",
             cursor if synced else "{}",
-            # every six hours; a few hundred due between two sweeps
-            ts(now + timedelta(seconds=(pk * 7) % 21_600 - 60)) if connected else None,
             ts(grant_end) if grant_end else None,
             noticed,
         )
+
+
+def _schedule(fleet: Fleet, ts: Callable[[datetime], Any]) -> Iterator[tuple[Any, ...]]:
+    """The CONNECTED connections' next syncs: every six hours, a few hundred due between two
+    sweeps."""
+    for pk in range(1, fleet.connections + 1):
+        if fleet.state_of(pk)[0] == "CONNECTED":
+            yield pk, ts(fleet.now + timedelta(seconds=(pk * 7) % 21_600 - 60))
 
 
 RUN_COLUMNS = (
@@ -415,13 +422,12 @@ def make_due(runtime: Runtime, fleet: Fleet, count: int) -> Operation:
         start = rng.randrange(1, fleet.connections - count * 2)
         with runtime.db.write() as session:
             session.execute(
-                update(Connection)
+                update(SyncSchedule)
                 .where(
-                    Connection.id >= start,
-                    Connection.id < start + count * 5 // 4,
-                    Connection.status == "CONNECTED",
+                    SyncSchedule.connection_id >= start,
+                    SyncSchedule.connection_id < start + count * 5 // 4,
                 )
-                .values(next_sync_at=runtime.clock() - timedelta(seconds=1))
+                .values(due_at=runtime.clock() - timedelta(seconds=1))
             )
 
     return prepare

@@ -25,7 +25,7 @@ from tether.jobs import EmbeddedWorker, Jobs
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
 from tether.settings import Settings
-from tether.store.models import Connection
+from tether.store.models import SyncSchedule
 from tether.sync.run import run_sync
 from tether.testing.live_server import LiveServer, free_port
 from tether.vault import generate_key
@@ -128,9 +128,9 @@ def test_fleet_gauges_count_connections_and_the_queue(
     conn = connected(client, member, runtime, CLINIC, "clinic-1")  # queues its first sync
     with runtime.db.write() as session:  # and it is overdue by a minute
         session.execute(
-            update(Connection)
-            .where(Connection.id == conn.id)
-            .values(next_sync_at=runtime.clock() - timedelta(minutes=1))
+            update(SyncSchedule)
+            .where(SyncSchedule.connection_id == conn.id)
+            .values(due_at=runtime.clock() - timedelta(minutes=1))
         )
     time.sleep(0.2)  # the job has waited a little (no worker runs in this test)
     found = samples(scrape(client))

@@ -9,17 +9,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import insert
 
 from tests.conftest import MemberCtx
 from tether.audit import audit_events
 from tether.bootstrap import ensure_directory
-from tether.connections import views
+from tether.connections import schedule, views
 from tether.connections.expiring import notify_expiring
 from tether.connections.tokens import claim_expiring_tokens
 from tether.domain import Status
 from tether.identity.principals import MemberPrincipal, TenantPrincipal
 from tether.runtime import Runtime
-from tether.store.models import AuditEvent, Connection, utcnow
+from tether.store.models import AuditEvent, Connection, Member, SyncSchedule, utcnow
 from tether.sync.scheduling import claim_due_syncs
 from tether.testing.plans import Plan, captured_sql, explain
 
@@ -34,21 +35,21 @@ def fleet(runtime: Runtime, member: MemberCtx) -> MemberCtx:
     now = utcnow()
     with runtime.db.write() as session:
         for n, source in enumerate(SOURCES):
-            session.add(
-                Connection(
-                    member_id=member.member_id,
-                    tenant_id=member.tenant.tenant_id,
-                    data_source_id=source,
-                    status="CONNECTED",
-                    sync_status="RETRIEVED",
-                    grant_epoch=1,
-                    access_token="sealed",
-                    refresh_token="sealed" if n != 1 else None,
-                    token_expires_at=now + timedelta(seconds=60 * (n + 1)),
-                    next_sync_at=now - timedelta(seconds=1),
-                    authorization_expires_at=now + timedelta(days=3) if n == 2 else None,
-                )
+            conn = Connection(
+                member_id=member.member_id,
+                tenant_id=member.tenant.tenant_id,
+                data_source_id=source,
+                status="CONNECTED",
+                sync_status="RETRIEVED",
+                grant_epoch=1,
+                access_token="sealed",
+                refresh_token="sealed" if n != 1 else None,
+                token_expires_at=now + timedelta(seconds=60 * (n + 1)),
+                authorization_expires_at=now + timedelta(days=3) if n == 2 else None,
             )
+            session.add(conn)
+            session.flush()
+            schedule.set_due(session, conn.id, now - timedelta(seconds=1))
     return member
 
 
@@ -117,14 +118,55 @@ def test_one_members_audit_page_reads_that_members_events_by_index(
     assert [e.member_id for e in pages[0].items] == [fleet.member_id] * 2
 
 
-def test_the_due_syncs_claim_and_the_tenants_status_page_are_index_walks(
+def _scheduled_later(runtime: Runtime, fleet: MemberCtx, members: int) -> None:
+    """``members`` more members of the tenant, CONNECTED to every source, due in an hour; on
+    PostgreSQL the tables are analyzed (autovacuum's part), so its planner sees a schedule
+    worth walking by index rather than three rows it might start from anywhere."""
+    later = utcnow() + timedelta(hours=1)
+    tenant_id = fleet.tenant.tenant_id
+    ids = [f"mem_later_{n:05d}" for n in range(members)]
+    with runtime.db.write() as session:
+        session.execute(
+            insert(Member), [{"id": m, "tenant_id": tenant_id, "external_id": m} for m in ids]
+        )
+        pks = session.scalars(
+            insert(Connection).returning(Connection.id),
+            [
+                {
+                    "member_id": m,
+                    "tenant_id": tenant_id,
+                    "data_source_id": source,
+                    "status": "CONNECTED",
+                    "sync_status": "RETRIEVED",
+                    "grant_epoch": 1,
+                }
+                for m in ids
+                for source in SOURCES
+            ],
+        ).all()
+        session.execute(
+            insert(SyncSchedule), [{"connection_id": pk, "due_at": later} for pk in pks]
+        )
+    if not runtime.db.sqlite:
+        with runtime.db.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+
+
+def test_the_due_syncs_claim_walks_the_schedule_by_due_time(
     runtime: Runtime, fleet: MemberCtx
 ) -> None:
+    _scheduled_later(runtime, fleet, members=400)
     claimed: list[object] = []
     plans = _plans(runtime, lambda: claimed.extend(claim_due_syncs(runtime, limit=1000)))
-    assert _the_one_on(plans, "connections").uses("ix_connections_due")
+    plan = _the_one_on(plans, "sync_schedule")
+    assert plan.uses("ix_sync_schedule_due"), "\n".join(plan.lines)
     assert len(claimed) == 3
+    # The claim pushes the schedule's small rows ahead, never the connections' wide ones.
+    writes = [p.sql.split()[1] for p in plans if p.sql.startswith("UPDATE")]
+    assert writes == ["sync_schedule"], [p.sql for p in plans]
 
+
+def test_the_tenants_status_page_is_an_index_walk(runtime: Runtime, fleet: MemberCtx) -> None:
     tenant = TenantPrincipal(fleet.tenant.tenant_id)
     plans = _plans(
         runtime, lambda: views.tenant_connections(runtime, tenant=tenant, status=[Status.EXPIRED])

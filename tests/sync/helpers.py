@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from tests.conftest import MemberCtx
 from tether.runtime import Runtime
@@ -28,7 +29,7 @@ def connected(client, member: MemberCtx, runtime: Runtime, source: str, patient:
 
 def reload(runtime: Runtime, pk: int) -> Connection:
     with runtime.db.read() as session:
-        conn = session.get(Connection, pk)
+        conn = session.get(Connection, pk, options=[joinedload(Connection.schedule)])
     assert conn is not None
     return conn
 

@@ -10,7 +10,7 @@ from tests.sync.helpers import connected, reload
 from tether.accounts import members, tenants
 from tether.connections.tokens import claim_expiring_tokens
 from tether.runtime import Runtime
-from tether.store.models import Connection
+from tether.store.models import Connection, SyncSchedule
 from tether.sync.claim import claim_sync
 from tether.sync.scheduling import claim_due_syncs
 
@@ -19,7 +19,7 @@ CLINIC = "sandbox-clinic"
 
 def _due_now(runtime: Runtime) -> None:
     with runtime.db.write() as session:
-        session.execute(update(Connection).values(next_sync_at=runtime.clock()))
+        session.execute(update(SyncSchedule).values(due_at=runtime.clock()))
 
 
 def test_a_disabled_tenant_or_member_is_not_synced(

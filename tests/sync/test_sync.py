@@ -280,6 +280,7 @@ def test_refresh_margin_follows_the_token_lifetime() -> None:
 
 def test_revoked_at_source_expires_the_connection(client, member, runtime, sandbox) -> None:
     conn = connected(client, member, runtime, CLINIC, PATIENT)
+    assert reload(runtime, conn.id).next_sync_at is not None  # due now: its first sync
     sandbox.revoke_all(CLINIC)
     report = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
     assert report is not None and report.status == "ERROR"
@@ -288,6 +289,7 @@ def test_revoked_at_source_expires_the_connection(client, member, runtime, sandb
     assert after.sync_status == "ERROR"
     assert codes(after)[0] == "AUTHORIZATION_EXPIRED"
     assert after.access_token is None and after.refresh_token is None
+    assert after.next_sync_at is None  # no longer scheduled: it left CONNECTED
 
 
 def test_memory_stays_bounded_by_a_few_pages(

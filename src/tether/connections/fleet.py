@@ -16,6 +16,7 @@ from tether.store.models import (
     Event,
     FhirResource,
     SourceHealthRow,
+    SyncSchedule,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -34,10 +35,12 @@ def gauges(runtime: Runtime) -> Iterator[Gauge]:
             ).group_by(Connection.status, Connection.sync_status, Connection.data_source_id)
         ).all()
         oldest_due = session.scalar(
-            select(func.min(Connection.next_sync_at)).where(
+            select(func.min(SyncSchedule.due_at))
+            .join(Connection, Connection.id == SyncSchedule.connection_id)
+            .where(
                 Connection.status == Status.CONNECTED,
                 Connection.sync_status != SyncStatus.RETRIEVING,
-                Connection.next_sync_at <= now,
+                SyncSchedule.due_at <= now,
             )
         )
         degraded = session.scalars(

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tether.connections import lifecycle
+from tether.connections import lifecycle, schedule
 from tether.connections.queries import connection_for
 from tether.domain import Status, SyncStatus
 from tether.runtime import Runtime
@@ -66,7 +66,7 @@ def start_grant(
         conn.grant_epoch += 1
         conn.sync_errors = []
         conn.patient_id = patient
-        conn.next_sync_at = now  # due now: the sweeper covers a lost queue message
+        schedule.set_due(session, conn.id, now)  # due now: the sweep covers a lost message
         seal(conn, now)
         lifecycle.transition(
             session,

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tether import events
+from tether.connections import schedule
 from tether.domain import Status, SyncStatus
 from tether.errors import Conflict
 from tether.store.models import AuditEvent, Connection, Member
@@ -116,6 +117,8 @@ def transition(
         check(conn, to)
     conn.status = to.value
     conn.status_updated_at = now
+    if frm == Status.CONNECTED and to != Status.CONNECTED:
+        schedule.set_due(session, conn.id, None)  # only CONNECTED connections sync
     if sync_status is not None:
         conn.sync_status = sync_status.value
     member = audit(

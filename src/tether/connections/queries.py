@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from sqlalchemy import Select, Text, cast, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session, defer, joinedload
 
 from tether.domain import SourceType, Status, SyncStatus
 from tether.errors import InvalidRequest, NotFound
@@ -21,6 +21,7 @@ SelectT = TypeVar("SelectT", bound=Select)  # any row shape (SQLAlchemy 2.0 and 
 # a row (a sealed EHR access token alone is often over 1 KB). Touching one is an error, not a
 # query per row.
 VIEW_LOAD = (
+    joinedload(Connection.schedule),  # the view's nextSync
     defer(Connection.access_token, raiseload=True),
     defer(Connection.refresh_token, raiseload=True),
     defer(Connection.credentials, raiseload=True),

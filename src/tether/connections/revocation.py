@@ -46,8 +46,7 @@ def take_grant(runtime: Runtime, conn: Connection) -> TakenGrant:
     )
     drop_tokens(conn)
     conn.grant_epoch += 1
-    conn.next_sync_at = None
-    conn.sync_heartbeat_at = None
+    conn.sync_heartbeat_at = None  # (its schedule goes as it leaves CONNECTED: lifecycle)
     return grant
 
 

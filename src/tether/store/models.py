@@ -23,7 +23,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -147,7 +147,6 @@ class Connection(Base):
     __tablename__ = "connections"
     __table_args__ = (
         UniqueConstraint("member_id", "data_source_id"),
-        Index("ix_connections_due", "status", "next_sync_at"),
         Index("ix_connections_sync_status", "sync_status"),
         # Covers the fleet gauges' GROUP BY (tether.connections.fleet): an index-only scan.
         Index("ix_connections_fleet", "status", "sync_status", "data_source_id"),
@@ -198,7 +197,8 @@ class Connection(Base):
     patient_id: Mapped[str | None] = mapped_column(String(200))
     resource_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     sync_cursor: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    next_sync_at: Mapped[datetime | None]
+    # The sync's lease and fence (tether.sync.claim, tether.sync.fenced_writes). When the
+    # next sync is due lives in SyncSchedule: the claims that push it ahead write small rows.
     sync_heartbeat_at: Mapped[datetime | None]
     refresh_lease_until: Mapped[datetime | None]
     # When the grant ends at the source (refresh_token_expires_in, or the directory's
@@ -206,6 +206,36 @@ class Connection(Base):
     authorization_expires_at: Mapped[datetime | None]
     # The grant epoch connection.expiring was sent for (once per grant).
     expiring_notice_epoch: Mapped[int | None] = mapped_column(Integer)
+
+    # Read-only: written only through tether.connections.schedule; loaded by the views
+    # (connections.queries.VIEW_LOAD), never lazily.
+    schedule: Mapped[SyncSchedule | None] = relationship(viewonly=True, lazy="raise")
+
+    @property
+    def next_sync_at(self) -> datetime | None:
+        """When the next sync is due (None unless CONNECTED); needs ``schedule`` loaded."""
+        return self.schedule.due_at if self.schedule is not None else None
+
+
+class SyncSchedule(Base):
+    """When a CONNECTED connection's next sync is due: one row per connection that has one.
+
+    Apart from the connection's row (1 to 2 KB, nine indexes) because the due-syncs claim pushes
+    100 rows' times ahead per transaction; here each is a small row with two index entries
+    (``python -m bench scale``). :mod:`tether.connections.schedule` writes it; a connection
+    leaving CONNECTED loses its row (tether.connections.lifecycle).
+    """
+
+    __tablename__ = "sync_schedule"
+    __table_args__ = (Index("ix_sync_schedule_due", "due_at"),)
+
+    connection_id: Mapped[int] = mapped_column(
+        BigId,
+        ForeignKey("connections.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    due_at: Mapped[datetime]
 
 
 class OAuthAttempt(Base):

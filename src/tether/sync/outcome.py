@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from tether import events
-from tether.connections import lifecycle
+from tether.connections import lifecycle, schedule
 from tether.connections.sync_errors import sync_error
 from tether.connections.tokens import EXPIRED_CODE
 from tether.domain import Status, SyncStatus
@@ -102,15 +102,17 @@ def finish_sync(
             conn.last_synced_at = now
         if hold:
             status = SyncStatus.RETRIEVED if conn.last_synced_at else SyncStatus.PENDING
-        if conn.status == Status.CONNECTED:
-            conn.next_sync_at = next_sync_at(
-                now,
-                interval=claim.interval,
-                retry_after=max(progress.retry_after or 0, degraded_backoff or 0) or None,
-                soon=transient or cut_short,
+        if conn.status == Status.CONNECTED:  # (one that left CONNECTED lost its schedule)
+            schedule.set_due(
+                session,
+                conn.id,
+                next_sync_at(
+                    now,
+                    interval=claim.interval,
+                    retry_after=max(progress.retry_after or 0, degraded_backoff or 0) or None,
+                    soon=transient or cut_short,
+                ),
             )
-        else:
-            conn.next_sync_at = None
         # Keep an expiry error that the token layer recorded during this run.
         if conn.status == Status.EXPIRED and not progress.expired:
             errors = [sync_error(EXPIRED_CODE), *errors]

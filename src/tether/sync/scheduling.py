@@ -1,6 +1,7 @@
 """When connections sync: the next scheduled run, "Sync now", and finding the runs that are due.
 
-Every CONNECTED connection has ``next_sync_at``. A finished sync sets it (:func:`next_sync_at`)
+Every CONNECTED connection has a due time (``sync_schedule``, written by
+:mod:`tether.connections.schedule`). A finished sync sets it (:func:`next_sync_at`)
 one interval ahead (the source's ``sync_interval``, ±10 % so syncs scheduled together drift
 apart), or when the source's Retry-After says, or at most 15 minutes ahead after the source was
 down or throttling. :func:`request_sync` ("Sync now") makes it due now and queues the ``sync``
@@ -15,14 +16,15 @@ import random
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
+from tether.connections import schedule
 from tether.connections.queries import of_live_accounts, require_connection
 from tether.domain import Status, SyncStatus
 from tether.errors import Conflict
 from tether.identity.principals import MemberPrincipal
 from tether.runtime import Runtime
-from tether.store.models import Connection
+from tether.store.models import Connection, SyncSchedule
 from tether.sync.claim import HEARTBEAT_STALE_SECONDS
 
 RETRY_SOON_SECONDS = 900
@@ -57,7 +59,7 @@ def request_sync(runtime: Runtime, *, member: MemberPrincipal, connection_id: st
                 f"only a CONNECTED connection can sync; this one is {conn.status}",
                 code="NOT_CONNECTED",
             )
-        conn.next_sync_at = now
+        schedule.set_due(session, conn.id, now)
         pk, epoch, source = conn.id, conn.grant_epoch, conn.data_source_id
     runtime.enqueue(
         "sync",
@@ -82,14 +84,15 @@ def claim_due_syncs(
     runtime: Runtime, *, limit: int = 100, requeue_after: int = 300
 ) -> list[DueSync]:
     """Connections whose sync is due (or whose RETRIEVING heartbeat went stale), of live
-    members of live tenants: a disabled one's connections keep their ``next_sync_at`` and are
-    found again once enabled. Up to ``limit``, soonest due first.
+    members of live tenants: a disabled one's connections keep their due time and are found
+    again once enabled. Up to ``limit``, soonest due first.
 
-    Each one found gets ``next_sync_at`` pushed ``requeue_after`` seconds ahead, so a lost
+    Each one found gets its due time pushed ``requeue_after`` seconds ahead, so a lost
     message is re-driven later but a queued one is not queued twice. They are claimed
     :data:`CLAIM_CHUNK` at a time, a transaction each: on SQLite a write transaction holds the
     only write lock, and one that claimed 1,000 rows of a large fleet held it for 60 ms
-    (``python -m bench scale``).
+    (``python -m bench scale``). The push writes ``sync_schedule``'s small rows, not the
+    connections'.
     """
     now = runtime.clock()
     found: list[DueSync] = []
@@ -113,24 +116,24 @@ def _claim_due(runtime: Runtime, now: datetime, limit: int, requeue_after: int) 
                     Connection.tenant_id,
                     Connection.data_source_id,
                 )
+                .select_from(SyncSchedule)
+                .join(Connection, Connection.id == SyncSchedule.connection_id)
             )
+            # No condition on the connection's status: only CONNECTED connections have a
+            # schedule (tether.connections.schedule), and one would let SQLite, which has no
+            # statistics, start from the connections' status index and walk all of them.
             .where(
-                Connection.status == Status.CONNECTED.value,
-                Connection.next_sync_at <= now,
+                SyncSchedule.due_at <= now,
                 or_(
                     Connection.sync_status != SyncStatus.RETRIEVING.value,
                     Connection.sync_heartbeat_at.is_(None),
                     Connection.sync_heartbeat_at < stale,
                 ),
             )
-            .order_by(Connection.next_sync_at)
+            .order_by(SyncSchedule.due_at)
             .limit(limit)
         ).all()
         ids = [row[0] for row in rows]
         if ids:
-            session.execute(
-                update(Connection)
-                .where(Connection.id.in_(ids))
-                .values(next_sync_at=now + timedelta(seconds=requeue_after))
-            )
+            schedule.push(session, ids, now + timedelta(seconds=requeue_after))
     return [DueSync(*row) for row in rows]
