@@ -1,11 +1,12 @@
 """Migrations produce exactly the models' schema, on SQLite and on PostgreSQL."""
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from tether.store.db import Database
-from tether.store.migrate import current_revision, upgrade
+from tether.store.migrate import alembic_config, current_revision, upgrade
 from tether.store.models import Base
 
 
@@ -29,3 +30,59 @@ def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path) -> None:
         assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert session.execute(text("PRAGMA busy_timeout")).scalar() > 0
     db.dispose()
+
+
+def test_0022_moves_the_due_times_of_connected_connections_to_the_schedule(db_url: str) -> None:
+    """Only CONNECTED connections keep a due time; downgrading puts them back on the rows."""
+    db = Database(db_url)
+    config = alembic_config(db.engine)
+    due = "2026-12-04 12:00:00"
+    try:
+        command.downgrade(config, "0021")
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO tenants (id, name, return_urls, allowed_origins,"
+                    " created_at) VALUES ('t', 'T', '[]', '[]', :at)"
+                ),
+                {"at": due},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO members (id, tenant_id, external_id, created_at)"
+                    " VALUES ('m', 't', 'x', :at)"
+                ),
+                {"at": due},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO data_sources (id, name, sort_name, category, type,"
+                    " aliases, settings, retired, updated_at) VALUES"
+                    " ('s1', 'S', 's', 'PROVIDER', 'FHIR', '[]', '{}', false, :at),"
+                    " ('s2', 'S', 's', 'PROVIDER', 'FHIR', '[]', '{}', false, :at)"
+                ),
+                {"at": due},
+            )
+            for pk, source, status in ((1, "s1", "CONNECTED"), (2, "s2", "EXPIRED")):
+                conn.execute(
+                    text(
+                        "INSERT INTO connections (id, member_id, tenant_id, data_source_id,"
+                        " status, sync_status, sync_errors, created_at, status_updated_at,"
+                        " grant_epoch, resource_counts, sync_cursor, next_sync_at) VALUES"
+                        " (:pk, 'm', 't', :source, :status, 'PENDING', '[]', :at, :at, 1,"
+                        " '{}', '{}', :at)"
+                    ),
+                    {"pk": pk, "source": source, "status": status, "at": due},
+                )
+        upgrade(db.engine)
+        with db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT connection_id, due_at FROM sync_schedule")).all()
+        assert [(pk, str(at)[:19]) for pk, at in rows] == [(1, due)]
+
+        command.downgrade(config, "0021")
+        with db.engine.connect() as conn:
+            back = conn.execute(text("SELECT id, next_sync_at FROM connections ORDER BY id")).all()
+        assert [(pk, at and str(at)[:19]) for pk, at in back] == [(1, due), (2, None)]
+    finally:
+        upgrade(db.engine)
+        db.dispose()
