@@ -152,7 +152,7 @@ class Loader:
                         copy.write_row(row)
                 count += len(chunk)
                 self.raw.commit()
-            if name != "members":  # integer ids were given: move the sequence past them
+            if "id" in columns and name != "members":  # integer ids given: move the sequence
                 cursor.execute(
                     f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), max(id)) FROM {name}"
                 )

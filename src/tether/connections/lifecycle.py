@@ -51,9 +51,17 @@ def current(conn: Connection | None) -> Status | None:
 
 def check(conn: Connection | None, to: Status) -> None:
     """Raise Conflict unless ``conn`` may move to ``to`` now."""
+    refused = refusal(conn, to)
+    if refused is not None:
+        raise refused
+
+
+def refusal(conn: Connection | None, to: Status) -> Conflict | None:
+    """Why ``conn`` may not move to ``to`` now, or None when it may (the views ask this of
+    every row they show, so a refusal is returned, not raised)."""
     frm = current(conn)
     if to not in ALLOWED[frm]:
-        raise Conflict(
+        return Conflict(
             f"a {frm.value if frm else 'new'} connection cannot become {to.value}",
             code="INVALID_TRANSITION",
         )
@@ -63,10 +71,11 @@ def check(conn: Connection | None, to: Status) -> None:
         and to == S.CONNECTED
         and conn.sync_status != SyncStatus.DATA_DELETED
     ):
-        raise Conflict(
+        return Conflict(
             "this connection's data is still being deleted; try again when it is DATA_DELETED",
             code="DELETION_IN_PROGRESS",
         )
+    return None
 
 
 def audit(

@@ -21,7 +21,6 @@ from tether.connections.queries import (
 )
 from tether.connections.sources import not_shared_types
 from tether.domain import Category, SourceType, Status, SyncStatus
-from tether.errors import Conflict
 from tether.identity.principals import MemberPrincipal, TenantPrincipal
 from tether.runtime import Runtime
 from tether.store.models import Connection, DataSource
@@ -96,7 +95,7 @@ class ConnectionView:
             last_synced=conn.last_synced_at,
             resource_counts={k: int(v) for k, v in (conn.resource_counts or {}).items()},
             next_sync=conn.next_sync_at if connected else None,
-            allowed=frozenset(to for to in MEMBER_MOVES if _allowed(conn, to)),
+            allowed=frozenset(to for to in MEMBER_MOVES if lifecycle.refusal(conn, to) is None),
             authorization_expires=conn.authorization_expires_at if connected else None,
             not_shared=not_shared_types(source, conn.scope) if conn.scope else (),
         )
@@ -120,14 +119,6 @@ class StatusUpdate:
             SyncStatus(conn.sync_status),
             conn.status_updated_at,
         )
-
-
-def _allowed(conn: Connection, to: Status) -> bool:
-    try:
-        lifecycle.check(conn, to)
-    except Conflict:
-        return False
-    return True
 
 
 def member_connections(

