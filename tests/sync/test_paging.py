@@ -5,6 +5,7 @@ loopback, against a small FHIR server that writes its pages as the test says."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing, asynccontextmanager
@@ -157,6 +158,28 @@ def test_a_page_that_fails_its_parse_leaves_no_request_behind(
             return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
 
     assert asyncio.run(run()) == set()
+
+
+def test_a_page_read_leaves_no_response_for_the_cyclic_collector() -> None:
+    """A read response is freed with its body when the sync drops it, not when the cyclic
+    collector gets round to it (httpx's response and its bound stream refer to each other)."""
+
+    async def run() -> bytes:
+        transport = httpx.MockTransport(lambda _: httpx.Response(200, content=b"{}"))
+        async with httpx.AsyncClient(transport=transport) as http:
+            return await reader(http, "http://source.test/fhir").get(
+                "http://source.test/fhir/Observation"
+            )
+
+    gc.collect()
+    gc.disable()
+    try:
+        body = asyncio.run(run())
+        left = [o for o in gc.get_objects() if isinstance(o, httpx.Response)]
+    finally:
+        gc.enable()
+    assert body == b"{}"
+    assert left == []
 
 
 @pytest.mark.parametrize(
