@@ -279,3 +279,24 @@ def test_the_engine_takes_runs_by_slot_reserve_share_and_never_twice(runtime: Ru
     engine._queue.push(Run(7, 1, "manual", tenant="u", source="b"))
     assert [r.connection_pk for r in engine._take_runs()] == [7]  # only "Sync now" gets in
     assert sorted(r.connection_pk for r in iter(engine._queue.pop, None)) == [1, 4, 6]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ((700, 10, 10), (10_000, 10, 10)),  # CPython's default: raised
+        ((700, 5, 20), (10_000, 5, 20)),  # the older generations' settings are kept
+        ((50_000, 10, 10), (50_000, 10, 10)),  # an operator's higher value stands
+        ((0, 10, 10), (0, 10, 10)),  # so does "off"
+    ],
+)
+def test_a_syncing_process_collects_young_garbage_less_often(
+    before: tuple[int, int, int], after: tuple[int, int, int]
+) -> None:
+    """In a fresh interpreter: the collector's thresholds are process-wide."""
+    code = (
+        "import gc; from tether.sync.engine import tune_gc; "
+        f"gc.set_threshold(*{before!r}); tune_gc(); print(tuple(gc.get_threshold()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == repr(after)
