@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select, update
 
 from tests.conftest import MemberCtx
 from tether.audit import audit_events
@@ -156,11 +156,26 @@ def test_the_due_syncs_claim_walks_the_schedule_by_due_time(
     runtime: Runtime, fleet: MemberCtx
 ) -> None:
     _scheduled_later(runtime, fleet, members=400)
+    with runtime.db.write() as session:  # 100 of them due too: a claim's worth of keys
+        session.execute(
+            update(SyncSchedule)
+            .where(
+                SyncSchedule.connection_id.in_(
+                    select(SyncSchedule.connection_id)
+                    .order_by(SyncSchedule.connection_id.desc())
+                    .limit(100)
+                )
+            )
+            .values(due_at=utcnow() - timedelta(seconds=1))
+        )
     claimed: list[object] = []
-    plans = _plans(runtime, lambda: claimed.extend(claim_due_syncs(runtime, limit=1000)))
+    plans = _plans(runtime, lambda: claimed.extend(claim_due_syncs(runtime, limit=100)))
     plan = _the_one_on(plans, "sync_schedule")
     assert plan.uses("ix_sync_schedule_due"), "\n".join(plan.lines)
-    assert len(claimed) == 3
+    assert len(claimed) == 100  # of the 103 due, soonest first
+    # Then the connections of those due rows, by key (not the status index's every CONNECTED).
+    plan = _the_one_on(plans, "connections")
+    assert plan.uses("PRIMARY KEY") or plan.uses("pk_connections"), "\n".join(plan.lines)
     # The claim pushes the schedule's small rows ahead, never the connections' wide ones.
     writes = [p.sql.split()[1] for p in plans if p.sql.startswith("UPDATE")]
     assert writes == ["sync_schedule"], [p.sql for p in plans]

@@ -1,7 +1,10 @@
-"""No sync runs for a disabled tenant or member: the due-syncs claim skips their connections
-and a queued sync's own claim refuses; enabling them again makes the sync due again."""
+"""No sync runs for a disabled tenant or member: the due-syncs claim passes their connections
+over (and looks at them again a requeue interval later) and a queued sync's own claim refuses;
+once enabled again, their syncs are claimed when next looked at."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from sqlalchemy import update
 
@@ -33,12 +36,25 @@ def test_a_disabled_tenant_or_member_is_not_synced(
     tenants.set_disabled(runtime, tenant_id=member.tenant.tenant_id, actor="test", disabled=True)
     assert claim_due_syncs(runtime) == []
     assert claim_sync(runtime, connection_pk=mine.id, epoch=mine.grant_epoch) is None
-    assert reload(runtime, mine.id).sync_status == "PENDING"  # untouched, still due
+    after = reload(runtime, mine.id)
+    assert after.sync_status == "PENDING"  # untouched
+    # Passed over until a requeue interval from now: not walked past by every later claim.
+    assert after.next_sync_at is not None and after.next_sync_at > runtime.clock()
 
     tenants.set_disabled(runtime, tenant_id=member.tenant.tenant_id, actor="test", disabled=False)
     with runtime.db.write() as session:
         members.disable_member(session, member_id=bob.member_id, tenant_id=bob.tenant.tenant_id)
-    assert [due.pk for due in claim_due_syncs(runtime)] == [mine.id]
+    assert claim_due_syncs(runtime) == []  # not looked at again yet
+    _due_now(runtime)  # the requeue interval passes
+    with runtime.db.write() as session:  # bob's sync first in line
+        session.execute(
+            update(SyncSchedule)
+            .where(SyncSchedule.connection_id == his.id)
+            .values(due_at=runtime.clock() - timedelta(minutes=1))
+        )
+    # One at a time: bob's (disabled) is looked at and passed over; it does not block mine.
+    assert claim_due_syncs(runtime, limit=1) == []
+    assert [due.pk for due in claim_due_syncs(runtime, limit=1)] == [mine.id]
     assert claim_sync(runtime, connection_pk=his.id, epoch=his.grant_epoch) is None
     claim = claim_sync(runtime, connection_pk=mine.id, epoch=mine.grant_epoch)
     assert claim is not None and claim.member_id == member.member_id
