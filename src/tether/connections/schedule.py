@@ -10,7 +10,7 @@ rows with nine (``python -m bench scale``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, update
@@ -31,6 +31,14 @@ def set_due(session: Session, connection_pk: int, due_at: datetime | None) -> No
         statement.on_conflict_do_update(
             index_elements=[SyncSchedule.connection_id], set_={"due_at": due_at}
         )
+    )
+
+
+def set_due_many(session: Session, due: Mapping[int, datetime]) -> None:
+    """Each scheduled sync of ``due``'s connections due at its own time (those that have one)."""
+    session.execute(
+        update(SyncSchedule),
+        [{"connection_id": pk, "due_at": at} for pk, at in due.items()],
     )
 
 

@@ -16,7 +16,7 @@ import random
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from tether.connections import schedule
 from tether.connections.queries import of_live_accounts, require_connection
@@ -89,7 +89,9 @@ def claim_due_syncs(
 
     Every one looked at gets its due time pushed ``requeue_after`` seconds ahead: a lost
     message is re-driven later but a queued one is not queued twice, and one passed over is
-    looked at again then (a re-enabled account's syncs resume within ``requeue_after``). So
+    looked at again then (a re-enabled account's syncs resume within ``requeue_after``), or,
+    with a live run, when that run's heartbeat would go stale (a crashed run is re-driven as
+    soon as it is presumed dead). So
     a claim's work is ``limit`` rows whatever the backlog: passed-over rows never pile up at
     the head of the schedule for every later claim to walk past (a disabled tenant with a
     million due syncs did that). They are claimed :data:`CLAIM_CHUNK` at a time, a
@@ -117,7 +119,7 @@ def _claim_due(
     connections read. A join in the first query let PostgreSQL plan for the few rows its
     statistics said were due and read the whole backlog (9,926 buffers for 100 rows, at
     100,000 members with 1,600 due)."""
-    stale = now - timedelta(seconds=HEARTBEAT_STALE_SECONDS)
+    stale_after = timedelta(seconds=HEARTBEAT_STALE_SECONDS)
     with runtime.db.write() as session:
         due = list(
             session.scalars(
@@ -139,18 +141,23 @@ def _claim_due(
                     Connection.tenant_id,
                     Connection.data_source_id,
                     Connection.status,
+                    Connection.sync_status,
+                    Connection.sync_heartbeat_at,
                 )
-            ).where(
-                Connection.id.in_(due),
-                or_(
-                    Connection.sync_status != SyncStatus.RETRIEVING.value,
-                    Connection.sync_heartbeat_at.is_(None),
-                    Connection.sync_heartbeat_at < stale,
-                ),
-            )
+            ).where(Connection.id.in_(due))
         ).all()
-    # The status is checked here, not in SQL: SQLite, which has no statistics, would rather
-    # walk the status index (every CONNECTED connection) than look up the 100 keys.
+        # Checked here, not in SQL: SQLite, which has no statistics, would rather walk the
+        # status index (every CONNECTED connection) than look up the 100 keys.
+        claimed: list[DueSync] = []
+        running: dict[int, datetime] = {}  # a live run's: looked at again when it goes stale
+        for pk, epoch, tenant, source, status, sync_status, heartbeat in rows:
+            if status != Status.CONNECTED:
+                continue
+            if sync_status == SyncStatus.RETRIEVING and heartbeat and now - heartbeat < stale_after:
+                running[pk] = heartbeat + stale_after
+            else:
+                claimed.append(DueSync(pk, epoch, tenant, source))
+        if running:
+            schedule.set_due_many(session, running)
     order = {pk: n for n, pk in enumerate(due)}
-    claimed = [DueSync(*row[:4]) for row in rows if row[4] == Status.CONNECTED]
     return len(due), sorted(claimed, key=lambda d: order[d.pk])
