@@ -26,16 +26,29 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class LiveServer:
-    """A uvicorn server running in a daemon thread."""
+    """A uvicorn server running in a daemon thread.
+
+    Without a ``port``, the server's socket is bound here, to a port the system picks, and
+    handed to uvicorn: a port found free and bound later could be taken in between by any
+    other process on the machine (it happened in CI: "address already in use")."""
 
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host = host
-        self.port = port or free_port(host)
+        self._socket: socket.socket | None = None
+        if port is None:
+            self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind((host, 0))
+            port = int(self._socket.getsockname()[1])
+        self.port = port
         config = uvicorn.Config(
             app, host=host, port=self.port, log_config=None, lifespan="on", access_log=False
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="live-server", daemon=True)
+        sockets = [self._socket] if self._socket is not None else None
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": sockets}, name="live-server", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -54,6 +67,8 @@ class LiveServer:
     def stop(self, timeout: float = 15.0) -> None:
         self._server.should_exit = True
         self._thread.join(timeout)
+        if self._socket is not None:
+            self._socket.close()
 
 
 @contextmanager
