@@ -16,9 +16,11 @@ from tether.audit import audit_events
 from tether.bootstrap import ensure_directory
 from tether.connections import schedule, views
 from tether.connections.expiring import notify_expiring
+from tether.connections.fleet import gauges as fleet_gauges
 from tether.connections.tokens import claim_expiring_tokens
 from tether.domain import Status
 from tether.identity.principals import MemberPrincipal, TenantPrincipal
+from tether.metrics import Gauge
 from tether.runtime import Runtime
 from tether.store.models import AuditEvent, Connection, Member, SyncSchedule, utcnow
 from tether.sync.scheduling import claim_due_syncs
@@ -217,3 +219,19 @@ def test_a_members_connections_are_found_by_the_unique_index_that_leads_with_the
     ):
         plan = _the_one_on(_plans(runtime, call), "connections")
         assert plan.uses(unique), plan.lines
+
+
+def test_the_sync_backlog_gauge_reads_the_schedule_from_its_head(
+    runtime: Runtime, fleet: MemberCtx
+) -> None:
+    """The metrics scrape's oldest due sync: the due index from its oldest row, each row's
+    connection by key, not every CONNECTED connection."""
+    _scheduled_later(runtime, fleet, members=400)
+    read: list[Gauge] = []
+    plans = _plans(runtime, lambda: read.extend(fleet_gauges(runtime)))
+    plan = next(p for p in plans if p.sql.startswith("SELECT sync_schedule.due_at"))
+    assert plan.uses("ix_sync_schedule_due"), "\n".join(plan.lines)
+    assert "connections" not in plan.full_scans
+    assert not any(line for line in plan.lines if "ix_connections_fleet" in line), plan.lines
+    backlog = next(g for g in read if g.name == "tether_sync_backlog_seconds")
+    assert backlog.samples[0][1] >= 1  # the fixture's three were due a second before

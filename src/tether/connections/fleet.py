@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
-from tether.domain import Status, SyncStatus
+from tether.domain import SyncStatus
 from tether.metrics import Gauge
 from tether.runtime import Runtime
 from tether.store.models import (
@@ -34,14 +34,20 @@ def gauges(runtime: Runtime) -> Iterator[Gauge]:
                 func.count(),
             ).group_by(Connection.status, Connection.sync_status, Connection.data_source_id)
         ).all()
+        # The oldest due sync not running: the schedule's due index from its head, each row's
+        # connection by key (only CONNECTED connections are scheduled). With the join's
+        # conditions on connections, SQLite would walk every CONNECTED one instead.
         oldest_due = session.scalar(
-            select(func.min(SyncSchedule.due_at))
-            .join(Connection, Connection.id == SyncSchedule.connection_id)
+            select(SyncSchedule.due_at)
             .where(
-                Connection.status == Status.CONNECTED,
-                Connection.sync_status != SyncStatus.RETRIEVING,
                 SyncSchedule.due_at <= now,
+                ~exists().where(
+                    Connection.id == SyncSchedule.connection_id,
+                    Connection.sync_status == SyncStatus.RETRIEVING,
+                ),
             )
+            .order_by(SyncSchedule.due_at)
+            .limit(1)
         )
         degraded = session.scalars(
             select(SourceHealthRow.data_source_id).where(

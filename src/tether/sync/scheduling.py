@@ -91,12 +91,12 @@ def claim_due_syncs(
     message is re-driven later but a queued one is not queued twice, and one passed over is
     looked at again then (a re-enabled account's syncs resume within ``requeue_after``), or,
     with a live run, when that run's heartbeat would go stale (a crashed run is re-driven as
-    soon as it is presumed dead). So
-    a claim's work is ``limit`` rows whatever the backlog: passed-over rows never pile up at
-    the head of the schedule for every later claim to walk past (a disabled tenant with a
-    million due syncs did that). They are claimed :data:`CLAIM_CHUNK` at a time, a
-    transaction each: on SQLite a write transaction holds the only write lock, and one that
-    claimed 1,000 rows of a large fleet held it for 60 ms (``python -m bench scale``).
+    soon as it is presumed dead). So a claim's work is ``limit`` rows whatever the backlog:
+    passed-over rows never pile up at the head of the schedule for every later claim to walk
+    past (a disabled tenant with a million due syncs did that). They are claimed
+    :data:`CLAIM_CHUNK` at a time, a transaction each: on SQLite a write transaction holds the
+    only write lock, and one that claimed 1,000 rows of a large fleet held it for 60 ms
+    (``python -m bench scale``).
     """
     now = runtime.clock()
     found: list[DueSync] = []
