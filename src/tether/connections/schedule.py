@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tether.store.db import upsert_insert
 from tether.store.models import SyncSchedule
 
 
@@ -25,8 +25,9 @@ def set_due(session: Session, connection_pk: int, due_at: datetime | None) -> No
     if due_at is None:
         session.execute(delete(SyncSchedule).where(SyncSchedule.connection_id == connection_pk))
         return
-    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
-    statement = dialect.insert(SyncSchedule).values(connection_id=connection_pk, due_at=due_at)
+    statement = upsert_insert(session, SyncSchedule).values(
+        connection_id=connection_pk, due_at=due_at
+    )
     session.execute(
         statement.on_conflict_do_update(
             index_elements=[SyncSchedule.connection_id], set_={"due_at": due_at}

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import case, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tether.errors import NotFound
 from tether.metrics import SOURCE_TALLY, SourceMarks, SourceMinute
 from tether.runtime import Runtime
+from tether.store.db import upsert_insert
 from tether.store.models import DataSource, SourceHealthRow, SourceStat, SourceSync
 
 WINDOW = timedelta(hours=1)
@@ -89,7 +89,7 @@ def flush(runtime: Runtime, *, force: bool = True) -> int:
     now = runtime.clock()
     with runtime.db.write() as session:
         if minutes:
-            _add_minutes(session, minutes, sqlite_dialect=runtime.db.sqlite)
+            _add_minutes(session, minutes)
         for source, mark in marks.items():
             _apply_marks(session, source, mark)
         degraded_before = set(
@@ -106,9 +106,7 @@ def flush(runtime: Runtime, *, force: bool = True) -> int:
     return len(touched)
 
 
-def _add_minutes(
-    session: Session, minutes: dict[tuple[str, int], SourceMinute], *, sqlite_dialect: bool
-) -> None:
+def _add_minutes(session: Session, minutes: dict[tuple[str, int], SourceMinute]) -> None:
     rows = [
         {
             "data_source_id": source,
@@ -121,8 +119,7 @@ def _add_minutes(
         }
         for (source, start), m in sorted(minutes.items())
     ]
-    insert = sqlite.insert if sqlite_dialect else postgresql.insert
-    statement = insert(SourceStat)
+    statement = upsert_insert(session, SourceStat)
     counted = ("requests", "failures", "throttled", "refused", "token_failures")
     statement = statement.on_conflict_do_update(
         index_elements=["data_source_id", "minute"],

@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from tether.directory.index import INDEXES
@@ -23,6 +22,7 @@ from tether.domain import SourceType
 from tether.errors import InvalidRequest, NotFound
 from tether.runtime import Runtime
 from tether.sealed import client_secret_binding
+from tether.store.db import upsert_insert
 from tether.store.models import DataSource, DataSourceTerm, utcnow
 from tether.vault import Vault
 
@@ -108,14 +108,9 @@ def _row(entry: SourceEntry, vault: Vault) -> dict[str, Any]:
     }
 
 
-def _insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 def _upsert_batch(session: Session, batch: Sequence[SourceEntry], vault: Vault) -> None:
-    insert = _insert(session)
     rows = [_row(entry, vault) for entry in batch]
-    statement = insert(DataSource)
+    statement = upsert_insert(session, DataSource)
     updatable = {c: statement.excluded[c] for c in rows[0] if c != "id"}
     session.execute(statement.on_conflict_do_update(index_elements=["id"], set_=updatable), rows)
     ids = [row["id"] for row in rows]

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +33,13 @@ def database_unavailable(exc: BaseException) -> bool:
             exc, sa_exc.OperationalError | sa_exc.InterfaceError
         )
     return isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError)
+
+
+def upsert_insert(session: Session, table: Any) -> Any:
+    """``INSERT`` into ``table`` in the session's dialect, which has ``ON CONFLICT`` (both
+    engines spell it alike, but SQLAlchemy builds it per dialect)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
 
 
 # The DB-API parameter marker of each driver, for the few statements tether sends to the driver
