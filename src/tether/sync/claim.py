@@ -60,11 +60,8 @@ def claim_sync(
         conn = session.get(Connection, connection_pk, with_for_update=True)
         if conn is None or conn.grant_epoch != epoch or conn.status != Status.CONNECTED:
             return None
-        if (
-            conn.sync_status == SyncStatus.RETRIEVING
-            and conn.sync_heartbeat_at
-            and (now - conn.sync_heartbeat_at < timedelta(seconds=HEARTBEAT_STALE_SECONDS))
-        ):
+        live = live_until(conn.sync_status, conn.sync_heartbeat_at)
+        if live is not None and now < live:
             return None  # a live sync is already running
         member = session.get(Member, conn.member_id)
         if member is None or not is_live(session, tenant_id=member.tenant_id, member_id=member.id):
@@ -94,6 +91,14 @@ def claim_sync(
             budget=Budget.of(settings),
             profile=SourceProfile.of(settings),
         )
+
+
+def live_until(sync_status: str, heartbeat: datetime | None) -> datetime | None:
+    """Until when a RETRIEVING connection's run counts as live (its heartbeat is not yet
+    stale); None when no run is going."""
+    if sync_status != SyncStatus.RETRIEVING or heartbeat is None:
+        return None
+    return heartbeat + timedelta(seconds=HEARTBEAT_STALE_SECONDS)
 
 
 def _started_since(session: Session, connection_pk: int, requested: float) -> bool:

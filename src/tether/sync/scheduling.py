@@ -20,12 +20,12 @@ from sqlalchemy import select
 
 from tether.connections import schedule
 from tether.connections.queries import of_live_accounts, require_connection
-from tether.domain import Status, SyncStatus
+from tether.domain import Status
 from tether.errors import Conflict
 from tether.identity.principals import MemberPrincipal
 from tether.runtime import Runtime
 from tether.store.models import Connection, SyncSchedule
-from tether.sync.claim import HEARTBEAT_STALE_SECONDS
+from tether.sync.claim import live_until
 
 RETRY_SOON_SECONDS = 900
 SYNC_NOW_PRIORITY = 10
@@ -119,7 +119,6 @@ def _claim_due(
     connections read. A join in the first query let PostgreSQL plan for the few rows its
     statistics said were due and read the whole backlog (9,926 buffers for 100 rows, at
     100,000 members with 1,600 due)."""
-    stale_after = timedelta(seconds=HEARTBEAT_STALE_SECONDS)
     with runtime.db.write() as session:
         due = list(
             session.scalars(
@@ -153,8 +152,9 @@ def _claim_due(
         for pk, epoch, tenant, source, status, sync_status, heartbeat in rows:
             if status != Status.CONNECTED:
                 continue
-            if sync_status == SyncStatus.RETRIEVING and heartbeat and now - heartbeat < stale_after:
-                running[pk] = heartbeat + stale_after
+            live = live_until(sync_status, heartbeat)
+            if live is not None and now < live:
+                running[pk] = live
             else:
                 claimed.append(DueSync(pk, epoch, tenant, source))
         if running:
