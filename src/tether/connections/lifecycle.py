@@ -20,7 +20,7 @@ else writes either column.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -45,18 +45,27 @@ ALLOWED: dict[Status | None, frozenset[Status]] = {
 }
 
 
-def current(conn: Connection | None) -> Status | None:
+class Stated(Protocol):
+    """What the lifecycle's checks read of a connection (a row or a view's plain row)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def sync_status(self) -> str: ...
+
+
+def current(conn: Stated | None) -> Status | None:
     return None if conn is None else Status(conn.status)
 
 
-def check(conn: Connection | None, to: Status) -> None:
+def check(conn: Stated | None, to: Status) -> None:
     """Raise Conflict unless ``conn`` may move to ``to`` now."""
     refused = refusal(conn, to)
     if refused is not None:
         raise refused
 
 
-def refusal(conn: Connection | None, to: Status) -> Conflict | None:
+def refusal(conn: Stated | None, to: Status) -> Conflict | None:
     """Why ``conn`` may not move to ``to`` now, or None when it may (the views ask this of
     every row they show, so a refusal is returned, not raised)."""
     frm = current(conn)

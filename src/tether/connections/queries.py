@@ -5,28 +5,77 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TypeVar
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Select, Text, cast, select
-from sqlalchemy.orm import Session, defer, joinedload
+from sqlalchemy.orm import Session
 
 from tether.domain import SourceType, Status, SyncStatus
 from tether.errors import InvalidRequest, NotFound
-from tether.store.models import Connection, DataSource, Member, Tenant
+from tether.store.models import Connection, DataSource, Member, SyncSchedule, Tenant
 
 SelectT = TypeVar("SelectT", bound=Select)  # any row shape (SQLAlchemy 2.0 and 2.1 spell it apart)
 
 
-# What a view of a connection never reads: the sealed secrets and the sync's cursor, kilobytes
-# a row (a sealed EHR access token alone is often over 1 KB). Touching one is an error, not a
-# query per row.
-VIEW_LOAD = (
-    joinedload(Connection.schedule),  # the view's nextSync
-    defer(Connection.access_token, raiseload=True),
-    defer(Connection.refresh_token, raiseload=True),
-    defer(Connection.credentials, raiseload=True),
-    defer(Connection.sync_cursor, raiseload=True),
+class ConnectionFacts(Protocol):
+    """What a view reads of a connection: a row of :data:`VIEW_COLUMNS` (or a
+    :class:`~tether.store.models.Connection` with its schedule loaded)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def member_id(self) -> str: ...
+    @property
+    def data_source_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def sync_status(self) -> str: ...
+    @property
+    def sync_errors(self) -> list[dict[str, Any]] | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def status_updated_at(self) -> datetime: ...
+    @property
+    def last_synced_at(self) -> datetime | None: ...
+    @property
+    def resource_counts(self) -> dict[str, Any] | None: ...
+    @property
+    def authorization_expires_at(self) -> datetime | None: ...
+    @property
+    def scope(self) -> str | None: ...
+    @property
+    def next_sync_at(self) -> datetime | None: ...
+
+
+# What a view reads of a connection, as plain rows: never the sealed secrets or the sync's
+# cursor (kilobytes a row; a sealed EHR access token alone is often over 1 KB), and no ORM
+# object per row (a tenant's page of 50 spent more time building and reading those than in
+# the database). The due time comes from the schedule (outer-joined: only CONNECTED
+# connections have one).
+VIEW_COLUMNS = (
+    Connection.id,
+    Connection.member_id,
+    Connection.data_source_id,
+    Connection.status,
+    Connection.sync_status,
+    Connection.sync_errors,
+    Connection.created_at,
+    Connection.status_updated_at,
+    Connection.last_synced_at,
+    Connection.resource_counts,
+    Connection.authorization_expires_at,
+    Connection.scope,
+    SyncSchedule.due_at.label("next_sync_at"),
 )
+
+
+def _view_rows(*also: Any) -> Select:  # of VIEW_COLUMNS and ``also``
+    return select(*VIEW_COLUMNS, *also).outerjoin(
+        SyncSchedule, SyncSchedule.connection_id == Connection.id
+    )
 
 
 def connection_for(
@@ -55,13 +104,12 @@ def _unknown(connection_id: str) -> NotFound:
     return NotFound(f"no connection {connection_id!r}", code="UNKNOWN_CONNECTION")
 
 
-def _viewed(member_id: str) -> Select:  # of (Connection, DataSource); 2.0 and 2.1 spell it apart
-    """The member's connection rows with their sources, loaded for a view."""
+def _viewed(member_id: str) -> Select:  # of VIEW_COLUMNS and DataSource; 2.0 and 2.1 spell it apart
+    """The member's connection rows with their sources, for a view."""
     return (
-        select(Connection, DataSource)
+        _view_rows(DataSource)
         .join(DataSource, DataSource.id == Connection.data_source_id)
         .where(Connection.member_id == member_id)
-        .options(*VIEW_LOAD)
     )
 
 
@@ -72,7 +120,7 @@ def member_connection_rows(
     status: Sequence[Status] = (),
     sync_status: Sequence[SyncStatus] = (),
     source_type: Sequence[SourceType] = (),
-) -> list[tuple[Connection, DataSource]]:
+) -> list[tuple[ConnectionFacts, DataSource]]:
     """The member's connection rows with their sources, filtered (the read side's query)."""
     query = _viewed(member_id).order_by(Connection.created_at, Connection.id)
     if status:
@@ -81,19 +129,19 @@ def member_connection_rows(
         query = query.where(Connection.sync_status.in_([s.value for s in sync_status]))
     if source_type:
         query = query.where(DataSource.type.in_([t.value for t in source_type]))
-    return [(row[0], row[1]) for row in session.execute(query)]
+    return [(row, row.DataSource) for row in session.execute(query)]
 
 
 def member_connection_row(
     session: Session, *, member_id: str, connection_id: str
-) -> tuple[Connection, DataSource]:
+) -> tuple[ConnectionFacts, DataSource]:
     """One of the member's connection rows with its source, for a view (404 otherwise)."""
     row = session.execute(
         _viewed(member_id).where(Connection.data_source_id == connection_id)
     ).first()
     if row is None:
         raise _unknown(connection_id)
-    return row[0], row[1]
+    return row, row.DataSource
 
 
 SYNC_ERROR_CODE = re.compile(r"^[A-Z][A-Z_]{0,59}$")
@@ -111,7 +159,7 @@ def tenant_connection_rows(
     external_id: str | None = None,
     after: int | None = None,
     limit: int = 50,
-) -> list[tuple[Connection, DataSource, str]]:
+) -> list[tuple[ConnectionFacts, DataSource, str]]:
     """A page of the tenant's connection rows (keyset on ``Connection.id``), filtered, each
     with its source and the member's external id.
 
@@ -150,21 +198,20 @@ def tenant_connection_rows(
     if not ids:
         return []
     rows = session.execute(
-        select(Connection, Member.external_id)
+        _view_rows(Member.external_id)
         .join(Member, Member.id == Connection.member_id)
         .where(Connection.id.in_(ids))
         .order_by(Connection.id)
-        .options(*VIEW_LOAD)
     ).all()
     # The page's few sources once each, not joined to every row (the driver would decode
     # their JSON settings once per row).
     sources = {
         source.id: source
         for source in session.scalars(
-            select(DataSource).where(DataSource.id.in_({row[0].data_source_id for row in rows}))
+            select(DataSource).where(DataSource.id.in_({row.data_source_id for row in rows}))
         )
     }
-    return [(row[0], sources[row[0].data_source_id], row[1]) for row in rows]
+    return [(row, sources[row.data_source_id], row.external_id) for row in rows]
 
 
 def of_live_accounts(query: SelectT) -> SelectT:

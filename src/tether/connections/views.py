@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
 from tether.connections import lifecycle
 from tether.connections.queries import (
+    ConnectionFacts,
     member_connection_row,
     member_connection_rows,
     tenant_connection_rows,
@@ -79,7 +81,7 @@ class ConnectionView:
     not_shared: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, conn: Connection, source: DataSource) -> ConnectionView:
+    def of(cls, conn: ConnectionFacts, source: DataSource) -> ConnectionView:
         status = Status(conn.status)
         connected = status == Status.CONNECTED
         return cls(
@@ -95,10 +97,24 @@ class ConnectionView:
             last_synced=conn.last_synced_at,
             resource_counts={k: int(v) for k, v in (conn.resource_counts or {}).items()},
             next_sync=conn.next_sync_at if connected else None,
-            allowed=frozenset(to for to in MEMBER_MOVES if lifecycle.refusal(conn, to) is None),
+            allowed=_member_moves(conn.status, conn.sync_status),
             authorization_expires=conn.authorization_expires_at if connected else None,
             not_shared=not_shared_types(source, conn.scope) if conn.scope else (),
         )
+
+
+class _State(NamedTuple):
+    status: str
+    sync_status: str
+
+
+@cache
+def _member_moves(status: str, sync_status: str) -> frozenset[Status]:
+    """The member's moves the lifecycle allows from this state (a few dozen states; every
+    row of every view asks)."""
+    return frozenset(
+        to for to in MEMBER_MOVES if lifecycle.refusal(_State(status, sync_status), to) is None
+    )
 
 
 @dataclass(frozen=True)

@@ -207,8 +207,9 @@ class Connection(Base):
     # The grant epoch connection.expiring was sent for (once per grant).
     expiring_notice_epoch: Mapped[int | None] = mapped_column(Integer)
 
-    # Read-only: written only through tether.connections.schedule; loaded by the views
-    # (connections.queries.VIEW_LOAD), never lazily.
+    # Read-only: written only through tether.connections.schedule; loaded when asked for
+    # (joinedload), never lazily. The views read the due time as a column instead
+    # (connections.queries.VIEW_COLUMNS).
     schedule: Mapped[SyncSchedule | None] = relationship(viewonly=True, lazy="raise")
 
     @property
