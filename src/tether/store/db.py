@@ -3,6 +3,8 @@
 SQLite runs in WAL mode with a busy timeout and foreign keys on. Its write transactions start
 with ``BEGIN IMMEDIATE`` so that two writers queue on the busy timeout instead of failing when
 one upgrades a read lock; read-only units of work use a deferred ``BEGIN`` and never block.
+On PostgreSQL read-only units of work run in autocommit (see :class:`Database`); both engines
+refuse a write in one.
 """
 
 from __future__ import annotations
@@ -94,6 +96,20 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if mode else "BEGIN")
 
 
+class ReadOnlySession(RuntimeError):
+    """A write was attempted in a ``Database.read()`` unit of work (a bug: use ``write()``)."""
+
+
+def _read_only(session: Session, *_: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise ReadOnlySession("Database.read() is read-only: write in Database.write()")
+
+
+def _read_only_statement(state: Any) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise ReadOnlySession("Database.read() is read-only: write in Database.write()")
+
+
 class Database:
     """The engine plus two kinds of unit of work: ``write()`` and ``read()``."""
 
@@ -104,7 +120,18 @@ class Database:
         self._write = sessionmaker(
             bind=self.engine.execution_options(tether_write=True), expire_on_commit=False
         )
-        self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
+        # PostgreSQL reads run in autocommit: at READ COMMITTED every statement takes its own
+        # snapshot whether or not a transaction wraps them, so the BEGIN and ROLLBACK were two
+        # round trips per read that bought nothing (a third of an authenticated request's).
+        # SQLite keeps its deferred BEGIN: there it is one snapshot for the unit of work.
+        self._read = sessionmaker(
+            bind=self.engine
+            if self.sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False,
+        )
+        event.listen(self._read, "before_flush", _read_only)
+        event.listen(self._read, "do_orm_execute", _read_only_statement)
         # Called with a write session's ``info`` after it committed (never after a rollback):
         # how work that must not start before the commit (a webhook delivery) is started.
         self.after_commit: list[Callable[[dict[str, Any]], None]] = []
@@ -124,8 +151,9 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only unit of work. Closing it ends the transaction; the objects it loaded
-        stay usable (detached, not expired)."""
+        """A read-only unit of work (never write in one: on PostgreSQL each statement commits
+        on its own). Closing it ends the transaction; the objects it loaded stay usable
+        (detached, not expired)."""
         with self._read() as session:
             yield session
 
