@@ -3,17 +3,17 @@
 A CONNECTED connection that has a sync coming has one row, ``due_at``; any other has none
 (:func:`tether.connections.lifecycle.transition` drops it when a connection leaves CONNECTED),
 so the due-syncs claim walks ``ix_sync_schedule_due`` over live schedules only. The claim
-pushes 100 rows ahead per transaction (:func:`push`); keeping the time apart from the wide
-connection row makes that a write of small rows with two index entries each, not of 1 to 2 KB
-rows with nine (``python -m bench scale``).
+takes 100 rows and pushes them ahead per transaction (:func:`take_due`); keeping the time
+apart from the wide connection row makes that a write of small rows with two index entries
+each, not of 1 to 2 KB rows with nine (``python -m bench scale``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from tether.store.db import upsert_insert
@@ -43,10 +43,23 @@ def set_due_many(session: Session, due: Mapping[int, datetime]) -> None:
     )
 
 
-def push(session: Session, connection_pks: Sequence[int], due_at: datetime) -> None:
-    """Move the scheduled syncs of ``connection_pks`` to ``due_at`` (those that have one)."""
-    session.execute(
-        update(SyncSchedule)
-        .where(SyncSchedule.connection_id.in_(connection_pks))
-        .values(due_at=due_at)
+def take_due(session: Session, *, now: datetime, limit: int, until: datetime) -> list[int]:
+    """Push the ``limit`` soonest syncs due by ``now`` to ``until``, and return their
+    connections' keys (in no particular order), in one statement: an ``UPDATE … RETURNING``
+    over the due index's head. On PostgreSQL rows another claim holds are skipped, not
+    waited for (``FOR UPDATE SKIP LOCKED``)."""
+    soonest = (
+        select(SyncSchedule.connection_id)
+        .where(SyncSchedule.due_at <= now)
+        .order_by(SyncSchedule.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(
+        session.scalars(
+            update(SyncSchedule)
+            .where(SyncSchedule.connection_id.in_(soonest))
+            .values(due_at=until)
+            .returning(SyncSchedule.connection_id)
+        )
     )

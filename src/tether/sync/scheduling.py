@@ -24,7 +24,7 @@ from tether.domain import Status
 from tether.errors import Conflict
 from tether.identity.principals import MemberPrincipal
 from tether.runtime import Runtime
-from tether.store.models import Connection, SyncSchedule
+from tether.store.models import Connection
 from tether.sync.claim import live_until
 
 RETRY_SOON_SECONDS = 900
@@ -115,23 +115,16 @@ def _claim_due(
     runtime: Runtime, now: datetime, limit: int, requeue_after: int
 ) -> tuple[int, list[DueSync]]:
     """``(rows looked at, those claimed)``. The due rows come from the schedule alone, by its
-    index in due order (PostgreSQL: skipping rows another sweep holds); only then are their
-    connections read. A join in the first query let PostgreSQL plan for the few rows its
-    statistics said were due and read the whole backlog (9,926 buffers for 100 rows, at
-    100,000 members with 1,600 due)."""
+    index in due order (PostgreSQL: skipping rows another sweep holds), taken and pushed ahead
+    in one statement; only then are their connections read. A join in the first query let
+    PostgreSQL plan for the few rows its statistics said were due and read the whole backlog
+    (9,926 buffers for 100 rows, at 100,000 members with 1,600 due)."""
     with runtime.db.write() as session:
-        due = list(
-            session.scalars(
-                select(SyncSchedule.connection_id)
-                .where(SyncSchedule.due_at <= now)
-                .order_by(SyncSchedule.due_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
+        due = schedule.take_due(
+            session, now=now, limit=limit, until=now + timedelta(seconds=requeue_after)
         )
         if not due:
             return 0, []
-        schedule.push(session, due, now + timedelta(seconds=requeue_after))
         rows = session.execute(
             of_live_accounts(
                 select(
@@ -159,5 +152,4 @@ def _claim_due(
                 claimed.append(DueSync(pk, epoch, tenant, source))
         if running:
             schedule.set_due_many(session, running)
-    order = {pk: n for n, pk in enumerate(due)}
-    return len(due), sorted(claimed, key=lambda d: order[d.pk])
+    return len(due), claimed
