@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select, text, update
 
+from tests.sync.helpers import wait_for
 from tether.runtime import Runtime
-from tether.store.db import ReadOnlySession
+from tether.store.db import WAL_AUTOCHECKPOINT_BACKSTOP, Database, ReadOnlySession
 from tether.store.models import Tenant
 
 
@@ -47,3 +50,43 @@ def test_a_read_on_postgresql_sends_no_begin(runtime: Runtime) -> None:
         if not runtime.db.sqlite:
             status = session.connection().connection.dbapi_connection.info.transaction_status
             assert status.name == "INTRANS"
+
+
+def test_sqlite_checkpoints_off_the_commit_path(tmp_path: Path) -> None:
+    """Commits no longer copy the WAL back at 1,000 pages (that was the tail of a large
+    fleet's writes); the background checkpointer does, within a few passes, and stops with
+    ``dispose()``."""
+    path = tmp_path / "wal.db"
+    writer = Database(f"sqlite:///{path}")
+    assert writer.checkpointer is not None
+    writer.checkpointer.stop()  # this one's writes alone: do commits checkpoint?
+    with writer.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == (
+            WAL_AUTOCHECKPOINT_BACKSTOP
+        )
+        conn.exec_driver_sql("CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)")
+        conn.commit()
+    for _ in range(6):  # about 1,500 pages, in six commits
+        with writer.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO blobs (b) VALUES " + ",".join(["(randomblob(4000))"] * 250)
+            )
+    # At SQLite's default a commit would have checkpointed at 1,000 pages and the next
+    # one started the WAL over: it would hold no more than about 1,250.
+    assert (tmp_path / "wal.db-wal").stat().st_size > 1_400 * 4096
+
+    other = Database(f"sqlite:///{path}")
+    checkpointer = other.checkpointer
+    assert checkpointer is not None
+
+    def caught_up() -> bool:
+        last = checkpointer.last
+        return last is not None and last[1] >= 1_400 and last[1] == last[2]
+
+    try:
+        wait_for(caught_up, timeout=10)
+    finally:
+        other.dispose()
+        writer.dispose()
+    checkpointer._thread.join(timeout=5)
+    assert not checkpointer._thread.is_alive()

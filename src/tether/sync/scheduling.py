@@ -24,6 +24,7 @@ from tether.domain import Status
 from tether.errors import Conflict
 from tether.identity.principals import MemberPrincipal
 from tether.runtime import Runtime
+from tether.store.db import among
 from tether.store.models import Connection
 from tether.sync.claim import live_until
 
@@ -136,7 +137,7 @@ def _claim_due(
                     Connection.sync_status,
                     Connection.sync_heartbeat_at,
                 )
-            ).where(Connection.id.in_(due))
+            ).where(among(session, Connection.id, due))
         ).all()
         # Checked here, not in SQL: SQLite, which has no statistics, would rather walk the
         # status index (every CONNECTED connection) than look up the 100 keys.
