@@ -4,7 +4,7 @@ SQLite runs in WAL mode with a busy timeout and foreign keys on. Its write trans
 with ``BEGIN IMMEDIATE`` so that two writers queue on the busy timeout instead of failing when
 one upgrades a read lock; read-only units of work use a deferred ``BEGIN`` and never block.
 On PostgreSQL read-only units of work run in autocommit (see :class:`Database`); both engines
-refuse a write in one.
+refuse an ORM write in one.
 """
 
 from __future__ import annotations
@@ -22,9 +22,12 @@ from sqlalchemy import Engine, any_, bindparam, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from tether import tracing
+from tether.logging import get_logger
+
+log = get_logger("tether.store")
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
 # Pages in the WAL past which a committing writer checkpoints itself (SQLite's default is
@@ -130,34 +133,43 @@ class WalCheckpointer:
     database object is collected."""
 
     def __init__(self, path: str) -> None:
+        # mode=rw: never create a file that is not there (the URI percent-encodes the path)
+        self._uri = Path(path).resolve().as_uri() + "?mode=rw"
         self._stop = threading.Event()
         self.passes = 0  # completed checkpoints, for tests and curiosity
         self.last: tuple[int, int, int] | None = None  # (busy, WAL frames, checkpointed)
-        self._thread = threading.Thread(
-            target=self._run, args=(path,), name="tether-wal-checkpoint", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="tether-wal-checkpoint", daemon=True)
         self._thread.start()
 
-    def _run(self, path: str) -> None:
+    def _run(self) -> None:
         conn: sqlite3.Connection | None = None
+        failed = False
         try:
             while not self._stop.wait(CHECKPOINT_EVERY):
                 try:
-                    if conn is None:  # mode=rw: never create a file that is not there
-                        conn = sqlite3.connect(
-                            f"file:{path}?mode=rw", uri=True, isolation_level=None, timeout=0
-                        )
+                    if conn is None:
+                        conn = sqlite3.connect(self._uri, uri=True, isolation_level=None, timeout=0)
                     busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     self.last = (busy, frames, done)
                     self.passes += 1
-                except sqlite3.Error:
-                    pass  # gone or locked for now: the commits' backstop bounds the WAL
+                    failed = False
+                except sqlite3.Error as exc:
+                    # Gone, replaced or locked for now: open it afresh next time. Meanwhile
+                    # the commits' backstop bounds the WAL.
+                    if not failed:
+                        log.warning("sqlite.checkpoint_failed", error=str(exc))
+                    failed = True
+                    if conn is not None:
+                        conn.close()
+                        conn = None
         finally:
             if conn is not None:
                 conn.close()
 
     def stop(self) -> None:
         self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
 
 
 class ReadOnlySession(RuntimeError):
@@ -169,7 +181,7 @@ def _read_only(session: Session, *_: Any) -> None:
         raise ReadOnlySession("Database.read() is read-only: write in Database.write()")
 
 
-def _read_only_statement(state: Any) -> None:
+def _read_only_statement(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
         raise ReadOnlySession("Database.read() is read-only: write in Database.write()")
 
@@ -223,9 +235,10 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only unit of work (never write in one: on PostgreSQL each statement commits
-        on its own). Closing it ends the transaction; the objects it loaded stay usable
-        (detached, not expired)."""
+        """A read-only unit of work. Never write in one: ORM writes are refused, and any other
+        (raw SQL) would commit at once on PostgreSQL, where each statement runs on its own.
+        Closing it ends SQLite's transaction; the objects it loaded stay usable (detached, not
+        expired)."""
         with self._read() as session:
             yield session
 

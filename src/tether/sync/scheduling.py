@@ -85,8 +85,9 @@ def claim_due_syncs(
     runtime: Runtime, *, limit: int = 100, requeue_after: int = 300
 ) -> list[DueSync]:
     """Connections whose sync is due (or whose RETRIEVING heartbeat went stale), of live
-    members of live tenants, among the ``limit`` soonest due; those with a live run, or of a
-    disabled member or tenant, are passed over.
+    members of live tenants, among the ``limit`` soonest due (in no particular order: the
+    sync engine orders the runs); those with a live run, or of a disabled member or tenant,
+    are passed over.
 
     Every one looked at gets its due time pushed ``requeue_after`` seconds ahead: a lost
     message is re-driven later but a queued one is not queued twice, and one passed over is
