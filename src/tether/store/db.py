@@ -136,7 +136,6 @@ class WalCheckpointer:
         # mode=rw: never create a file that is not there (the URI percent-encodes the path)
         self._uri = Path(path).resolve().as_uri() + "?mode=rw"
         self._stop = threading.Event()
-        self.passes = 0  # completed checkpoints, for tests and curiosity
         self.last: tuple[int, int, int] | None = None  # (busy, WAL frames, checkpointed)
         self._thread = threading.Thread(target=self._run, name="tether-wal-checkpoint", daemon=True)
         self._thread.start()
@@ -151,7 +150,6 @@ class WalCheckpointer:
                         conn = sqlite3.connect(self._uri, uri=True, isolation_level=None, timeout=0)
                     busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     self.last = (busy, frames, done)
-                    self.passes += 1
                     failed = False
                 except sqlite3.Error as exc:
                     # Gone, replaced or locked for now: open it afresh next time. Meanwhile
