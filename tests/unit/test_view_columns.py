@@ -6,10 +6,12 @@ from tether.connections.queries import VIEW_COLUMNS, ConnectionFacts
 
 
 def _members(protocol: type) -> set[str]:
+    """The protocol's properties, its bases' included."""
     return {
         name
-        for name in vars(protocol)
-        if not name.startswith("_") and isinstance(vars(protocol)[name], property)
+        for klass in protocol.__mro__
+        for name, value in vars(klass).items()
+        if not name.startswith("_") and isinstance(value, property)
     }
 
 

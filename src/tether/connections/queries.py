@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Select, Text, cast, select
 from sqlalchemy.orm import Session
 
+from tether.connections.lifecycle import Stated
 from tether.domain import SourceType, Status, SyncStatus
 from tether.errors import InvalidRequest, NotFound
 from tether.store.models import Connection, DataSource, Member, SyncSchedule, Tenant
@@ -18,9 +19,10 @@ from tether.store.models import Connection, DataSource, Member, SyncSchedule, Te
 SelectT = TypeVar("SelectT", bound=Select)  # any row shape (SQLAlchemy 2.0 and 2.1 spell it apart)
 
 
-class ConnectionFacts(Protocol):
+class ConnectionFacts(Stated, Protocol):
     """What a view reads of a connection: a row of :data:`VIEW_COLUMNS` (or a
-    :class:`~tether.store.models.Connection` with its schedule loaded)."""
+    :class:`~tether.store.models.Connection` with its schedule loaded). Its status and
+    syncStatus are the lifecycle's (:class:`~tether.connections.lifecycle.Stated`)."""
 
     @property
     def id(self) -> int: ...
@@ -28,10 +30,6 @@ class ConnectionFacts(Protocol):
     def member_id(self) -> str: ...
     @property
     def data_source_id(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def sync_status(self) -> str: ...
     @property
     def sync_errors(self) -> list[dict[str, Any]] | None: ...
     @property
