@@ -85,6 +85,14 @@ def date_range(text: str) -> tuple[str, str]:
         lo = datetime(y, mo, int(day))
         return _text(lo), _text(lo + _DAY)
     # A time without a zone is read as UTC (FHIR requires a zone with a time).
+    if second is not None and (zone is None or zone == "Z" or zone[1:] == "00:00"):
+        # Already UTC to the second (nearly every dateTime a source sends): the range is the
+        # text itself, its fraction padded with 0s and with 9s. The datetime only checks the
+        # calendar (a 30 February or an hour 25 is refused as below).
+        datetime(y, mo, int(day), int(hour), int(minute), int(second))
+        digits = fraction[1:7] if fraction else ""
+        at = f"{year}-{month}-{day}T{hour}:{minute}:{second}."
+        return at + digits.ljust(6, "0"), at + digits.ljust(6, "9")
     if second is None:
         lo = datetime(y, mo, int(day), int(hour), int(minute))
         hi = lo + _MINUTE
