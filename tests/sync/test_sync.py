@@ -349,3 +349,63 @@ def test_a_sync_asked_for_twice_runs_once(client, member: MemberCtx, runtime: Ru
     mid_run = began.timestamp() + 0.001  # asked after the first run had started
     third = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, requested=mid_run)
     assert third is not None and third.status == "RETRIEVED"
+
+
+def test_a_new_version_replaces_its_search_values(
+    client, member: MemberCtx, runtime: Runtime
+) -> None:
+    """Each stored version is found by its own codes only: a changed resource's old search
+    values go, an unchanged one's stay, and a batch of new rows has none to remove."""
+    from sqlalchemy import func
+
+    from tether.store.models import FhirSearchValue
+    from tether.sync.checks import stamped
+    from tether.sync.fenced_writes import upsert_resources
+
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+
+    def observation(rid: str, code: str) -> dict[str, object]:
+        return {
+            "id": rid,
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "effectiveDateTime": "2024-01-01T10:00:00Z",
+        }
+
+    def write(resources: list[dict[str, object]]) -> None:
+        with runtime.db.write() as session:
+            upsert_resources(
+                session,
+                member_id=member.member_id,
+                connection_pk=conn.id,
+                epoch=conn.grant_epoch,
+                rows=[stamped("Observation", r) for r in resources],
+                now=runtime.clock(),
+            )
+
+    def codes_of(rid: str) -> set[str | None]:
+        with runtime.db.read() as session:
+            pk = session.scalar(
+                select(FhirResource.id).where(
+                    FhirResource.connection_id == conn.id, FhirResource.resource_id == rid
+                )
+            )
+            return set(
+                session.scalars(
+                    select(FhirSearchValue.code).where(
+                        FhirSearchValue.resource_pk == pk, FhirSearchValue.name == "code"
+                    )
+                )
+            )
+
+    write([observation(f"sv-{i}", "1111-1") for i in range(1200)])
+    assert codes_of("sv-0") == codes_of("sv-1199") == {"1111-1"}
+    write([observation("sv-0", "2222-2"), observation("sv-1", "1111-1")])
+    assert codes_of("sv-0") == {"2222-2"}  # changed: the old code is gone
+    assert codes_of("sv-1") == {"1111-1"}  # unchanged: left as it was
+    with runtime.db.read() as session:
+        values = session.scalar(
+            select(func.count())
+            .select_from(FhirSearchValue)
+            .where(FhirSearchValue.member_id == member.member_id)
+        )
+    assert values == 1200 * 2  # a code and a date each, nothing doubled

@@ -14,17 +14,20 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
+from itertools import chain
 from typing import Any, TypeVar, cast
 
+import orjson
 from sqlalchemy import Connection as Connection_
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
 from tether.domain import Status
 from tether.errors import Fenced
 from tether.fhir.search_values import SearchValue
 from tether.store.db import PARAM_MARKER
-from tether.store.models import Connection, FhirResource, FhirSearchValue
+from tether.store.models import Connection, FhirResource
 from tether.sync.checks import STAMP_TAIL, PreparedRow
 
 _T = TypeVar("_T")
@@ -69,12 +72,20 @@ _VALUES_HEAD = (
     "INSERT INTO fhir_search_values (resource_pk, member_id, resource_type, name, system,"
     " code, lo, hi) VALUES "
 )
+# A new version's search values replace the old ones: one statement per batch whatever its
+# size (the keys as one parameter: an array on PostgreSQL, a JSON array on SQLite), so its text
+# is prepared once, not rendered and parsed anew for every count of keys.
+_VALUES_DELETE = {
+    "postgresql": "DELETE FROM fhir_search_values WHERE resource_pk = ANY(%s)",
+    "sqlite": (
+        "DELETE FROM fhir_search_values WHERE resource_pk IN (SELECT value FROM json_each(?))"
+    ),
+}
 _VALUES_COPY = (
     "COPY fhir_search_values (resource_pk, member_id, resource_type, name, system, code, lo, hi)"
     " FROM STDIN"
 )
 MAX_PARAMS = 30_000  # per statement: under SQLite's 32,766 and PostgreSQL's 65,535
-_V = cast(Table, FhirSearchValue.__table__)
 
 
 def stamp(now: datetime) -> str:
@@ -107,7 +118,6 @@ def upsert_resources(
     connection = session.connection()
     dialect = session.get_bind().dialect.name
     p = PARAM_MARKER[dialect]
-    distinct = "IS NOT" if dialect == "sqlite" else "IS DISTINCT FROM"  # NULL-safe "differs"
     text = stamp(now)
     tail = text + "Z" + STAMP_TAIL
     stored: list[Any] = []
@@ -116,7 +126,7 @@ def upsert_resources(
         for rtype, rid, updated, head, digest, _ in by_key.values()
     ]
     if dialect == "postgresql":  # psycopg's pipelined executemany, each row's RETURNING kept
-        sql = (_UPSERT_HEAD + _tuples(p, 9, 1) + _UPSERT_TAIL).format(distinct=distinct)
+        sql = _upsert_sql(dialect, 1)
         cursor: Any = connection.connection.cursor()  # psycopg's: executemany(returning=)
         try:
             cursor.executemany(sql, params, returning=True)
@@ -128,8 +138,8 @@ def upsert_resources(
             cursor.close()
     else:  # SQLite: multi-row VALUES, within its limit of bound parameters
         for chunk in _chunks(params, MAX_PARAMS // 9):
-            sql = _UPSERT_HEAD + _tuples(p, 9, len(chunk)) + _UPSERT_TAIL
-            stored += connection.exec_driver_sql(sql.format(distinct=distinct), _flat(chunk)).all()
+            sql = _upsert_sql(dialect, len(chunk))
+            stored += connection.exec_driver_sql(sql, _flat(chunk)).all()
     written.update(rtype for _, rtype, _ in stored)
     indexed = [
         (pk, rtype, by_key[(rtype, rid)][5]) for pk, rtype, rid in stored if by_key[(rtype, rid)][5]
@@ -146,8 +156,11 @@ def _write_values(
     indexed: list[tuple[int, str, list[SearchValue]]],
 ) -> None:
     """Replace the search values of the rows just written (a new row has none to remove)."""
-    for pks in _chunks([pk for pk, _, _ in indexed], 1000):
-        connection.execute(delete(_V).where(_V.c.resource_pk.in_(pks)))
+    pks = [pk for pk, _, _ in indexed]
+    if p == "%s":
+        connection.exec_driver_sql(_VALUES_DELETE["postgresql"], (pks,))
+    else:
+        connection.exec_driver_sql(_VALUES_DELETE["sqlite"], (orjson.dumps(pks).decode(),))
     values = [
         (pk, member_id, rtype, name, system, code, lo, hi)
         for pk, rtype, found in indexed
@@ -167,13 +180,21 @@ def _write_values(
         connection.exec_driver_sql(sql, _flat(chunk))
 
 
+@lru_cache(maxsize=32)
+def _upsert_sql(dialect: str, count: int) -> str:
+    distinct = "IS NOT" if dialect == "sqlite" else "IS DISTINCT FROM"  # NULL-safe "differs"
+    values = _tuples(PARAM_MARKER[dialect], 9, count)
+    return _UPSERT_HEAD + values + _UPSERT_TAIL.format(distinct=distinct)
+
+
+@lru_cache(maxsize=32)
 def _tuples(p: str, width: int, count: int) -> str:
     one = "(" + ", ".join([p] * width) + ")"
     return ", ".join([one] * count)
 
 
 def _flat(rows: Sequence[Sequence[object]]) -> tuple[object, ...]:
-    return tuple(value for row in rows for value in row)
+    return tuple(chain.from_iterable(rows))
 
 
 def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:
