@@ -200,3 +200,39 @@ def test_a_page_read_leaves_no_response_for_the_cyclic_collector(
 )
 def test_next_link_ahead(text: bytes, expected: object) -> None:
     assert next_link_ahead(text) == expected
+
+
+def test_a_sources_cookies_never_travel_with_another_request() -> None:
+    """The worker's client for a source carries every member's syncs: a cookie the source
+    sets on one member's response is not kept, so it is never sent with the next request."""
+    from tether.sync.context import _Shard
+
+    app = FastAPI()
+    cookies_seen: list[str | None] = []
+
+    @app.get("/fhir/Patient")
+    async def patient(request: Request) -> Response:
+        cookies_seen.append(request.headers.get("cookie"))
+        response = Response(b"{}", media_type="application/fhir+json")
+        response.set_cookie("session", "member-a", httponly=True)
+        return response
+
+    live = LiveServer(app)
+    live.start()
+
+    async def twice() -> None:
+        shard = _Shard(2, httpx.Timeout(10))
+        try:
+            client = shard.client("sandbox-clinic")
+            for member in ("a", "b"):
+                response = await client.get(f"{live.url}/fhir/Patient?member={member}")
+                assert response.headers["set-cookie"].startswith("session=member-a")
+            assert len(client.cookies.jar) == 0
+        finally:
+            await shard.pool.aclose()
+
+    try:
+        asyncio.run(twice())
+    finally:
+        live.stop()
+    assert cookies_seen == [None, None]

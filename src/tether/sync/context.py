@@ -25,7 +25,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import ParamSpec, TypeVar
+from http.cookiejar import Cookie, CookieJar
+from typing import Any, ParamSpec, TypeVar
 
 import httpx
 
@@ -47,6 +48,19 @@ HTTP_POOL = 100
 SHARD_SIZE = 10
 
 
+class NoCookies(CookieJar):
+    """A cookie jar that keeps nothing. A source's client carries every member's syncs, so a
+    cookie one member's request got (a session, say) must not go out with another's; FHIR
+    requests are authorized by their bearer token alone. It also spares each response the
+    cookie parsing."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
+
+
 class _Shard:
     """One connection pool, its per-source clients, and how many requests it carries."""
 
@@ -66,6 +80,7 @@ class _Shard:
                 timeout=self.timeout,
                 follow_redirects=False,
                 headers={"User-Agent": USER_AGENT},
+                cookies=NoCookies(),
             )
         return client
 
