@@ -35,6 +35,7 @@ from tether.connections import fleet
 from tether.connections.retirement import import_directory
 from tether.directory.schema import BUNDLED_DIRECTORY
 from tether.errors import ConfigurationError, ProblemError
+from tether.heap import freeze_start_up
 from tether.http import openapi, rfc9457
 from tether.http.middleware import RequestContextMiddleware
 from tether.http.rate_limits import RateLimitMiddleware
@@ -202,6 +203,7 @@ def serve(runtime: Runtime, *, host: str, port: int, worker_threads: int = 0) ->
     configure_logging(level=runtime.settings.log_level, json_output=runtime.settings.log_json)
     app = create_app(runtime)
     serve_metrics(runtime, app.state.metrics_registry)
+    freeze_start_up()  # the app and the runtime live as long as the process
     uvicorn.run(
         app,
         host=host,

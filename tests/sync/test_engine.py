@@ -295,7 +295,7 @@ def test_a_syncing_process_collects_young_garbage_less_often(
 ) -> None:
     """In a fresh interpreter: the collector's thresholds are process-wide."""
     code = (
-        "import gc; from tether.sync.engine import tune_gc; "
+        "import gc; from tether.heap import tune_gc; "
         f"gc.set_threshold(*{before!r}); tune_gc(); print(tuple(gc.get_threshold()))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

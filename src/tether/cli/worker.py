@@ -59,6 +59,7 @@ def worker(
     ] = DEFAULT_POLL_INTERVAL,
 ) -> None:
     """Consume the job queue and run the sweeps until SIGINT or SIGTERM."""
+    from tether.heap import freeze_start_up
     from tether.jobs import EmbeddedWorker, Jobs, load_task_modules
     from tether.logging import configure_logging
 
@@ -89,6 +90,7 @@ def worker(
     for sig in STOP_SIGNALS:
         signal.signal(sig, on_signal)
     engine = parts(ctx).build_sync_engine(runtime)  # the sync task hands runs to it
+    freeze_start_up()  # everything built so far lives as long as the process
     engine.start()
     consumer.start()
     try:

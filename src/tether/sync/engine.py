@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import threading
 import time
 from collections import Counter, OrderedDict, deque
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, update
 
 from tether.domain import Status, SyncStatus
+from tether.heap import tune_gc
 from tether.logging import get_logger
 from tether.runtime import Runtime
 from tether.store.models import Connection
@@ -47,35 +47,6 @@ SOURCE_SHARE = 0.75  # of the slots, at most, for one data source while others w
 BACKLOG_PER_SLOT = 100  # runs waiting per slot before submit() makes the queue thread wait
 PRIORITY = {"manual": 0, "initial": 1, "re-established": 1}  # anything else: 2 (scheduled)
 LOWEST = 2
-# Objects allocated between two collections of the youngest generation (CPython: 700). See
-# tune_gc.
-GC_YOUNG_THRESHOLD = 10_000
-
-
-def tune_gc() -> None:
-    """Collect the youngest generation every ``GC_YOUNG_THRESHOLD`` allocations, not every 700.
-
-    Nearly all the collector's time in a syncing process is spent walking live objects, not
-    freeing garbage: a page's parse (``orjson.loads`` in :func:`~tether.sync.checks.prepare_page`)
-    allocates thousands of dicts and lists that stay alive until the page is checked. At 700,
-    young collections run in the middle of each parse, find the page alive (0.3 to 1 % of
-    what they walk is garbage) and promote it; the promoted pages (dead soon after, but
-    counted) trigger full collections, each walking the whole heap (about 300,000 objects,
-    160 to 210 ms). Pausing the collector during the parse alone removed 77 % of the young
-    collections and 5 of 6 full ones in a 100-sync run, so the parse is what drives them.
-
-    Measured in-process (100 members' syncs three times, SQLite, 200 in flight, pages
-    prepared in threads, 2026-12-04): at 700, 3,115 young / 283 middle / 18 full collections,
-    3.8 s of 18.1 s of CPU; at 10,000, 69 / 6 / 0, 1.1 s of 16.1 s. Memory: the reference
-    cycles that used to hold page bodies until collected are broken
-    (:func:`tether.fhir.paging._unbind`), so ``test_memory_stays_bounded_by_a_few_pages``
-    peaks at 5.2 MB at 10,000 (4.3 MB at 700; its bound is 13 MB; 13.8 MB with the cycles),
-    and the worker's peak RSS did not grow (277 MB against 298 MB at 700 in the run above).
-    The process-wide setting is lowered never, only raised (an operator's higher value, or 0
-    for "off", stands)."""
-    young, older, oldest = gc.get_threshold()
-    if 0 < young < GC_YOUNG_THRESHOLD:
-        gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 @dataclass(frozen=True, slots=True)
