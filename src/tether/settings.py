@@ -131,6 +131,13 @@ class Settings(BaseSettings):
         "beside the process doing the I/O (0: in its database threads; worth it only with cores "
         "to spare: docs/benchmarks.md)",
     )
+    worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="the scheduling niceness `tether worker` runs at (never lowered): on a host "
+        "it shares with the API, the API's requests get the CPU first (docs/benchmarks.md, Fleet)",
+    )
     sync_db_threads: int = Field(
         default=8,
         ge=1,

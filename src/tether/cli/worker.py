@@ -7,6 +7,8 @@ task starts and a running one gets ``--stop-timeout`` seconds; a second signal e
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import time
 from types import FrameType
@@ -25,6 +27,25 @@ from tether.jobs.worker import (
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SIGNAL_POLL = 0.1  # seconds
+
+
+def defer_to_the_api(nice: int) -> None:
+    """Run this process at niceness ``nice`` (only ever raised: an operator's higher value
+    stands, and lowering it would need privileges). A worker's syncs are background work;
+    on a host it shares with ``tether serve`` (and the database), the API's requests then get
+    a core first. Linux keeps a niceness per thread and a thread inherits its creator's, so
+    every thread this process has is set, and every later one inherits it."""
+    for tid in _threads():
+        with contextlib.suppress(OSError):  # a thread that has just ended
+            if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+
+
+def _threads() -> list[int]:
+    try:
+        return [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:  # not Linux: the process's priority
+        return [0]
 
 
 def register(app: typer.Typer) -> None:
@@ -65,6 +86,7 @@ def worker(
 
     load_task_modules(import_modules or [])
     runtime = runtime_from(ctx, queue_url=queue_url)
+    defer_to_the_api(runtime.settings.worker_nice)
     settings = runtime.settings
     configure_logging(level=settings.log_level, json_output=settings.log_json)
     jobs = parts(ctx).build_jobs(runtime, queue_name=queue_name)

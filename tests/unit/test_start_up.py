@@ -1,8 +1,10 @@
-"""The collector's settings for long-running processes: ``tether serve`` and ``tether worker``
-freeze what they built at start-up before they serve (see :mod:`tether.heap`)."""
+"""What long-running processes set up before they serve: ``tether serve`` and ``tether worker``
+freeze the heap they built at start-up (:mod:`tether.heap`), and a worker runs at a lower CPU
+priority than the API it shares a host with."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +32,9 @@ from tether.sync.engine import SyncEngine
 start = SyncEngine.start
 def started(self):
     print("frozen", gc.get_freeze_count(), flush=True)
+    nices = [int(open(f"/proc/self/task/{t}/stat").read().rsplit(")", 1)[1].split()[16])
+             for t in os.listdir("/proc/self/task")]
+    print("nice", min(nices), max(nices), len(nices), flush=True)
     start(self)
     os.kill(os.getpid(), signal.SIGTERM)  # then stop as an operator would
 SyncEngine.start = started
@@ -53,3 +58,26 @@ def test_a_server_and_a_worker_freeze_their_start_up_heap(program: str, settings
     assert out.returncode == 0, out.stderr
     frozen = int(out.stdout.split("frozen", 1)[1].split()[0])
     assert frozen > 50_000  # the modules, the app and the runtime, out of the collector's way
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("setting", "expected"), [("7", 7), ("0", 0), (None, 10)])
+def test_a_worker_runs_every_thread_at_its_niceness(
+    setting: str | None, expected: int, settings: Settings
+) -> None:
+    """``TETHER_WORKER_NICE`` (10 unless set) for every thread the worker has, those started
+    while it was built included (a niceness is per thread on Linux)."""
+    extra = {"TETHER_WORKER_NICE": setting} if setting is not None else {}
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER],
+        env=process_env(settings, TETHER_LOG_LEVEL="WARNING", **extra),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    low, high, threads = (int(v) for v in out.stdout.split("nice", 1)[1].split()[:3])
+    expected = max(expected, os.getpriority(os.PRIO_PROCESS, 0))  # never lowered
+    assert (low, high) == (expected, expected)
+    assert threads >= 2  # the main thread and those the runtime started (SQLite's checkpoints)
