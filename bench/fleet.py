@@ -119,6 +119,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores have spent not idle since boot (``/proc/stat``)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU seconds of this machine's PostgreSQL: every server process, and the children
+    (backends) that have already exited."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] != "postgres":
+            continue
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
 def server_pid() -> int:
     """The tether server's process: this process's child that is not a worker."""
     import psutil
@@ -289,12 +312,15 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
                 # 3. The fleet's syncs on one worker process.
                 server, sandbox_pid = server_pid(), sandbox.proc.pid
                 server_cpu, sandbox_cpu = cpu_seconds(server), cpu_seconds(sandbox_pid)
+                machine_cpu, postgres_cpu = machine_busy_seconds(), postgres_cpu_seconds()
                 worker = Worker(runtime, args.concurrency, args.processes)
                 try:
                     with Reader(base, others) as busy:
                         wait_all(runtime, pks, timeout=args.timeout)
                     server_cpu = cpu_seconds(server) - server_cpu
                     sandbox_cpu = cpu_seconds(sandbox_pid) - sandbox_cpu
+                    machine_cpu = machine_busy_seconds() - machine_cpu
+                    postgres_cpu = postgres_cpu_seconds() - postgres_cpu
                 finally:
                     worker.stop()
                 counters = sandbox_admin(sandbox.url, "GET", "counters")
@@ -332,6 +358,10 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
             "worker_cpu_seconds": round(worker.cpu_seconds, 1),
             "server_cpu_seconds": round(server_cpu, 1),
             "sandbox_cpu_seconds": round(sandbox_cpu, 1),
+            "postgres_cpu_seconds": round(postgres_cpu, 1) if engine == "postgresql" else None,
+            # Everything the machine ran from the worker's start until all were RETRIEVED.
+            "machine_cpu_seconds": round(machine_cpu, 1),
+            "machine_cores": os.cpu_count(),
             "budget_concurrent": args.max_concurrent_requests,
             "budget_per_minute": args.max_requests_per_minute,
             "source_max_in_flight": counters["fhir_max_in_flight"],
@@ -368,6 +398,12 @@ def report(result: dict[str, Any]) -> str:
         [
             "CPU: worker / API server / sandbox",
             f"{r['worker_cpu_seconds']} / {r['server_cpu_seconds']} / {r['sandbox_cpu_seconds']} s",
+            "",
+        ],
+        [
+            "CPU: PostgreSQL / whole machine",
+            f"{r['postgres_cpu_seconds'] if r['postgres_cpu_seconds'] is not None else '-'}"
+            f" / {r['machine_cpu_seconds']} s of {r['machine_cores']} cores",
             "",
         ],
     ]
