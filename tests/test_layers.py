@@ -43,6 +43,7 @@ PARTS: dict[str, tuple[int, int]] = {
             "fhir",
             "metrics",
             "tracing",
+            "heap",
         )
     },
     # Services, in the order they may use each other (a higher rank uses lower ones).
