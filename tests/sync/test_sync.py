@@ -351,6 +351,38 @@ def test_a_sync_asked_for_twice_runs_once(client, member: MemberCtx, runtime: Ru
     assert third is not None and third.status == "RETRIEVED"
 
 
+def test_a_run_that_starts_while_the_sweep_claims_answers_the_sweep(
+    client, member: MemberCtx, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep finds a new connection due while its connect's job is about to run it. That
+    run starts after the sweep looked, so it answers the sweep's request: one run, not two."""
+    from tether.store.models import SyncRun
+    from tether.tasks import sync as tasks
+
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    queued: list[dict[str, object]] = []
+    monkeypatch.setattr(runtime, "enqueue", lambda name, **message: queued.append(message))
+    claim = tasks.claim_due_syncs
+
+    def claimed_while_a_run_starts(rt: Runtime, **options: object):  # type: ignore[no-untyped-def]
+        found = claim(rt, **options)
+        # The connect's own job runs while the sweep is still at work.
+        first = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, trigger="initial")
+        assert first is not None and first.status == "RETRIEVED"
+        return found
+
+    monkeypatch.setattr(tasks, "claim_due_syncs", claimed_while_a_run_starts)
+    assert tasks.due_syncs(runtime) >= 1
+    [message] = [m for m in queued if m["connection_pk"] == conn.id]
+    requested = message["requested"]
+    assert isinstance(requested, float)
+    again = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, requested=requested)
+    assert again is None
+    with runtime.db.read() as session:
+        runs = session.scalars(select(SyncRun.trigger).where(SyncRun.connection_id == conn.id))
+        assert list(runs) == ["initial"]
+
+
 def test_a_new_version_replaces_its_search_values(
     client, member: MemberCtx, runtime: Runtime
 ) -> None:

@@ -55,9 +55,11 @@ def claim_sync(
     holds it, or a run has started since the sync was ``requested``: the same sync asked for
     twice, by a job and by the sweep that found it due, runs once, while a "Sync now" asked
     during a run gets a run of its own after it)."""
-    now = runtime.clock()
     with runtime.db.write() as session:
         conn = session.get(Connection, connection_pk, with_for_update=True)
+        # The run starts once the row is this claim's: a sweep that looked before then, and
+        # saw no live run, is answered by this one (its request is older than this start).
+        now = runtime.clock()
         if conn is None or conn.grant_epoch != epoch or conn.status != Status.CONNECTED:
             return None
         live = live_until(conn.sync_status, conn.sync_heartbeat_at)
