@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text, update
 
 from tests.sync.helpers import wait_for
 from tether.runtime import Runtime
-from tether.store.db import WAL_AUTOCHECKPOINT_BACKSTOP, Database, ReadOnlySession
+from tether.store.db import WAL_AUTOCHECKPOINT_BACKSTOP, Database, ReadOnlySession, quiet
 from tether.store.models import Tenant
 
 
@@ -90,3 +90,31 @@ def test_sqlite_checkpoints_off_the_commit_path(tmp_path: Path) -> None:
         writer.dispose()
     checkpointer._thread.join(timeout=5)
     assert not checkpointer._thread.is_alive()
+
+
+def test_a_pooled_connection_the_server_ended_is_replaced_without_an_error(
+    postgres_database: str,
+) -> None:
+    """The pool asks the server (``SELECT 1``) only when a connection is not quiet
+    (:func:`tether.store.db.quiet`). A backend ended by the server (a restart, an
+    administrator, an idle timeout) has said so on its socket: the next unit of work gets a
+    new connection instead of an error, and a healthy idle one is vouched for without a round
+    trip."""
+    db = Database(postgres_database, pool_size=1, max_overflow=0)
+    other = Database(postgres_database)
+    try:
+        with db.read() as session:
+            first = session.scalar(text("SELECT pg_backend_pid()"))
+            dbapi = session.connection().connection.dbapi_connection
+        assert quiet(dbapi)  # idle, nothing said: no ping needed
+        with other.read() as session:
+            assert session.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        wait_for(lambda: not quiet(dbapi), timeout=5)
+        with db.read() as session:
+            second = session.scalar(text("SELECT pg_backend_pid()"))
+        assert second != first
+        with db.write() as session:
+            assert session.scalar(text("SELECT pg_backend_pid()")) == second
+    finally:
+        db.dispose()
+        other.dispose()

@@ -9,6 +9,7 @@ refuse an ORM write in one.
 
 from __future__ import annotations
 
+import select
 import sqlite3
 import threading
 import weakref
@@ -95,7 +96,40 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_only_when_in_doubt(engine)
+    return engine
+
+
+def quiet(dbapi_connection: Any) -> bool:
+    """Whether a pooled PostgreSQL connection looks alive without asking the server: psycopg
+    has not seen it break, and its socket has nothing to read. A server says nothing between
+    answers unless it is ending the session: a restart, ``pg_terminate_backend``, an idle
+    timeout or a proxy's close leave a FATAL message or end-of-file to read."""
+    try:
+        if dbapi_connection.closed or dbapi_connection.broken:
+            return False
+        fd = dbapi_connection.fileno()
+    except Exception:
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    return not poller.poll(0)
+
+
+def _ping_only_when_in_doubt(engine: Engine) -> None:
+    """The pool's pre-ping (``SELECT 1``, a round trip on every checkout: one per unit of
+    work, up to a third of a short one's) asks the server only when :func:`quiet` cannot
+    vouch for the connection. A connection lost without a word (a network partition) still
+    fails its first statement, as it would have failed the ping: SQLAlchemy then drops the
+    pool's connections and the next unit of work connects anew."""
+    dialect = engine.dialect
+    ping = dialect.do_ping
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        return quiet(dbapi_connection) or ping(dbapi_connection)
+
+    dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
 def _configure_sqlite(engine: Engine) -> None:
