@@ -65,7 +65,9 @@ OTHERS = 20
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def worker_env(runtime: Runtime, concurrency: int, processes: int) -> dict[str, str]:
+def worker_env(
+    runtime: Runtime, concurrency: int, processes: int, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     settings = runtime.settings
     assert settings.secret_key is not None
     env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
@@ -80,17 +82,24 @@ def worker_env(runtime: Runtime, concurrency: int, processes: int) -> dict[str, 
         TETHER_SYNC_PROCESSES=str(processes),
         TETHER_LOG_LEVEL="WARNING",
     )
+    env.update(extra or {})  # --worker-env: an A/B of any of the worker's settings
     return env
 
 
 class Worker:
     """A ``tether worker`` process; its peak RSS is read from /proc before it is stopped."""
 
-    def __init__(self, runtime: Runtime, concurrency: int, processes: int) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        concurrency: int,
+        processes: int,
+        extra: dict[str, str] | None = None,
+    ) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tether", "worker", "--sweep-interval", "3600"],
             cwd=ROOT,
-            env=worker_env(runtime, concurrency, processes),
+            env=worker_env(runtime, concurrency, processes, extra),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -286,7 +295,7 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
                 members = make_members(runtime, args.members + OTHERS + 1, prefix="fleet")
                 solo, others, fleet = members[0], members[1 : 1 + OTHERS], members[1 + OTHERS :]
                 # 1. The ideal: one sync alone at the same latency.
-                worker = Worker(runtime, args.concurrency, args.processes)
+                worker = Worker(runtime, args.concurrency, args.processes, _extra(args.worker_env))
                 try:
                     alone = connect_member(runtime, base, solo, CLINIC, "clinic-1")[0]
                     for other in others:
@@ -313,7 +322,7 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
                 server, sandbox_pid = server_pid(), sandbox.proc.pid
                 server_cpu, sandbox_cpu = cpu_seconds(server), cpu_seconds(sandbox_pid)
                 machine_cpu, postgres_cpu = machine_busy_seconds(), postgres_cpu_seconds()
-                worker = Worker(runtime, args.concurrency, args.processes)
+                worker = Worker(runtime, args.concurrency, args.processes, _extra(args.worker_env))
                 try:
                     with Reader(base, others) as busy:
                         wait_all(runtime, pks, timeout=args.timeout)
@@ -346,6 +355,7 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
             "latency_ms": args.latency_ms,
             "concurrency": args.concurrency,
             "processes": args.processes,
+            "worker_env": _extra(args.worker_env),
             "resources_per_sync": sum((resources or {}).values()),
             "connect_seconds": round(connect_seconds, 1),
             "ideal_seconds": round(ideal, 3),
@@ -414,6 +424,14 @@ def report(result: dict[str, Any]) -> str:
     )
 
 
+def _extra(pairs: list[str]) -> dict[str, str]:
+    extra = dict(pair.split("=", 1) for pair in pairs)
+    for key in extra:
+        if not key.startswith("TETHER_"):
+            raise SystemExit(f"--worker-env takes TETHER_ settings, not {key}")
+    return extra
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench fleet")
     parser.add_argument("--members", type=int, default=1000)
@@ -424,6 +442,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-requests-per-minute", type=int, default=60_000)
     parser.add_argument("--idle-seconds", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="TETHER_X=VALUE",
+        help="a setting for the worker process (repeatable), e.g. TETHER_SYNC_DB_THREADS=3",
+    )
     parser.add_argument("--engine", action="append", choices=["sqlite", "postgresql"])
     args = parser.parse_args(argv)
     return run_per_engine(
