@@ -28,15 +28,15 @@ def tune_gc() -> None:
     160 to 210 ms). Pausing the collector during the parse alone removed 77 % of the young
     collections and 5 of 6 full ones in a 100-sync run, so the parse is what drives them.
 
-    Measured in-process (100 members' syncs three times, SQLite, 200 in flight, pages
-    prepared in threads, 2026-12-04): at 700, 3,115 young / 283 middle / 18 full collections,
-    3.8 s of 18.1 s of CPU; at 10,000, 69 / 6 / 0, 1.1 s of 16.1 s. Memory: the reference
-    cycles that used to hold page bodies until collected are broken
-    (:func:`tether.fhir.paging._unbind`), so ``test_memory_stays_bounded_by_a_few_pages``
-    peaks at 5.2 MB at 10,000 (4.3 MB at 700; its bound is 13 MB; 13.8 MB with the cycles),
-    and the worker's peak RSS did not grow (277 MB against 298 MB at 700 in the run above).
-    The process-wide setting is lowered never, only raised (an operator's higher value, or 0
-    for "off", stands)."""
+    Measured in-process (100 members' syncs three times, SQLite, 200 in flight, pages prepared
+    in threads, 2026-12-04): at 700, 3,115 young / 283 middle / 18 full collections, 3.8 s of
+    18.1 s of CPU; at 10,000, 69 / 6 / 0, 1.1 s of 16.1 s. Memory: the reference cycles that
+    held page bodies until collected (httpx's responses; the sync's pages now come through
+    aiohttp, which leaves none: ``tests/sync/test_paging.py``) were broken, so
+    ``test_memory_stays_bounded_by_a_few_pages`` peaked at 5.2 MB at 10,000 (4.3 MB at 700; its
+    bound is 13 MB; 13.8 MB with the cycles), and the worker's peak RSS did not grow (277 MB
+    against 298 MB at 700 in the run above). The process-wide setting is lowered never, only
+    raised (an operator's higher value, or 0 for "off", stands)."""
     young, older, oldest = gc.get_threshold()
     if 0 < young < GC_YOUNG_THRESHOLD:
         gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)

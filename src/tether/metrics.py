@@ -167,91 +167,93 @@ def registry_with(*collectors: Collector) -> CollectorRegistry:
     return registry
 
 
-def request_outcome(status: int | None, error: BaseException | None = None) -> str:
-    """The bounded outcome label of one request to a source."""
-    if error is not None:
-        return "timeout" if isinstance(error, httpx.TimeoutException) else "network"
-    assert status is not None
+def request_outcome(status: int | None, *, timed_out: bool = False) -> str:
+    """The bounded outcome label of one request to a source: its status's, or, when it got
+    no answer, ``timeout`` or ``network``."""
+    if status is None:
+        return "timeout" if timed_out else "network"
     if status in (401, 403, 429):
         return str(status)
     return f"{status // 100}xx"
 
 
-class _Meter:
-    """What both transports do around a request: a client span, and the source's counts."""
+class Measured:
+    """One request being measured (:meth:`SourceMeter.measure`): tell it how it ended."""
 
-    source: str
+    __slots__ = ("_meter", "_span", "_started")
+
+    def __init__(self, meter: SourceMeter, span: Any, started: float) -> None:
+        self._meter, self._span, self._started = meter, span, started
+
+    def answered(self, status: int, retry_after: str | None = None) -> None:
+        """The source answered ``status`` (with its ``Retry-After`` header, if any)."""
+        outcome = request_outcome(status)
+        wait = retry_after_seconds(retry_after) if outcome == "429" else None
+        self._meter.observe(self._started, outcome, retry_after=wait)
+        tracing.set_attributes(self._span, {"http.response.status_code": status})
+
+    def failed(self, *, timed_out: bool) -> None:
+        """No answer: the request timed out, or its connection failed."""
+        self._meter.observe(self._started, request_outcome(None, timed_out=timed_out))
+
+
+class SourceMeter:
+    """What every client of a data source does around a request: a client span, and the
+    source's counts (:data:`SOURCE_REQUESTS`, :data:`SOURCE_DURATION`, :data:`SOURCE_TALLY`)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._duration = SOURCE_DURATION.labels(source)
 
     @contextmanager
-    def _measure(self, request: httpx.Request) -> Iterator[Callable[[httpx.Response], None]]:
-        """Around one request: a client span, and the source's counts, taken from the
-        response handed to the callable it gives, or from the transport error raised."""
-        started = time.perf_counter()
-        # The source's host only: its paths carry patient ids and its queries codes and state.
+    def measure(self, method: str, host: str | None, port: int | None) -> Iterator[Measured]:
+        """Around one request; the caller reports how it ended on what this gives. The
+        span names the source's host only: its paths carry patient ids and its queries
+        codes and state."""
         with tracing.span(
-            f"{request.method} {self.source}",
+            f"{method} {self.source}",
             kind=tracing.SpanKind.CLIENT,
             attributes={
-                "http.request.method": request.method,
-                "server.address": request.url.host,
-                "server.port": request.url.port,
+                "http.request.method": method,
+                "server.address": host,
+                "server.port": port,
                 "tether.source": self.source,
             },
         ) as span:
+            yield Measured(self, span, time.perf_counter())
 
-            def answered(response: httpx.Response) -> None:
-                self._observe(started, request_outcome(response.status_code), response)
-                tracing.set_attributes(span, {"http.response.status_code": response.status_code})
-
-            try:
-                yield answered
-            except httpx.TransportError as exc:
-                self._observe(started, request_outcome(None, exc))
-                raise
-
-    def _observe(
-        self, started: float, outcome: str, response: httpx.Response | None = None
-    ) -> None:
-        SOURCE_DURATION.labels(self.source).observe(time.perf_counter() - started)
+    def observe(self, started: float, outcome: str, *, retry_after: float | None = None) -> None:
+        self._duration.observe(time.perf_counter() - started)
         SOURCE_REQUESTS.labels(self.source, outcome).inc()
-        retry_after = None
-        if response is not None and outcome == "429":
-            retry_after = retry_after_seconds(response.headers.get("retry-after"))
         SOURCE_TALLY.request(self.source, outcome, retry_after=retry_after)
 
 
-class MeteredTransport(_Meter, httpx.BaseTransport):
-    """Counts and times every request sent through ``inner`` under the label ``source``."""
+class MeteredTransport(httpx.BaseTransport):
+    """Counts and times every request sent through ``inner`` under the label ``source``
+    (token refreshes, reads by id from blocking code: the sync's pages have their own client,
+    :mod:`tether.sync.source_http`)."""
 
     def __init__(self, inner: httpx.BaseTransport, *, source: str) -> None:
         self.inner = inner
-        self.source = source
+        self.meter = SourceMeter(source)
+
+    @property
+    def source(self) -> str:
+        return self.meter.source
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        with self._measure(request) as answered:
-            response = self.inner.handle_request(request)
-            answered(response)
+        url = request.url
+        with self.meter.measure(request.method, url.host, url.port) as measured:
+            try:
+                response = self.inner.handle_request(request)
+            except httpx.TransportError as exc:
+                measured.failed(timed_out=isinstance(exc, httpx.TimeoutException))
+                raise
+            measured.answered(response.status_code, response.headers.get("retry-after"))
             return response
 
     def close(self) -> None:
         self.inner.close()
-
-
-class MeteredAsyncTransport(_Meter, httpx.AsyncBaseTransport):
-    """:class:`MeteredTransport` for an ``httpx.AsyncClient``: the sync's FHIR requests."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, *, source: str) -> None:
-        self.inner = inner
-        self.source = source
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        with self._measure(request) as answered:
-            response = await self.inner.handle_async_request(request)
-            answered(response)
-            return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 @dataclass

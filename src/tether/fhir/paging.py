@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 import stamina
 
@@ -54,32 +53,41 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - utcnow()).total_seconds())
 
 
-def _why(response: httpx.Response) -> str:
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A source's whole answer to one GET."""
+
+    status: int
+    headers: Mapping[str, str]  # case-insensitive
+    content: bytes
+
+
+class NoAnswer(Exception):
+    """A request got no HTTP answer: it timed out, or its connection failed."""
+
+    def __init__(self, why: str, *, timed_out: bool) -> None:
+        super().__init__(why)
+        self.timed_out = timed_out
+
+
+class SourceClient(Protocol):
+    """Sends one GET to a source and reads its whole answer (the sync's is
+    :class:`tether.sync.source_http.SourceRequests`); raises :class:`NoAnswer` when there is
+    none. Never follows redirects, never keeps cookies."""
+
+    async def get(
+        self, url: str, *, params: Mapping[str, str] | None, headers: Mapping[str, str]
+    ) -> Answer: ...
+
+
+def _why(answer: Answer) -> str:
     """``: <diagnostics>`` of an OperationOutcome's first issue, when the body has one."""
     try:
-        issue = (response.json().get("issue") or [{}])[0]
+        issue = (orjson.loads(answer.content).get("issue") or [{}])[0]
     except (ValueError, AttributeError, IndexError, TypeError):
         return ""
     text = issue.get("diagnostics") if isinstance(issue, dict) else None
     return f": {text[:200]}" if isinstance(text, str) and text else ""
-
-
-def _unbind(response: httpx.Response) -> None:
-    """Break the reference cycle httpx 0.28 makes of every response, once it is read.
-
-    ``AsyncClient`` wraps the response's stream in a ``BoundAsyncStream`` that refers back to
-    the response (to set ``elapsed`` when it closes): ``response.stream._response is
-    response``. Left so, a page's response, its request, headers and body bytes, and
-    httpcore's objects of the exchange are freed only when the cyclic collector finds them,
-    not when the sync drops the page (encode/httpx#3733 proposes a weak reference instead).
-    Measured (``gc.DEBUG_SAVEALL``, 2026-12-04): the 20,000-resource sync of
-    ``test_memory_stays_bounded_by_a_few_pages`` left 419 such cycles holding 28.8 MB of page
-    bodies for the collector; that test peaked at 13.8 MB with the collector's young threshold
-    at 10,000 (5.2 MB once unbound) and 4.8 MB at CPython's 700 (4.3 MB once unbound).
-    ``get`` has read the body and closed the stream, so the response keeps its ``content`` as a
-    plain byte stream, as httpx itself does for a request read into memory.
-    """
-    response.stream = httpx.ByteStream(response.content)
 
 
 def _backoff(exc: Exception) -> bool | float:
@@ -92,11 +100,12 @@ def _backoff(exc: Exception) -> bool | float:
 class PageReader:
     """Reads one sync's searches page by page; ``authorization`` gives the current header
     value (a bearer token that may be swapped after a refresh, or Basic credentials), and
-    ``slot`` the context each request is sent in, which gives the client to send it on."""
+    ``slot`` the context each request is sent in, which gives the :class:`SourceClient` to
+    send it on."""
 
     base_url: str
     authorization: Callable[[], str]
-    slot: Callable[[], AbstractAsyncContextManager[httpx.AsyncClient]]
+    slot: Callable[[], AbstractAsyncContextManager[SourceClient]]
     max_pages: int = DEFAULT_MAX_PAGES
     accept: str = FHIR_JSON  # the media type the source wants asked for (its profile)
     retry_attempts: int = RETRY_ATTEMPTS
@@ -120,12 +129,10 @@ class PageReader:
                     params=params,
                     headers={"Authorization": self.authorization(), "Accept": self.accept},
                 )
-        except httpx.TimeoutException as exc:
-            raise TransientPageError("timed out", code="SOURCE_UNAVAILABLE") from exc
-        except httpx.TransportError as exc:
-            raise TransientPageError(type(exc).__name__, code="SOURCE_UNAVAILABLE") from exc
-        _unbind(response)
-        status = response.status_code
+        except NoAnswer as exc:
+            why = "timed out" if exc.timed_out else str(exc)
+            raise TransientPageError(why, code="SOURCE_UNAVAILABLE") from exc
+        status = response.status
         if status == 401:
             raise Unauthorized()
         if status == 429:

@@ -4,9 +4,8 @@
 worker's :class:`~tether.sync.engine.SyncEngine` keeps one for all its syncs, and
 :func:`run_alone` builds one for a single run called from blocking code.
 
-Every FHIR request of every sync goes through the context's connection pools (small
-``AsyncHTTPTransport`` pools, each request on the least busy one, with an ``httpx.AsyncClient``
-per source on each), counted as its source's by :class:`~tether.metrics.MeteredAsyncTransport`.
+Every FHIR request of every sync goes through the context's one connection pool
+(:mod:`tether.sync.source_http`), counted as its source's, inside the source's budget.
 Blocking work (the database, token refreshes, which use the synchronous HTTP client) runs in a
 bounded thread pool, in the caller's ``contextvars`` context so logs and traces stay attached
 to the sync; pages are parsed, checked and serialised in the worker's page processes
@@ -25,64 +24,20 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from http.cookiejar import Cookie, CookieJar
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
-import httpx
-
-from tether.metrics import MeteredAsyncTransport
-from tether.runtime import USER_AGENT, Runtime
+from tether.runtime import Runtime
 from tether.sync.budgets import Budget, Budgets, make_budgets
 from tether.sync.checks import PreparedPage, prepare_page
+from tether.sync.source_http import SourceHttp, SourceRequests
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 LEASE_MARGIN = 10.0  # seconds a shared budget slot outlives the longest request
 # Connections to all sources together: 100 at 200 ms a request is 500 requests a second, about
-# 2,500 syncs a minute (sources' own budgets are usually far lower). httpcore checks every
-# connection of a pool on each request (measured: 40 % of a busy worker's CPU with one pool
-# of 100), so they are split into pools of ``SHARD_SIZE`` and each request takes the least
-# busy pool.
+# 2,500 syncs a minute (sources' own budgets are usually far lower).
 HTTP_POOL = 100
-SHARD_SIZE = 10
-
-
-class NoCookies(CookieJar):
-    """A cookie jar that keeps nothing. A source's client carries every member's syncs, so a
-    cookie one member's request got (a session, say) must not go out with another's; FHIR
-    requests are authorized by their bearer token alone. It also spares each response the
-    cookie parsing."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-    def set_cookie(self, cookie: Cookie) -> None:
-        return None
-
-
-class _Shard:
-    """One connection pool, its per-source clients, and how many requests it carries."""
-
-    def __init__(self, size: int, timeout: httpx.Timeout) -> None:
-        self.pool = httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        )
-        self.timeout = timeout
-        self.busy = 0
-        self.clients: dict[str, httpx.AsyncClient] = {}
-
-    def client(self, source: str) -> httpx.AsyncClient:
-        client = self.clients.get(source)
-        if client is None:
-            client = self.clients[source] = httpx.AsyncClient(
-                transport=MeteredAsyncTransport(self.pool, source=source),
-                timeout=self.timeout,
-                follow_redirects=False,
-                headers={"User-Agent": USER_AGENT},
-                cookies=NoCookies(),
-            )
-        return client
 
 
 class LoopContext:
@@ -104,24 +59,15 @@ class LoopContext:
         )
         self._executor = executor
         self._pages = pages or executor  # where pages are prepared: a process pool, or threads
-        timeout = runtime.outbound_timeout
-        shards = max(1, -(-max_connections // SHARD_SIZE))
-        size = -(-max_connections // shards)
-        self._shards = [_Shard(size, timeout) for _ in range(shards)]
-        # Requests beyond the pools' connections would wait inside httpcore, whose pool scans
-        # every waiting request against every connection on each event: they wait here, and
-        # the least busy pool always has a free connection.
-        self._requests = asyncio.Semaphore(size * shards)
+        self.http = SourceHttp(connections=max_connections, timeout=runtime.outbound_timeout)
+        # Requests beyond the pool's connections wait here, inside their source's budget
+        # slot's queue, not inside the pool: a request let through always finds a connection.
+        self._requests = asyncio.Semaphore(max_connections)
 
     @asynccontextmanager
-    async def request_slot(self, source: str, budget: Budget) -> AsyncIterator[httpx.AsyncClient]:
+    async def request_slot(self, source: str, budget: Budget) -> AsyncIterator[SourceRequests]:
         async with self.budgets.slot(source, budget, self._requests):
-            shard = min(self._shards, key=lambda s: s.busy)
-            shard.busy += 1
-            try:
-                yield shard.client(source)
-            finally:
-                shard.busy -= 1
+            yield self.http.source(source)
 
     def blocking(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
@@ -136,10 +82,8 @@ class LoopContext:
         return asyncio.get_running_loop().run_in_executor(self._pages, call)
 
     async def aclose(self) -> None:
-        """Close the connection pools and the budgets' store (the per-source clients only
-        wrap the pools)."""
-        for shard in self._shards:
-            await shard.pool.aclose()
+        """Close the connection pool and the budgets' store."""
+        await self.http.aclose()
         await self.budgets.aclose()
 
 

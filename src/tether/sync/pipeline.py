@@ -28,8 +28,6 @@ from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass, field
 from typing import ParamSpec, Protocol, TypeAlias, TypeVar
 
-import httpx
-
 from tether.connections.tokens import (
     RefreshResult,
     SourceAuthorization,
@@ -38,7 +36,7 @@ from tether.connections.tokens import (
     source_authorization,
 )
 from tether.errors import Fenced, PageError, SourceUnavailable, Unauthorized
-from tether.fhir.paging import PageReader
+from tether.fhir.paging import PageReader, SourceClient
 from tether.logging import get_logger
 from tether.runtime import Runtime
 from tether.sync.budgets import Budget, Budgets
@@ -126,7 +124,7 @@ class SyncContext(Protocol):
 
     def request_slot(
         self, source: str, budget: Budget
-    ) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    ) -> AbstractAsyncContextManager[SourceClient]:
         """Inside it, one request to ``source`` may be sent (within its budget and the
         process's connections), on the client it gives (counted as ``source``'s)."""
         ...
