@@ -2,6 +2,7 @@
 
 import json
 
+import orjson
 import pytest
 from sqlalchemy import select
 
@@ -441,3 +442,50 @@ def test_a_new_version_replaces_its_search_values(
             .where(FhirSearchValue.member_id == member.member_id)
         )
     assert values == 1200 * 2  # a code and a date each, nothing doubled
+
+
+def test_stored_text_is_the_resource_exactly_whatever_it_holds(
+    client, member: MemberCtx, runtime: Runtime
+) -> None:
+    """The writer sends a batch's rows as one JSON document on PostgreSQL (JSON text inside
+    JSON): quotes, backslashes, escaped control characters, non-ASCII text and a ``%`` come
+    back byte for byte, and a missing ``meta.lastUpdated`` stays NULL."""
+    from tether.sync.checks import STAMP_TAIL, stamped
+    from tether.sync.fenced_writes import upsert_resources
+
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    awkward = {
+        "id": "awkward-1",
+        "status": "final",
+        "note": [{"text": 'He said "100 %" \\ twice;\ttab, \u0000nul, \u2028sep, café, 日本, 🩺'}],
+        "meta": {"versionId": "7"},
+    }
+    plain = {"id": "plain-1", "status": "final", "meta": {"lastUpdated": "2024-05-01T10:00:00Z"}}
+    rows = [stamped("Observation", dict(r)) for r in (awkward, plain)]
+    with runtime.db.write() as session:
+        now = runtime.clock()
+        written = upsert_resources(
+            session,
+            member_id=member.member_id,
+            connection_pk=conn.id,
+            epoch=conn.grant_epoch,
+            rows=rows,
+            now=now,
+        )
+    assert written["Observation"] == 2
+    with runtime.db.read() as session:
+        stored = {
+            r.resource_id: r
+            for r in session.scalars(
+                select(FhirResource).where(
+                    FhirResource.connection_id == conn.id,
+                    FhirResource.resource_id.in_(["awkward-1", "plain-1"]),
+                )
+            )
+        }
+    for row in rows:
+        kept = stored[row[1]]
+        assert kept.data.startswith(row[3]) and kept.data.endswith("Z" + STAMP_TAIL)
+        assert kept.last_updated == row[2] and kept.content_hash == row[4]
+    assert stored["awkward-1"].last_updated is None
+    assert orjson.loads(stored["awkward-1"].data)["note"] == awkward["note"]

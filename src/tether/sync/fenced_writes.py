@@ -49,12 +49,15 @@ def fence(session: Session, connection_pk: int, epoch: int, now: datetime) -> No
         raise Fenced()
 
 
-# The hot path of every sync: driver-level statements, no ORM or Core row processing (SQLite:
-# multi-row VALUES; PostgreSQL: psycopg's pipelined executemany, which beat one array per
-# column, whose text form psycopg escapes in Python). The upsert skips, in SQL, a row whose
-# version the database already has (same digest, same grant), and RETURNING names the rows it
-# did write, so nothing is read first. PostgreSQL takes the search values, which need no
-# RETURNING, by COPY (33,000 values in 0.39 s against 0.58 s pipelined, 2026-12-04).
+# The hot path of every sync: driver-level statements, no ORM or Core row processing. SQLite:
+# multi-row VALUES. PostgreSQL: the batch as one JSON parameter (orjson writes it in C) that
+# ``json_to_recordset`` turns back into rows, one statement whatever the batch's size. Measured
+# against psycopg's pipelined ``executemany`` (one prepared execution per row), 30,000
+# resources in pages of 50, 2026-12-05: 0.95 against 1.45 s of the writer's CPU, 1.55 against
+# 1.85 s of PostgreSQL's. The upsert skips, in SQL, a row whose version the database already
+# has (same digest, same grant), and RETURNING names the rows it did write, so nothing is read
+# first. PostgreSQL takes the search values, which need no RETURNING, by COPY (33,000 values
+# in 0.39 s against 0.58 s pipelined, 2026-12-04).
 _UPSERT_HEAD = (
     "INSERT INTO fhir_resources (member_id, connection_id, resource_type, resource_id,"
     " last_updated, grant_epoch, data, changed_at, content_hash) VALUES "
@@ -65,6 +68,19 @@ _UPSERT_TAIL = (
     " data = excluded.data, changed_at = excluded.changed_at,"
     " content_hash = excluded.content_hash"
     " WHERE fhir_resources.content_hash {distinct} excluded.content_hash"
+    " OR fhir_resources.grant_epoch <> excluded.grant_epoch"
+    " RETURNING id, resource_type, resource_id"
+)
+_UPSERT_PG = (
+    "INSERT INTO fhir_resources (member_id, connection_id, resource_type, resource_id,"
+    " last_updated, grant_epoch, data, changed_at, content_hash)"
+    " SELECT %s, %s, r.t, r.i, r.u, %s, r.d, %s, r.h"
+    " FROM json_to_recordset(%s::json) AS r(t text, i text, u text, d text, h text)"
+    " ON CONFLICT (connection_id, resource_type, resource_id) DO UPDATE SET"
+    " last_updated = excluded.last_updated, grant_epoch = excluded.grant_epoch,"
+    " data = excluded.data, changed_at = excluded.changed_at,"
+    " content_hash = excluded.content_hash"
+    " WHERE fhir_resources.content_hash IS DISTINCT FROM excluded.content_hash"
     " OR fhir_resources.grant_epoch <> excluded.grant_epoch"
     " RETURNING id, resource_type, resource_id"
 )
@@ -121,22 +137,23 @@ def upsert_resources(
     text = stamp(now)
     tail = text + "Z" + STAMP_TAIL
     stored: list[Any] = []
-    params = [
-        (member_id, connection_pk, rtype, rid, updated, epoch, head + tail, text, digest)
-        for rtype, rid, updated, head, digest, _ in by_key.values()
-    ]
-    if dialect == "postgresql":  # psycopg's pipelined executemany, each row's RETURNING kept
-        sql = _upsert_sql(dialect, 1)
-        cursor: Any = connection.connection.cursor()  # psycopg's: executemany(returning=)
-        try:
-            cursor.executemany(sql, params, returning=True)
-            while True:
-                stored += cursor.fetchall()
-                if not cursor.nextset():
-                    break
-        finally:
-            cursor.close()
+    if dialect == "postgresql":  # the batch as one JSON array of rows (see above)
+        batch = orjson.dumps(
+            [
+                {"t": rtype, "i": rid, "u": updated, "d": head + tail, "h": digest}
+                for rtype, rid, updated, head, digest, _ in by_key.values()
+            ]
+        ).decode()
+        stored = list(
+            connection.exec_driver_sql(
+                _UPSERT_PG, (member_id, connection_pk, epoch, text, batch)
+            ).all()
+        )
     else:  # SQLite: multi-row VALUES, within its limit of bound parameters
+        params = [
+            (member_id, connection_pk, rtype, rid, updated, epoch, head + tail, text, digest)
+            for rtype, rid, updated, head, digest, _ in by_key.values()
+        ]
         for chunk in _chunks(params, MAX_PARAMS // 9):
             sql = _upsert_sql(dialect, len(chunk))
             stored += connection.exec_driver_sql(sql, _flat(chunk)).all()
