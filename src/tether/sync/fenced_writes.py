@@ -53,8 +53,9 @@ def fence(session: Session, connection_pk: int, epoch: int, now: datetime) -> No
 # multi-row VALUES. PostgreSQL: the batch as one JSON parameter (orjson writes it in C) that
 # ``json_to_recordset`` turns back into rows, one statement whatever the batch's size. Measured
 # against psycopg's pipelined ``executemany`` (one prepared execution per row), 30,000
-# resources in pages of 50, 2026-12-05: 0.95 against 1.45 s of the writer's CPU, 1.55 against
-# 1.85 s of PostgreSQL's. The upsert skips, in SQL, a row whose version the database already
+# resources in pages of 50, 2026-12-05: the writing process's CPU 0.93-0.97 s against
+# 1.44-1.48 s (the pages' preparation, the same in both, included), PostgreSQL's 1.55 against
+# 1.83-1.88 s. The upsert skips, in SQL, a row whose version the database already
 # has (same digest, same grant), and RETURNING names the rows it did write, so nothing is read
 # first. PostgreSQL takes the search values, which need no RETURNING, by COPY (33,000 values
 # in 0.39 s against 0.58 s pipelined, 2026-12-04).
