@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import process_env
+from tether.heap import WORKER_YOUNG_THRESHOLD
 from tether.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +37,7 @@ def started(self):
              for t in os.listdir("/proc/self/task")]
     print("nice", min(nices), max(nices), len(nices), flush=True)
     start(self)
+    print("young", gc.get_threshold()[0], flush=True)
     os.kill(os.getpid(), signal.SIGTERM)  # then stop as an operator would
 SyncEngine.start = started
 sys.argv = ["tether", "worker", "--sweep-interval", "0"]
@@ -58,6 +60,8 @@ def test_a_server_and_a_worker_freeze_their_start_up_heap(program: str, settings
     assert out.returncode == 0, out.stderr
     frozen = int(out.stdout.split("frozen", 1)[1].split()[0])
     assert frozen > 50_000  # the modules, the app and the runtime, out of the collector's way
+    if program is WORKER:  # a dedicated worker collects its young generation less often
+        assert int(out.stdout.split("young", 1)[1].split()[0]) == WORKER_YOUNG_THRESHOLD
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

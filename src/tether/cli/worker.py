@@ -80,7 +80,7 @@ def worker(
     ] = DEFAULT_POLL_INTERVAL,
 ) -> None:
     """Consume the job queue and run the sweeps until SIGINT or SIGTERM."""
-    from tether.heap import freeze_start_up
+    from tether.heap import WORKER_YOUNG_THRESHOLD, freeze_start_up, tune_gc
     from tether.jobs import EmbeddedWorker, Jobs, load_task_modules
     from tether.logging import configure_logging
 
@@ -113,6 +113,7 @@ def worker(
         signal.signal(sig, on_signal)
     engine = parts(ctx).build_sync_engine(runtime)  # the sync task hands runs to it
     freeze_start_up()  # everything built so far lives as long as the process
+    tune_gc(WORKER_YOUNG_THRESHOLD)  # no API request here waits for a collection
     engine.start()
     consumer.start()
     try:
