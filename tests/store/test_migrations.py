@@ -3,7 +3,7 @@
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from tether.store.db import Database
 from tether.store.migrate import alembic_config, current_revision, upgrade
@@ -30,6 +30,91 @@ def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path) -> None:
         assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert session.execute(text("PRAGMA busy_timeout")).scalar() > 0
     db.dispose()
+
+
+def _seed_connection(conn, at: str) -> None:
+    """A tenant, member, data source and connection (id 1) in raw SQL, as of 0021/0022."""
+    conn.execute(
+        text(
+            "INSERT INTO tenants (id, name, return_urls, allowed_origins,"
+            " created_at) VALUES ('t', 'T', '[]', '[]', :at)"
+        ),
+        {"at": at},
+    )
+    conn.execute(
+        text(
+            "INSERT INTO members (id, tenant_id, external_id, created_at)"
+            " VALUES ('m', 't', 'x', :at)"
+        ),
+        {"at": at},
+    )
+    conn.execute(
+        text(
+            "INSERT INTO data_sources (id, name, sort_name, category, type,"
+            " aliases, settings, retired, updated_at) VALUES"
+            " ('s1', 'S', 's', 'PROVIDER', 'FHIR', '[]', '{}', false, :at)"
+        ),
+        {"at": at},
+    )
+    conn.execute(
+        text(
+            "INSERT INTO connections (id, member_id, tenant_id, data_source_id,"
+            " status, sync_status, sync_errors, created_at, status_updated_at,"
+            " grant_epoch, resource_counts, sync_cursor) VALUES"
+            " (1, 'm', 't', 's1', 'CONNECTED', 'PENDING', '[]', :at, :at, 1, '{}', '{}')"
+        ),
+        {"at": at},
+    )
+
+
+def test_0023_drops_the_stored_resources_foreign_keys_and_keeps_the_rows(db_url: str) -> None:
+    """The two foreign keys of fhir_resources go (SQLite rebuilds the table: its rows, indexes
+    and data survive), and come back on downgrade."""
+    db = Database(db_url)
+    config = alembic_config(db.engine)
+    row = ("m", 1, "Observation", "o-1", '{"resourceType":"Observation","id":"o-1"}')
+
+    def foreign_keys() -> set[str]:
+        with db.engine.connect() as conn:
+            found = inspect(conn).get_foreign_keys("fhir_resources")
+        return {fk["referred_table"] for fk in found}
+
+    def stored() -> list[tuple[object, ...]]:
+        with db.engine.connect() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    text(
+                        "SELECT member_id, connection_id, resource_type, resource_id, data"
+                        " FROM fhir_resources"
+                    )
+                )
+            ]
+
+    try:
+        command.downgrade(config, "0022")
+        assert foreign_keys() == {"members", "connections"}
+        with db.engine.begin() as conn:
+            _seed_connection(conn, "2026-12-05 12:00:00")
+            conn.execute(
+                text(
+                    "INSERT INTO fhir_resources (member_id, connection_id, resource_type,"
+                    " resource_id, grant_epoch, data) VALUES (:m, :c, :t, :i, 1, :d)"
+                ),
+                dict(zip("mctid", row, strict=True)),
+            )
+        upgrade(db.engine)
+        assert foreign_keys() == set()
+        assert stored() == [row]
+        with db.engine.connect() as conn:
+            indexes = {ix["name"] for ix in inspect(conn).get_indexes("fhir_resources")}
+        assert {"ix_fhir_resources_member_changed", "ix_fhir_resources_connection"} <= indexes
+        command.downgrade(config, "0022")
+        assert foreign_keys() == {"members", "connections"}
+        assert stored() == [row]
+    finally:
+        upgrade(db.engine)
+        db.dispose()
 
 
 def test_0022_moves_the_due_times_of_connected_connections_to_the_schedule(db_url: str) -> None:

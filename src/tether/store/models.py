@@ -277,8 +277,11 @@ class FhirResource(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
-    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"))
+    # No foreign keys (0023): PostgreSQL checked each with a trigger per stored row, and the
+    # sync's fence already holds the connection's row (whose member this is) locked while
+    # it writes. Connections and members are never deleted; the delete job removes the rows.
+    member_id: Mapped[str] = mapped_column(String(40))
+    connection_id: Mapped[int] = mapped_column(BigId)
     resource_type: Mapped[str] = mapped_column(String(64))
     resource_id: Mapped[str] = mapped_column(String(64))
     last_updated: Mapped[str | None] = mapped_column(String(40))
