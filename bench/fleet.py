@@ -2,6 +2,7 @@
 
     python -m bench fleet [--members N] [--latency-ms MS] [--concurrency N]
                           [--max-concurrent-requests N] [--max-requests-per-minute N]
+                          [--worker-env TETHER_X=VALUE] [--worker-session shared|own]
                           [--engine sqlite|postgresql]
 
 A tether server (the API, no worker) runs in one process, one ``tether worker`` in another,
@@ -95,6 +96,7 @@ class Worker:
         concurrency: int,
         processes: int,
         extra: dict[str, str] | None = None,
+        own_session: bool = False,
     ) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tether", "worker", "--sweep-interval", "3600"],
@@ -102,9 +104,11 @@ class Worker:
             env=worker_env(runtime, concurrency, processes, extra),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=own_session,  # as a service manager or container starts it
         )  # fmt: skip
         self.peak_rss_mb = 0.0
         self.cpu_seconds = 0.0
+        self.autogroup = ""  # the scheduling group it ran in, and that group's niceness
 
     def stop(self) -> None:
         try:
@@ -112,6 +116,7 @@ class Worker:
             kb = next(int(line.split()[1]) for line in status.splitlines() if "VmHWM" in line)
             self.peak_rss_mb = kb / 1024
             self.cpu_seconds = cpu_seconds(self.proc.pid)
+            self.autogroup = Path(f"/proc/{self.proc.pid}/autogroup").read_text().strip()
         except (OSError, StopIteration):
             pass
         self.proc.terminate()
@@ -295,7 +300,7 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
                 members = make_members(runtime, args.members + OTHERS + 1, prefix="fleet")
                 solo, others, fleet = members[0], members[1 : 1 + OTHERS], members[1 + OTHERS :]
                 # 1. The ideal: one sync alone at the same latency.
-                worker = Worker(runtime, args.concurrency, args.processes, _extra(args.worker_env))
+                worker = _worker(runtime, args)
                 try:
                     alone = connect_member(runtime, base, solo, CLINIC, "clinic-1")[0]
                     for other in others:
@@ -322,7 +327,7 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
                 server, sandbox_pid = server_pid(), sandbox.proc.pid
                 server_cpu, sandbox_cpu = cpu_seconds(server), cpu_seconds(sandbox_pid)
                 machine_cpu, postgres_cpu = machine_busy_seconds(), postgres_cpu_seconds()
-                worker = Worker(runtime, args.concurrency, args.processes, _extra(args.worker_env))
+                worker = _worker(runtime, args)
                 try:
                     with Reader(base, others) as busy:
                         wait_all(runtime, pks, timeout=args.timeout)
@@ -356,6 +361,8 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
             "concurrency": args.concurrency,
             "processes": args.processes,
             "worker_env": _extra(args.worker_env),
+            "worker_session": args.worker_session,
+            "worker_autogroup": worker.autogroup,
             "resources_per_sync": sum((resources or {}).values()),
             "connect_seconds": round(connect_seconds, 1),
             "ideal_seconds": round(ideal, 3),
@@ -424,6 +431,16 @@ def report(result: dict[str, Any]) -> str:
     )
 
 
+def _worker(runtime: Runtime, args: argparse.Namespace) -> Worker:
+    return Worker(
+        runtime,
+        args.concurrency,
+        args.processes,
+        _extra(args.worker_env),
+        own_session=args.worker_session == "own",
+    )
+
+
 def _extra(pairs: list[str]) -> dict[str, str]:
     extra = dict(pair.split("=", 1) for pair in pairs)
     for key in extra:
@@ -449,6 +466,15 @@ def main(argv: list[str]) -> int:
         default=[],
         metavar="TETHER_X=VALUE",
         help="a setting for the worker process (repeatable), e.g. TETHER_SYNC_DB_THREADS=3",
+    )
+    parser.add_argument(
+        "--worker-session",
+        choices=["shared", "own"],
+        default="shared",
+        help="shared: the worker is in the benchmark's session, with the API server (a "
+        "niceness orders it against them); own: it leads a session of its own, as a service "
+        "manager starts it, and with autogrouping the kernel shares the CPU between sessions "
+        "first (docs/benchmarks.md, Fleet)",
     )
     parser.add_argument("--engine", action="append", choices=["sqlite", "postgresql"])
     args = parser.parse_args(argv)
