@@ -74,10 +74,30 @@ def test_0023_drops_the_stored_resources_foreign_keys_and_keeps_the_rows(db_url:
     config = alembic_config(db.engine)
     row = ("m", 1, "Observation", "o-1", '{"resourceType":"Observation","id":"o-1"}')
 
-    def foreign_keys() -> set[str]:
+    def foreign_keys() -> set[tuple[str | None, str]]:
         with db.engine.connect() as conn:
             found = inspect(conn).get_foreign_keys("fhir_resources")
-        return {fk["referred_table"] for fk in found}
+        return {(fk["name"], fk["referred_table"]) for fk in found}
+
+    def keys_and_indexes() -> tuple[set[str | None], set[str | None]]:
+        with db.engine.connect() as conn:
+            inspector = inspect(conn)
+            unique = {uq["name"] for uq in inspector.get_unique_constraints("fhir_resources")}
+            indexes = {ix["name"] for ix in inspector.get_indexes("fhir_resources")}
+        return unique, indexes - unique  # PostgreSQL lists a constraint's index among them
+
+    keys = {
+        ("fk_fhir_resources_member_id_members", "members"),
+        ("fk_fhir_resources_connection_id_connections", "connections"),
+    }
+    expected = (
+        {"uq_fhir_resources_connection_id"},  # the upsert's ON CONFLICT target
+        {
+            "ix_fhir_resources_member_type",
+            "ix_fhir_resources_member_changed",
+            "ix_fhir_resources_connection",
+        },
+    )
 
     def stored() -> list[tuple[object, ...]]:
         with db.engine.connect() as conn:
@@ -93,7 +113,7 @@ def test_0023_drops_the_stored_resources_foreign_keys_and_keeps_the_rows(db_url:
 
     try:
         command.downgrade(config, "0022")
-        assert foreign_keys() == {"members", "connections"}
+        assert foreign_keys() == keys
         with db.engine.begin() as conn:
             _seed_connection(conn, "2026-12-05 12:00:00")
             conn.execute(
@@ -106,12 +126,11 @@ def test_0023_drops_the_stored_resources_foreign_keys_and_keeps_the_rows(db_url:
         upgrade(db.engine)
         assert foreign_keys() == set()
         assert stored() == [row]
-        with db.engine.connect() as conn:
-            indexes = {ix["name"] for ix in inspect(conn).get_indexes("fhir_resources")}
-        assert {"ix_fhir_resources_member_changed", "ix_fhir_resources_connection"} <= indexes
+        assert keys_and_indexes() == expected
         command.downgrade(config, "0022")
-        assert foreign_keys() == {"members", "connections"}
+        assert foreign_keys() == keys
         assert stored() == [row]
+        assert keys_and_indexes() == expected
     finally:
         upgrade(db.engine)
         db.dispose()

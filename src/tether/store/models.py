@@ -91,6 +91,9 @@ class ApiKey(Base):
 
 
 class Member(Base):
+    """A tenant's member. Never deleted (disabled instead): stored resources keep their
+    ``member_id`` without a foreign key (migration 0023)."""
+
     __tablename__ = "members"
     __table_args__ = (UniqueConstraint("tenant_id", "external_id"),)
 
@@ -144,6 +147,10 @@ class DataSourceTerm(Base):
 
 
 class Connection(Base):
+    """A member's connection to a data source. Never deleted: deleteConnection keeps the row
+    (DELETED) and a job removes its data; stored resources keep their ``connection_id``
+    without a foreign key (migration 0023), so a deletion of rows here would orphan them."""
+
     __tablename__ = "connections"
     __table_args__ = (
         UniqueConstraint("member_id", "data_source_id"),

@@ -18,7 +18,9 @@ Measured 2026-12-05 (60,000 Observations stored with ``upsert_resources``, 2,000
 transaction, three runs each, alternating): PostgreSQL's CPU 3.0 to 3.4 s with the keys, 2.2
 to 2.7 s without; wall 3.6 to 4.1 s against 2.7 to 3.4 s. SQLite's checks are index lookups
 in C and did not show in its timings; its table is rebuilt here (batch mode) so that both
-engines have the models' schema.
+engines have the models' schema. That rebuild copies the table and its indexes while holding
+the database's write lock: on a large SQLite file, run ``tether migrate`` before starting the
+new version (``tether serve`` would otherwise migrate at start and answer nothing meanwhile).
 """
 
 from __future__ import annotations
