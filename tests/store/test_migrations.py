@@ -32,8 +32,9 @@ def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path) -> None:
     db.dispose()
 
 
-def _seed_connection(conn, at: str) -> None:
-    """A tenant, member, data source and connection (id 1) in raw SQL, as of 0021/0022."""
+def _seed_member(conn, at: str, *sources: str) -> None:
+    """Tenant ``t``, its member ``m`` and FHIR data sources ``sources``, in raw SQL (the
+    migration tests run at older revisions than the models)."""
     conn.execute(
         text(
             "INSERT INTO tenants (id, name, return_urls, allowed_origins,"
@@ -48,23 +49,15 @@ def _seed_connection(conn, at: str) -> None:
         ),
         {"at": at},
     )
-    conn.execute(
-        text(
-            "INSERT INTO data_sources (id, name, sort_name, category, type,"
-            " aliases, settings, retired, updated_at) VALUES"
-            " ('s1', 'S', 's', 'PROVIDER', 'FHIR', '[]', '{}', false, :at)"
-        ),
-        {"at": at},
-    )
-    conn.execute(
-        text(
-            "INSERT INTO connections (id, member_id, tenant_id, data_source_id,"
-            " status, sync_status, sync_errors, created_at, status_updated_at,"
-            " grant_epoch, resource_counts, sync_cursor) VALUES"
-            " (1, 'm', 't', 's1', 'CONNECTED', 'PENDING', '[]', :at, :at, 1, '{}', '{}')"
-        ),
-        {"at": at},
-    )
+    for source in sources:
+        conn.execute(
+            text(
+                "INSERT INTO data_sources (id, name, sort_name, category, type,"
+                " aliases, settings, retired, updated_at) VALUES"
+                " (:id, 'S', 's', 'PROVIDER', 'FHIR', '[]', '{}', false, :at)"
+            ),
+            {"id": source, "at": at},
+        )
 
 
 def test_0023_drops_the_stored_resources_foreign_keys_and_keeps_the_rows(db_url: str) -> None:
@@ -115,7 +108,18 @@ def test_0023_drops_the_stored_resources_foreign_keys_and_keeps_the_rows(db_url:
         command.downgrade(config, "0022")
         assert foreign_keys() == keys
         with db.engine.begin() as conn:
-            _seed_connection(conn, "2026-12-05 12:00:00")
+            at = "2026-12-05 12:00:00"
+            _seed_member(conn, at, "s1")
+            conn.execute(
+                text(
+                    "INSERT INTO connections (id, member_id, tenant_id, data_source_id,"
+                    " status, sync_status, sync_errors, created_at, status_updated_at,"
+                    " grant_epoch, resource_counts, sync_cursor) VALUES"
+                    " (1, 'm', 't', 's1', 'CONNECTED', 'PENDING', '[]', :at, :at, 1, '{}',"
+                    " '{}')"
+                ),
+                {"at": at},
+            )
             conn.execute(
                 text(
                     "INSERT INTO fhir_resources (member_id, connection_id, resource_type,"
@@ -144,29 +148,7 @@ def test_0022_moves_the_due_times_of_connected_connections_to_the_schedule(db_ur
     try:
         command.downgrade(config, "0021")
         with db.engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO tenants (id, name, return_urls, allowed_origins,"
-                    " created_at) VALUES ('t', 'T', '[]', '[]', :at)"
-                ),
-                {"at": due},
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO members (id, tenant_id, external_id, created_at)"
-                    " VALUES ('m', 't', 'x', :at)"
-                ),
-                {"at": due},
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO data_sources (id, name, sort_name, category, type,"
-                    " aliases, settings, retired, updated_at) VALUES"
-                    " ('s1', 'S', 's', 'PROVIDER', 'FHIR', '[]', '{}', false, :at),"
-                    " ('s2', 'S', 's', 'PROVIDER', 'FHIR', '[]', '{}', false, :at)"
-                ),
-                {"at": due},
-            )
+            _seed_member(conn, due, "s1", "s2")
             for pk, source, status in ((1, "s1", "CONNECTED"), (2, "s2", "EXPIRED")):
                 conn.execute(
                     text(
