@@ -432,16 +432,75 @@ def test_a_new_version_replaces_its_search_values(
 
     write([observation(f"sv-{i}", "1111-1") for i in range(1200)])
     assert codes_of("sv-0") == codes_of("sv-1199") == {"1111-1"}
-    write([observation("sv-0", "2222-2"), observation("sv-1", "1111-1")])
+    without_code = {"id": "sv-2", "status": "final"}  # a new version found by nothing
+    write([observation("sv-0", "2222-2"), observation("sv-1", "1111-1"), without_code])
     assert codes_of("sv-0") == {"2222-2"}  # changed: the old code is gone
     assert codes_of("sv-1") == {"1111-1"}  # unchanged: left as it was
+    assert codes_of("sv-2") == set()  # its old code and date went with the old version
     with runtime.db.read() as session:
         values = session.scalar(
             select(func.count())
             .select_from(FhirSearchValue)
             .where(FhirSearchValue.member_id == member.member_id)
         )
-    assert values == 1200 * 2  # a code and a date each, nothing doubled
+    assert values == 1199 * 2  # a code and a date each but sv-2's, nothing doubled
+
+
+def test_a_batch_is_a_few_statements_whatever_its_size(
+    client, member: MemberCtx, runtime: Runtime
+) -> None:
+    """The writer's statements do not multiply with the batch's rows, and on SQLite none of
+    them hands back a row per resource (RETURNING): the driver gives the GIL up around each
+    row's step, and a store that steps per row crawls beside a thread preparing pages."""
+    from sqlalchemy import event
+
+    from tether.sync.checks import stamped
+    from tether.sync.fenced_writes import upsert_resources
+
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    def write(prefix: str, size: int, *, epoch: int) -> tuple[int, list[str]]:
+        rows = [
+            stamped(
+                "Observation",
+                {
+                    "id": f"{prefix}-{i}",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": f"{i}-1"}]},
+                    "effectiveDateTime": "2024-01-01T10:00:00Z",
+                },
+            )
+            for i in range(size)
+        ]
+        statements.clear()
+        event.listen(runtime.db.engine, "before_cursor_execute", count)
+        try:
+            with runtime.db.write() as session:
+                written = upsert_resources(
+                    session,
+                    member_id=member.member_id,
+                    connection_pk=conn.id,
+                    epoch=epoch,
+                    rows=rows,
+                    now=runtime.clock(),
+                )
+        finally:
+            event.remove(runtime.db.engine, "before_cursor_execute", count)
+        return written.total(), list(statements)
+
+    small, small_sql = write("few", 3, epoch=conn.grant_epoch)
+    large, large_sql = write("many", 3000, epoch=conn.grant_epoch)
+    assert (small, large) == (3, 3000)
+    assert len(large_sql) == len(small_sql) <= 6  # begin, upsert, delete or not, values, ...
+    same, same_sql = write("many", 3000, epoch=conn.grant_epoch)
+    assert same == 0 and len(same_sql) <= len(large_sql)  # nothing new: nothing written
+    again, _ = write("many", 3000, epoch=conn.grant_epoch + 1)  # a new grant rewrites all
+    assert again == 3000
+    if runtime.db.sqlite:
+        assert not any("RETURNING" in sql.upper() for sql in small_sql + large_sql)
 
 
 def test_stored_text_is_the_resource_exactly_whatever_it_holds(

@@ -5,8 +5,9 @@ id=… AND grant_epoch=… AND status='CONNECTED'``. When it touches no row, the
 deleted or re-authorized since the sync started, and the page is not written. The update holds
 the connection row's lock until commit, so a disconnect that commits first is always seen, and
 one that comes later waits for this page's transaction to finish. :func:`upsert_resources`
-writes the new versions among a batch of pages' rows in one driver-level ``executemany``, with
-their search values; :func:`resource_counts` counts what the connection has stored.
+writes the new versions among a batch of pages' rows, with their search values, in a few
+driver-level statements whatever the batch's size; :func:`resource_counts` counts what the
+connection has stored.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from sqlalchemy.orm import Session
 
 from tether.domain import Status
 from tether.errors import Fenced
-from tether.fhir.search_values import SearchValue
-from tether.store.db import PARAM_MARKER
 from tether.store.models import Connection, FhirResource
 from tether.sync.checks import STAMP_TAIL, PreparedRow
 
@@ -49,29 +48,18 @@ def fence(session: Session, connection_pk: int, epoch: int, now: datetime) -> No
         raise Fenced()
 
 
-# The hot path of every sync: driver-level statements, no ORM or Core row processing. SQLite:
-# multi-row VALUES. PostgreSQL: the batch as one JSON parameter (orjson writes it in C) that
-# ``json_to_recordset`` turns back into rows, one statement whatever the batch's size. Measured
+# The hot path of every sync: driver-level statements, no ORM or Core row processing, and a
+# fixed number of statements a batch whatever its size. The upsert skips, in SQL, a row whose
+# version the database already has (same digest, same grant); a new version's search values
+# replace the old ones (a version with none leaves none behind).
+#
+# PostgreSQL: the batch as one JSON parameter (orjson writes it in C) that
+# ``json_to_recordset`` turns back into rows, and RETURNING names the rows written. Measured
 # against psycopg's pipelined ``executemany`` (one prepared execution per row), 30,000
 # resources in pages of 50, 2026-12-05: the writing process's CPU 0.93-0.97 s against
 # 1.44-1.48 s (the pages' preparation, the same in both, included), PostgreSQL's 1.55 against
-# 1.83-1.88 s. The upsert skips, in SQL, a row whose version the database already
-# has (same digest, same grant), and RETURNING names the rows it did write, so nothing is read
-# first. PostgreSQL takes the search values, which need no RETURNING, by COPY (33,000 values
-# in 0.39 s against 0.58 s pipelined, 2026-12-04).
-_UPSERT_HEAD = (
-    "INSERT INTO fhir_resources (member_id, connection_id, resource_type, resource_id,"
-    " last_updated, grant_epoch, data, changed_at, content_hash) VALUES "
-)
-_UPSERT_TAIL = (
-    " ON CONFLICT (connection_id, resource_type, resource_id) DO UPDATE SET"
-    " last_updated = excluded.last_updated, grant_epoch = excluded.grant_epoch,"
-    " data = excluded.data, changed_at = excluded.changed_at,"
-    " content_hash = excluded.content_hash"
-    " WHERE fhir_resources.content_hash {distinct} excluded.content_hash"
-    " OR fhir_resources.grant_epoch <> excluded.grant_epoch"
-    " RETURNING id, resource_type, resource_id"
-)
+# 1.83-1.88 s. The search values go by COPY (33,000 values in 0.39 s against 0.58 s
+# pipelined, 2026-12-04).
 _UPSERT_PG = (
     "INSERT INTO fhir_resources (member_id, connection_id, resource_type, resource_id,"
     " last_updated, grant_epoch, data, changed_at, content_hash)"
@@ -85,24 +73,57 @@ _UPSERT_PG = (
     " OR fhir_resources.grant_epoch <> excluded.grant_epoch"
     " RETURNING id, resource_type, resource_id"
 )
-_VALUES_HEAD = (
-    "INSERT INTO fhir_search_values (resource_pk, member_id, resource_type, name, system,"
-    " code, lo, hi) VALUES "
-)
-# A new version's search values replace the old ones: one statement per batch whatever its
-# size (the keys as one parameter: an array on PostgreSQL, a JSON array on SQLite), so its text
-# is prepared once, not rendered and parsed anew for every count of keys.
-_VALUES_DELETE = {
-    "postgresql": "DELETE FROM fhir_search_values WHERE resource_pk = ANY(%s)",
-    "sqlite": (
-        "DELETE FROM fhir_search_values WHERE resource_pk IN (SELECT value FROM json_each(?))"
-    ),
-}
+_VALUES_DELETE_PG = "DELETE FROM fhir_search_values WHERE resource_pk = ANY(%s)"
 _VALUES_COPY = (
     "COPY fhir_search_values (resource_pk, member_id, resource_type, name, system, code, lo, hi)"
     " FROM STDIN"
 )
-MAX_PARAMS = 30_000  # per statement: under SQLite's 32,766 and PostgreSQL's 65,535
+# SQLite: no statement steps once per row. The driver gives the GIL up around every step (each
+# row a RETURNING or a SELECT hands back) and has to win it back; beside a thread busy with
+# Python (the sync preparing its next pages) each of those waits up to the interpreter's
+# switch interval (5 ms), so a write that stepped once per stored row (RETURNING) crawled
+# beside it: 100,000 resources stored in 2.6 s alone took 64 s beside a busy thread, and
+# about 9 s with the statements below (2026-12-05, docs/benchmarks.md "Sync"). So the rows to
+# write are found first, in one row (the write lock is held from the transaction's start, so
+# they are the rows the upsert then writes), and their search values join the stored rows
+# in SQL. Every batch of any size is five statements; the keys and search values travel as
+# one JSON parameter each, the rows as multi-row VALUES (binding them costs less than SQLite
+# reading the resources' text back out of a JSON document).
+_CHANGED_SQLITE = (  # the batch's rows not stored as they are: [[their index, stored id], ...]
+    "SELECT json_group_array(json_array(r.key, f.id)) FROM json_each(?) AS r"
+    " LEFT JOIN fhir_resources AS f ON f.connection_id = ?"
+    " AND f.resource_type = json_extract(r.value, '$[0]')"
+    " AND f.resource_id = json_extract(r.value, '$[1]')"
+    " WHERE f.id IS NULL OR f.content_hash IS NOT json_extract(r.value, '$[2]')"
+    " OR f.grant_epoch <> ?"
+)
+_UPSERT_HEAD = (
+    "INSERT INTO fhir_resources (member_id, connection_id, resource_type, resource_id,"
+    " last_updated, grant_epoch, data, changed_at, content_hash) VALUES "
+)
+_UPSERT_TAIL = (
+    " ON CONFLICT (connection_id, resource_type, resource_id) DO UPDATE SET"
+    " last_updated = excluded.last_updated, grant_epoch = excluded.grant_epoch,"
+    " data = excluded.data, changed_at = excluded.changed_at,"
+    " content_hash = excluded.content_hash"
+    " WHERE fhir_resources.content_hash IS NOT excluded.content_hash"
+    " OR fhir_resources.grant_epoch <> excluded.grant_epoch"
+)
+_VALUES_DELETE_SQLITE = (
+    "DELETE FROM fhir_search_values WHERE resource_pk IN (SELECT value FROM json_each(?))"
+)
+_VALUES_SQLITE = (  # [[type, id, [[name, system, code, lo, hi], ...]], ...]
+    "INSERT INTO fhir_search_values (resource_pk, member_id, resource_type, name, system,"
+    " code, lo, hi)"
+    " SELECT f.id, ?, f.resource_type, json_extract(v.value, '$[0]'),"
+    " json_extract(v.value, '$[1]'), json_extract(v.value, '$[2]'),"
+    " json_extract(v.value, '$[3]'), json_extract(v.value, '$[4]')"
+    " FROM json_each(?) AS r CROSS JOIN fhir_resources AS f"  # CROSS: the batch outermost
+    " CROSS JOIN json_each(r.value, '$[2]') AS v WHERE f.connection_id = ?"
+    " AND f.resource_type = json_extract(r.value, '$[0]')"
+    " AND f.resource_id = json_extract(r.value, '$[1]')"
+)
+MAX_PARAMS = 30_000  # per statement: under SQLite's 32,766
 
 
 def stamp(now: datetime) -> str:
@@ -133,58 +154,43 @@ def upsert_resources(
     for row in rows:
         by_key[(row[0], row[1])] = row  # a resource twice in a batch: the last one
     connection = session.connection()
-    dialect = session.get_bind().dialect.name
-    p = PARAM_MARKER[dialect]
     text = stamp(now)
-    tail = text + "Z" + STAMP_TAIL
-    stored: list[Any] = []
-    if dialect == "postgresql":  # the batch as one JSON array of rows (see above)
-        batch = orjson.dumps(
-            [
-                {"t": rtype, "i": rid, "u": updated, "d": head + tail, "h": digest}
-                for rtype, rid, updated, head, digest, _ in by_key.values()
-            ]
-        ).decode()
-        stored = list(
-            connection.exec_driver_sql(
-                _UPSERT_PG, (member_id, connection_pk, epoch, text, batch)
-            ).all()
-        )
-    else:  # SQLite: multi-row VALUES, within its limit of bound parameters
-        params = [
-            (member_id, connection_pk, rtype, rid, updated, epoch, head + tail, text, digest)
+    tail = text + "Z" + STAMP_TAIL  # a version's JSON text is its head, the stamp and this
+    if session.get_bind().dialect.name == "postgresql":
+        return _upsert_postgresql(connection, member_id, connection_pk, epoch, by_key, text, tail)
+    return _upsert_sqlite(connection, member_id, connection_pk, epoch, by_key, text, tail)
+
+
+def _upsert_postgresql(
+    connection: Connection_,
+    member_id: str,
+    connection_pk: int,
+    epoch: int,
+    by_key: dict[tuple[str, str], PreparedRow],
+    text: str,
+    tail: str,
+) -> Counter[str]:
+    """PostgreSQL's :func:`upsert_resources`: one upsert, one delete and one COPY a batch."""
+    batch = orjson.dumps(
+        [
+            {"t": rtype, "i": rid, "u": updated, "d": head + tail, "h": digest}
             for rtype, rid, updated, head, digest, _ in by_key.values()
         ]
-        for chunk in _chunks(params, MAX_PARAMS // 9):
-            sql = _upsert_sql(dialect, len(chunk))
-            stored += connection.exec_driver_sql(sql, _flat(chunk)).all()
-    written.update(rtype for _, rtype, _ in stored)
-    indexed = [
-        (pk, rtype, by_key[(rtype, rid)][5]) for pk, rtype, rid in stored if by_key[(rtype, rid)][5]
-    ]
-    if indexed:
-        _write_values(connection, p, member_id, indexed)
-    return written
-
-
-def _write_values(
-    connection: Connection_,
-    p: str,
-    member_id: str,
-    indexed: list[tuple[int, str, list[SearchValue]]],
-) -> None:
-    """Replace the search values of the rows just written (a new row has none to remove)."""
-    pks = [pk for pk, _, _ in indexed]
-    if p == "%s":
-        connection.exec_driver_sql(_VALUES_DELETE["postgresql"], (pks,))
-    else:
-        connection.exec_driver_sql(_VALUES_DELETE["sqlite"], (orjson.dumps(pks).decode(),))
+    ).decode()
+    stored = connection.exec_driver_sql(
+        _UPSERT_PG, (member_id, connection_pk, epoch, text, batch)
+    ).all()
+    written = Counter(rtype for _, rtype, _ in stored)
+    if not stored:
+        return written
+    # RETURNING does not tell a new row from an updated one: a new row has nothing to delete.
+    connection.exec_driver_sql(_VALUES_DELETE_PG, ([pk for pk, _, _ in stored],))
     values = [
         (pk, member_id, rtype, name, system, code, lo, hi)
-        for pk, rtype, found in indexed
-        for name, system, code, lo, hi in found
+        for pk, rtype, rid in stored
+        for name, system, code, lo, hi in by_key[(rtype, rid)][5]
     ]
-    if p == "%s":  # PostgreSQL: COPY (a few times faster than one INSERT per value)
+    if values:  # COPY: a few times faster than one INSERT per value
         cursor: Any = connection.connection.cursor()
         try:
             with cursor.copy(_VALUES_COPY) as copy:
@@ -192,23 +198,50 @@ def _write_values(
                     copy.write_row(value)
         finally:
             cursor.close()
-        return
-    for chunk in _chunks(values, MAX_PARAMS // 8):
-        sql = _VALUES_HEAD + _tuples(p, 8, len(chunk))
-        connection.exec_driver_sql(sql, _flat(chunk))
+    return written
+
+
+def _upsert_sqlite(
+    connection: Connection_,
+    member_id: str,
+    connection_pk: int,
+    epoch: int,
+    by_key: dict[tuple[str, str], PreparedRow],
+    text: str,
+    tail: str,
+) -> Counter[str]:
+    """SQLite's :func:`upsert_resources`: five statements a batch, none stepping per row
+    (see above)."""
+    rows = list(by_key.values())
+    keys = orjson.dumps([(rtype, rid, digest) for rtype, rid, _, _, digest, _ in rows])
+    changed_json = connection.exec_driver_sql(
+        _CHANGED_SQLITE, (keys.decode(), connection_pk, epoch)
+    ).scalar_one()
+    changed: list[tuple[int, int | None]] = orjson.loads(changed_json)
+    chosen = [rows[index] for index, _ in changed]
+    written = Counter(row[0] for row in chosen)
+    if not chosen:
+        return written
+    params = [
+        (member_id, connection_pk, rtype, rid, updated, epoch, head + tail, text, digest)
+        for rtype, rid, updated, head, digest, _ in chosen
+    ]
+    for chunk in _chunks(params, MAX_PARAMS // 9):
+        connection.exec_driver_sql(_upsert_sql(len(chunk)), _flat(chunk))
+    replaced = [pk for _, pk in changed if pk is not None]  # a new row has nothing to delete
+    if replaced:
+        connection.exec_driver_sql(_VALUES_DELETE_SQLITE, (orjson.dumps(replaced).decode(),))
+    values = [(rtype, rid, found) for rtype, rid, _, _, _, found in chosen if found]
+    if values:
+        connection.exec_driver_sql(
+            _VALUES_SQLITE, (member_id, orjson.dumps(values).decode(), connection_pk)
+        )
+    return written
 
 
 @lru_cache(maxsize=32)
-def _upsert_sql(dialect: str, count: int) -> str:
-    distinct = "IS NOT" if dialect == "sqlite" else "IS DISTINCT FROM"  # NULL-safe "differs"
-    values = _tuples(PARAM_MARKER[dialect], 9, count)
-    return _UPSERT_HEAD + values + _UPSERT_TAIL.format(distinct=distinct)
-
-
-@lru_cache(maxsize=32)
-def _tuples(p: str, width: int, count: int) -> str:
-    one = "(" + ", ".join([p] * width) + ")"
-    return ", ".join([one] * count)
+def _upsert_sql(count: int) -> str:
+    return _UPSERT_HEAD + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * count) + _UPSERT_TAIL
 
 
 def _flat(rows: Sequence[Sequence[object]]) -> tuple[object, ...]:
