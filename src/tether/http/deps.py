@@ -1,7 +1,9 @@
 """FastAPI dependencies: the runtime, and the caller's identity from ``Authorization: Bearer``.
 
 Verifying the credential is :mod:`tether.identity`'s; these only read the header and say which
-kind of principal a route needs.
+kind of principal a route needs. The ones that do no I/O are ``async``: FastAPI runs a plain
+``def`` dependency in its thread pool, a hand-off to a thread and back for each, which a
+request waits for twice when the machine's cores are busy.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from tether.identity.principals import (
 from tether.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -30,15 +32,16 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
-    """The tenant or member behind the request's bearer credential (401 otherwise)."""
+    """The tenant or member behind the request's bearer credential (401 otherwise): a lookup
+    in the database, so in the thread pool."""
     return authenticate(runtime, bearer_credential(request.headers.get("authorization")))
 
 
-def get_member(principal: Annotated[Principal, Depends(get_principal)]) -> MemberPrincipal:
+async def get_member(principal: Annotated[Principal, Depends(get_principal)]) -> MemberPrincipal:
     return member_only(principal)
 
 
-def get_tenant(principal: Annotated[Principal, Depends(get_principal)]) -> TenantPrincipal:
+async def get_tenant(principal: Annotated[Principal, Depends(get_principal)]) -> TenantPrincipal:
     return tenant_only(principal)
 
 
