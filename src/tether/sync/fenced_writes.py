@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import chain
@@ -153,42 +154,55 @@ def upsert_resources(
     by_key: dict[tuple[str, str], PreparedRow] = {}
     for row in rows:
         by_key[(row[0], row[1])] = row  # a resource twice in a batch: the last one
-    connection = session.connection()
     text = stamp(now)
-    tail = text + "Z" + STAMP_TAIL  # a version's JSON text is its head, the stamp and this
+    batch = _Batch(
+        member_id=member_id,
+        connection_pk=connection_pk,
+        epoch=epoch,
+        rows=list(by_key.values()),
+        stamp=text,
+        tail=text + "Z" + STAMP_TAIL,
+    )
     if session.get_bind().dialect.name == "postgresql":
-        return _upsert_postgresql(connection, member_id, connection_pk, epoch, by_key, text, tail)
-    return _upsert_sqlite(connection, member_id, connection_pk, epoch, by_key, text, tail)
+        return _upsert_postgresql(session.connection(), batch)
+    return _upsert_sqlite(session.connection(), batch)
 
 
-def _upsert_postgresql(
-    connection: Connection_,
-    member_id: str,
-    connection_pk: int,
-    epoch: int,
-    by_key: dict[tuple[str, str], PreparedRow],
-    text: str,
-    tail: str,
-) -> Counter[str]:
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """What one :func:`upsert_resources` call writes: one row per resource, each version's
+    JSON text its head, the stamp and ``tail``."""
+
+    member_id: str
+    connection_pk: int
+    epoch: int
+    rows: list[PreparedRow]
+    stamp: str  # changed_at
+    tail: str
+
+
+def _upsert_postgresql(connection: Connection_, batch: _Batch) -> Counter[str]:
     """PostgreSQL's :func:`upsert_resources`: one upsert, one delete and one COPY a batch."""
-    batch = orjson.dumps(
+    tail = batch.tail
+    document = orjson.dumps(
         [
             {"t": rtype, "i": rid, "u": updated, "d": head + tail, "h": digest}
-            for rtype, rid, updated, head, digest, _ in by_key.values()
+            for rtype, rid, updated, head, digest, _ in batch.rows
         ]
     ).decode()
     stored = connection.exec_driver_sql(
-        _UPSERT_PG, (member_id, connection_pk, epoch, text, batch)
+        _UPSERT_PG, (batch.member_id, batch.connection_pk, batch.epoch, batch.stamp, document)
     ).all()
     written = Counter(rtype for _, rtype, _ in stored)
     if not stored:
         return written
     # RETURNING does not tell a new row from an updated one: a new row has nothing to delete.
     connection.exec_driver_sql(_VALUES_DELETE_PG, ([pk for pk, _, _ in stored],))
+    found = {(row[0], row[1]): row[5] for row in batch.rows}
     values = [
-        (pk, member_id, rtype, name, system, code, lo, hi)
+        (pk, batch.member_id, rtype, name, system, code, lo, hi)
         for pk, rtype, rid in stored
-        for name, system, code, lo, hi in by_key[(rtype, rid)][5]
+        for name, system, code, lo, hi in found[(rtype, rid)]
     ]
     if values:  # COPY: a few times faster than one INSERT per value
         cursor: Any = connection.connection.cursor()
@@ -201,18 +215,11 @@ def _upsert_postgresql(
     return written
 
 
-def _upsert_sqlite(
-    connection: Connection_,
-    member_id: str,
-    connection_pk: int,
-    epoch: int,
-    by_key: dict[tuple[str, str], PreparedRow],
-    text: str,
-    tail: str,
-) -> Counter[str]:
+def _upsert_sqlite(connection: Connection_, batch: _Batch) -> Counter[str]:
     """SQLite's :func:`upsert_resources`: five statements a batch, none stepping per row
     (see above)."""
-    rows = list(by_key.values())
+    member_id, connection_pk, epoch = batch.member_id, batch.connection_pk, batch.epoch
+    tail, text, rows = batch.tail, batch.stamp, batch.rows
     keys = orjson.dumps([(rtype, rid, digest) for rtype, rid, _, _, digest, _ in rows])
     changed_json = connection.exec_driver_sql(
         _CHANGED_SQLITE, (keys.decode(), connection_pk, epoch)
