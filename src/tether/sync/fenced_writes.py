@@ -87,9 +87,10 @@ _VALUES_COPY = (
 # about 9 s with the statements below (2026-12-05, docs/benchmarks.md "Sync"). So the rows to
 # write are found first, in one row (the write lock is held from the transaction's start, so
 # they are the rows the upsert then writes), and their search values join the stored rows
-# in SQL. Every batch of any size is five statements; the keys and search values travel as
-# one JSON parameter each, the rows as multi-row VALUES (binding them costs less than SQLite
-# reading the resources' text back out of a JSON document).
+# in SQL. A batch is four statements at most (the upsert one more for every 3,333 rows past
+# the first), whatever its size; the keys and search values travel as one JSON parameter each,
+# the rows as multi-row VALUES (binding them costs less than SQLite reading the resources'
+# text back out of a JSON document).
 _CHANGED_SQLITE = (  # the batch's rows not stored as they are: [[their index, stored id], ...]
     "SELECT json_group_array(json_array(r.key, f.id)) FROM json_each(?) AS r"
     " LEFT JOIN fhir_resources AS f ON f.connection_id = ?"
@@ -216,8 +217,8 @@ def _upsert_postgresql(connection: Connection_, batch: _Batch) -> Counter[str]:
 
 
 def _upsert_sqlite(connection: Connection_, batch: _Batch) -> Counter[str]:
-    """SQLite's :func:`upsert_resources`: five statements a batch, none stepping per row
-    (see above)."""
+    """SQLite's :func:`upsert_resources`: four statements a batch at most, none stepping per
+    row (see above)."""
     member_id, connection_pk, epoch = batch.member_id, batch.connection_pk, batch.epoch
     tail, text, rows = batch.tail, batch.stamp, batch.rows
     keys = orjson.dumps([(rtype, rid, digest) for rtype, rid, _, _, digest, _ in rows])
