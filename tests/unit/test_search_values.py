@@ -52,6 +52,7 @@ def test_a_date_stands_for_its_whole_range(text: str, lo: str, hi: str) -> None:
         "2020-00",
         "2020-02-30",
         "2020-05-01T25:00:00Z",
+        "2020-05-01T24:00:00Z",
         "2020-02-30T10:00:00Z",
         "2020-05-01T10:61:00",
         "2020-05-01T10:00:60.5Z",
@@ -63,6 +64,27 @@ def test_a_date_stands_for_its_whole_range(text: str, lo: str, hi: str) -> None:
 def test_what_is_not_a_date_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match=r"not a FHIR date|out of range|must be in"):
         date_range(text)
+
+
+def test_a_token_with_a_nul_is_not_indexed() -> None:
+    """PostgreSQL's text refuses a NUL and SQLite's JSON functions cut a string at it: such a
+    code (or system) is left out of the index rather than stored as another code."""
+    observation = {
+        "code": {
+            "coding": [
+                {"system": "http://loinc.org", "code": "12\x0034"},
+                {"system": "http://lo\x00inc.org", "code": "1234-5"},
+                {"system": "http://loinc.org", "code": "1234-5"},
+            ]
+        },
+    }
+    assert search_values(observation, "Observation") == [
+        ("code", "http://loinc.org", "1234-5", None, None)
+    ]
+    assert search_values({"status": "act\x00ive"}, "MedicationRequest") == []
+    assert search_values({"status": "active"}, "MedicationRequest") == [
+        ("status", None, "active", None, None)
+    ]
 
 
 def test_a_zone_that_leaves_the_calendar_is_not_indexed() -> None:

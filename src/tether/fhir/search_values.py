@@ -22,6 +22,7 @@ from typing import Any
 SearchValue = tuple[str, str | None, str | None, str | None, str | None]
 
 MAX_TOKEN = 255  # longer systems or codes are not indexed (nor searchable)
+NUL = "\x00"  # not in a token: PostgreSQL's text refuses it, SQLite's JSON functions cut at it
 MAX_VALUES = 64  # per resource: a resource with more codings is indexed by its first ones
 
 _CC = "codeable"  # a CodeableConcept (or a list of them): every coding is a token
@@ -56,8 +57,10 @@ _DATE_RE = re.compile(
     r"(Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
 # What nearly every dateTime a source sends looks like: to the second, in UTC (or no zone).
+# The hour is 00-23 here, whatever fromisoformat accepts (newer Pythons read 24:00 as midnight).
 _UTC_SECONDS = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(?:Z|[+-]00:00)?"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"(?:Z|[+-]00:00)?"
 )
 _MINUTE = timedelta(minutes=1, microseconds=-1)
 _SECOND = timedelta(seconds=1, microseconds=-1)
@@ -146,14 +149,19 @@ def search_values(resource: dict[str, Any], rtype: str) -> list[SearchValue]:
                     if (
                         isinstance(code, str)
                         and 0 < len(code) <= MAX_TOKEN
+                        and NUL not in code
                         and (
                             system is None
-                            or (isinstance(system, str) and 0 < len(system) <= MAX_TOKEN)
+                            or (
+                                isinstance(system, str)
+                                and 0 < len(system) <= MAX_TOKEN
+                                and NUL not in system
+                            )
                         )
                     ):
                         values.append((name, system, code, None, None))
         elif kind == _CODE:
-            if isinstance(element, str) and 0 < len(element) <= MAX_TOKEN:
+            if isinstance(element, str) and 0 < len(element) <= MAX_TOKEN and NUL not in element:
                 values.append((name, None, element, None, None))
         else:
             span = _period(element)

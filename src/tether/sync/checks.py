@@ -4,7 +4,8 @@
 
 - every Bundle entry must hold a resource object, else the page is INVALID_RESPONSE;
 - a resource of another ``resourceType`` (an OperationOutcome, an ``_include``) is skipped;
-- ``id`` must be a string of 1 to 64 characters (FHIR's id), else the page is INVALID_RESPONSE;
+- ``id`` must be a string of 1 to 64 characters without a NUL (FHIR's id), else the page is
+  INVALID_RESPONSE;
 - the resource must be P's: the Patient whose id is P, or, for other types, the first of
   ``subject``/``patient``/``beneficiary`` that holds a reference must end in ``Patient/P`` (a
   resource with none of them is kept). Another patient's resources are counted, not stored;
@@ -29,7 +30,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from hashlib import blake2b
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -68,7 +69,7 @@ def page_rows(
         if resource.get("resourceType") != rtype:
             continue  # OperationOutcome or an _include: not ours to store
         rid = resource.get("id")
-        if not isinstance(rid, str) or not rid or len(rid) > MAX_ID_LENGTH:
+        if not _valid_id(rid):
             raise PageError("INVALID_RESPONSE", f"a {rtype} without a valid id")
         if not _belongs(resource, rtype, patient_id, suffix):
             tally.foreign += 1
@@ -80,6 +81,12 @@ def page_rows(
     if newest:
         tally.newest[rtype] = newest
     return list(seen.values())
+
+
+def _valid_id(rid: object) -> TypeGuard[str]:
+    """1 to 64 characters and no NUL (PostgreSQL's text refuses it, SQLite's JSON functions
+    cut a string at it); FHIR's own pattern is stricter, but real sources stray from it."""
+    return isinstance(rid, str) and 0 < len(rid) <= MAX_ID_LENGTH and "\x00" not in rid
 
 
 def _own_meta(resource: dict[str, Any], source: str) -> str | None:
@@ -198,7 +205,7 @@ def prepare_resource(
         return None, "not JSON"
     if not isinstance(resource, dict) or resource.get("resourceType") != rtype:
         return None, f"not a {rtype}"
-    if resource.get("id") != rid:
+    if resource.get("id") != rid or not _valid_id(rid):
         return None, "another id than asked for"
     updated = _own_meta(resource, source)
     return prepared_row(rtype, rid, updated, resource), ""
