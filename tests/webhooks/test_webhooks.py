@@ -192,9 +192,15 @@ def test_a_hanging_receiver_times_out_and_is_retried(
     (event_id,) = emit(runtime, tenant, 1)
     got = receiver.wait_for(1, timeout=30)
     assert got[0].id == event_id
-    history = client.get(
-        f"/v1/webhook-endpoints/{endpoint['id']}/deliveries", headers=tenant.headers
-    ).json()["items"][0]["history"]
+
+    def delivery() -> dict:
+        return client.get(
+            f"/v1/webhook-endpoints/{endpoint['id']}/deliveries", headers=tenant.headers
+        ).json()["items"][0]
+
+    # The receiver has answered; the worker records the attempt once the answer reaches it.
+    wait_for(lambda: delivery()["state"] == "delivered")
+    history = delivery()["history"]
     assert history[0]["error"] == "timed out" and history[0]["status"] is None
     assert 1900 <= history[0]["durationMs"] < 3000
     assert history[-1]["status"] == 200
