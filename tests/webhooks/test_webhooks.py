@@ -431,9 +431,14 @@ def test_a_delivery_that_fails_every_attempt_is_failed_and_the_line_moves_on(
     ).json()["items"]
     assert [d["eventId"] for d in failed] == [ids[0]] and failed[0]["attempts"] == MAX_ATTEMPTS
     assert failed[0]["nextAttempt"] is None
-    # A success ends the failing streak: the endpoint is healthy again.
-    shown = client.get(f"/v1/webhook-endpoints/{endpoint['id']}", headers=tenant.headers).json()
-    assert shown["failingSince"] is None and shown["disabled"] is False
+
+    # A success ends the failing streak: the endpoint is healthy again, once the worker has
+    # recorded the answer the receiver gave.
+    def shown() -> dict:
+        return client.get(f"/v1/webhook-endpoints/{endpoint['id']}", headers=tenant.headers).json()
+
+    wait_for(lambda: shown()["failingSince"] is None)
+    assert shown()["disabled"] is False
 
 
 def test_an_endpoint_failing_for_five_days_is_disabled(
