@@ -37,7 +37,7 @@ import orjson
 from tether.domain import REFERENCED_TYPES
 from tether.errors import PageError
 from tether.fhir.bundles import next_link
-from tether.fhir.search_values import SearchValue, search_values
+from tether.fhir.search_values import NUL, SearchValue, search_values
 
 # (type, id, the source's meta.lastUpdated, the parsed resource): a page's rows before they
 # are serialised.
@@ -86,7 +86,7 @@ def page_rows(
 def _valid_id(rid: object) -> TypeGuard[str]:
     """1 to 64 characters and no NUL (PostgreSQL's text refuses it, SQLite's JSON functions
     cut a string at it); FHIR's own pattern is stricter, but real sources stray from it."""
-    return isinstance(rid, str) and 0 < len(rid) <= MAX_ID_LENGTH and "\x00" not in rid
+    return isinstance(rid, str) and 0 < len(rid) <= MAX_ID_LENGTH and NUL not in rid
 
 
 def _own_meta(resource: dict[str, Any], source: str) -> str | None:
