@@ -160,7 +160,7 @@ def upsert_resources(
         member_id=member_id,
         connection_pk=connection_pk,
         epoch=epoch,
-        rows=list(by_key.values()),
+        rows=by_key,
         stamp=text,
         tail=text + "Z" + STAMP_TAIL,
     )
@@ -171,13 +171,13 @@ def upsert_resources(
 
 @dataclass(frozen=True, slots=True)
 class _Batch:
-    """What one :func:`upsert_resources` call writes: one row per resource, each version's
-    JSON text its head, the stamp and ``tail``."""
+    """What one :func:`upsert_resources` call writes: one row per resource (by type and id),
+    each version's JSON text its head, the stamp and ``tail``."""
 
     member_id: str
     connection_pk: int
     epoch: int
-    rows: list[PreparedRow]
+    rows: dict[tuple[str, str], PreparedRow]
     stamp: str  # changed_at
     tail: str
 
@@ -188,7 +188,7 @@ def _upsert_postgresql(connection: Connection_, batch: _Batch) -> Counter[str]:
     document = orjson.dumps(
         [
             {"t": rtype, "i": rid, "u": updated, "d": head + tail, "h": digest}
-            for rtype, rid, updated, head, digest, _ in batch.rows
+            for rtype, rid, updated, head, digest, _ in batch.rows.values()
         ]
     ).decode()
     stored = connection.exec_driver_sql(
@@ -199,11 +199,10 @@ def _upsert_postgresql(connection: Connection_, batch: _Batch) -> Counter[str]:
         return written
     # RETURNING does not tell a new row from an updated one: a new row has nothing to delete.
     connection.exec_driver_sql(_VALUES_DELETE_PG, ([pk for pk, _, _ in stored],))
-    found = {(row[0], row[1]): row[5] for row in batch.rows}
     values = [
         (pk, batch.member_id, rtype, name, system, code, lo, hi)
         for pk, rtype, rid in stored
-        for name, system, code, lo, hi in found[(rtype, rid)]
+        for name, system, code, lo, hi in batch.rows[(rtype, rid)][5]
     ]
     if values:  # COPY: a few times faster than one INSERT per value
         cursor: Any = connection.connection.cursor()
@@ -220,7 +219,7 @@ def _upsert_sqlite(connection: Connection_, batch: _Batch) -> Counter[str]:
     """SQLite's :func:`upsert_resources`: four statements a batch at most, none stepping per
     row (see above)."""
     member_id, connection_pk, epoch = batch.member_id, batch.connection_pk, batch.epoch
-    tail, text, rows = batch.tail, batch.stamp, batch.rows
+    tail, text, rows = batch.tail, batch.stamp, list(batch.rows.values())
     keys = orjson.dumps([(rtype, rid, digest) for rtype, rid, _, _, digest, _ in rows])
     changed_json = connection.exec_driver_sql(
         _CHANGED_SQLITE, (keys.decode(), connection_pk, epoch)
