@@ -397,8 +397,9 @@ def main(argv: list[str]) -> int:
         "--gc-young",
         type=int,
         default=WORKER_YOUNG_THRESHOLD,
-        help="the collector's young threshold (default: tether worker's, "
-        f"{WORKER_YOUNG_THRESHOLD:,}; {GC_YOUNG_THRESHOLD:,} is tether serve's)",
+        help="raise the collector's young threshold to this (tether.heap.tune_gc, which "
+        f"never lowers it); default tether worker's {WORKER_YOUNG_THRESHOLD:,}, "
+        f"{GC_YOUNG_THRESHOLD:,} is tether serve's",
     )
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], action="append")
     args = parser.parse_args(argv)
