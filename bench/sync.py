@@ -270,7 +270,8 @@ def bench_engine(engine: str, args: argparse.Namespace, with_memory: bool) -> di
                 runtime, url, store_member, SYNC_SOURCE, SYNC_PATIENT
             )
             fetch_s, fetched, pages = fetch_baseline(runtime, sync_pk, page_size)
-            print(f"[{engine}] page {page_size}: fetch {fetch_s:.1f} s", flush=True)
+            where = f"[{engine}] round {round_ + 1} page {page_size}"
+            print(f"{where}: fetch {fetch_s:.1f} s", flush=True)
             cpu0 = time.process_time()
             start = time.perf_counter()
             report = run_sync(
@@ -283,9 +284,9 @@ def bench_engine(engine: str, args: argparse.Namespace, with_memory: bool) -> di
             sync_s = time.perf_counter() - start
             sync_cpu = time.process_time() - cpu0
             assert report is not None
-            print(f"[{engine}] page {page_size}: sync {sync_s:.1f} s", flush=True)
+            print(f"{where}: sync {sync_s:.1f} s", flush=True)
             store_s, stored = store_baseline(runtime, store_member, store_pk, store_epoch, pages)
-            print(f"[{engine}] page {page_size}: store {store_s:.1f} s", flush=True)
+            print(f"{where}: store {store_s:.1f} s", flush=True)
             del pages
             runs.append(
                 {
@@ -313,6 +314,7 @@ def bench_engine(engine: str, args: argparse.Namespace, with_memory: bool) -> di
             result["memory"]["page_size"] = args.memory_page_size
             result["memory"]["stored_rows"] = stored_count(runtime, pk)
     result["runs"] = runs
+    result["rounds"] = args.rounds
     result["median_ratio"] = {
         str(page): statistics.median(r["ratio"] for r in runs if r["page_size"] == page)
         for page in args.page_size
@@ -323,6 +325,7 @@ def bench_engine(engine: str, args: argparse.Namespace, with_memory: bool) -> di
 def report(result: dict[str, Any]) -> str:
     rows = [
         [
+            r["round"] + 1,
             r["page_size"],
             r["resources"],
             f"{r['sync_rate']:,.0f}",
@@ -337,6 +340,7 @@ def report(result: dict[str, Any]) -> str:
     ]
     text = f"{result['engine']} ({result['server']})\n" + table(
         [
+            "round",
             "page",
             "resources",
             "sync/s",
@@ -349,7 +353,7 @@ def report(result: dict[str, Any]) -> str:
         ],
         rows,
     )
-    if len(result["runs"]) > len(result["median_ratio"]):  # --rounds: one run's ratio is noisy
+    if result["rounds"] > 1:  # one run's ratio is noisy
         text += "\nmedian ratio: " + ", ".join(
             f"page {page} {ratio:.2f}" + (" ok" if ratio <= TARGET_RATIO else " OVER")
             for page, ratio in result["median_ratio"].items()
@@ -398,12 +402,14 @@ def main(argv: list[str]) -> int:
         type=int,
         default=WORKER_YOUNG_THRESHOLD,
         help="raise the collector's young threshold to this (tether.heap.tune_gc, which "
-        f"never lowers it); default tether worker's {WORKER_YOUNG_THRESHOLD:,}, "
-        f"{GC_YOUNG_THRESHOLD:,} is tether serve's",
+        f"never lowers it: 700 or less keeps CPython's 700); default tether worker's "
+        f"{WORKER_YOUNG_THRESHOLD:,}, {GC_YOUNG_THRESHOLD:,} is tether serve's",
     )
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], action="append")
     args = parser.parse_args(argv)
     args.page_size = args.page_size or [200, 500, 1000]
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     engines = args.engine or available_engines()
     missing = set(engines) - set(available_engines())
     if missing:
