@@ -75,6 +75,25 @@ def test_volume_patient_pages_lazily(live: Live) -> None:
     assert later["total"] == 1_000_000 - 1001
 
 
+def test_volume_observations_carry_their_instant_across_days() -> None:
+    """Observation i is stamped base + i seconds: the whole-second fast path (a date per day,
+    the time of day from tables) writes what ``iso`` writes, at midnight and across days."""
+    import json
+
+    from tether.sandbox.data.records import VolumeRecord, iso
+
+    for base in (1_704_067_200.0, 1_704_067_200.25, 86_399.0):
+        record = VolumeRecord("p", {"resourceType": "Patient", "id": "p"}, 400_000, base)
+        for i in (0, 1, 59, 3_599, 86_399, 86_400, 86_401, 172_800, 399_999):
+            rid, body = record.page("Observation", _all(), i, 1)[0]
+            resource = json.loads(body)
+            assert rid == resource["id"] == f"p-obs-{i}"
+            assert resource["meta"]["lastUpdated"] == iso(base + i)
+            assert resource["effectiveDateTime"] == iso(base + i)
+            assert resource["subject"] == {"reference": "Patient/p"}
+            assert resource["valueQuantity"]["value"] == 55 + (i * 7919) % 50
+
+
 def test_touch_and_add_feed_incremental_sync(live: Live) -> None:
     token = connect(live, patient="clinic-2")
     cut = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -155,6 +156,7 @@ class VolumeRecord:
         self.base = base
         patient = dict(patient, meta=dict(patient.get("meta") or {}, lastUpdated=iso(base)))
         self._patient = json.dumps(patient, separators=(",", ":")).encode()
+        self._days: dict[int, str] = {}  # day number since the epoch -> its date, for _when
 
     def types(self) -> list[str]:
         return ["Observation", "Patient"]
@@ -203,14 +205,24 @@ class VolumeRecord:
 
     def _observation(self, i: int) -> tuple[str, bytes]:
         rid = f"{self.patient_id}-obs-{i}"
-        when = iso(self.base + i)
-        text = (
-            _VOLUME_TEMPLATE.replace("@RID@", rid)
-            .replace("@WHEN@", when)
-            .replace("@PATIENT@", self.patient_id)
-            .replace('"@VALUE@"', str(55 + (i * 7919) % 50))
-        )
-        return rid, text.encode()
+        when = self._when(i)
+        p0, p1, p2, p3, p4, p5 = _VOLUME_PIECES
+        value = str(55 + (i * 7919) % 50)
+        pieces = (p0, rid, p1, when, p2, self.patient_id, p3, when, p4, value, p5)
+        return rid, "".join(pieces).encode()
+
+    def _when(self, i: int) -> str:
+        """``iso(base + i)``. The sandbox serves these pages to the sync benchmark on the same
+        cores as the sync it measures, so with a whole-second base the date is looked up per
+        day and the time of day in two small tables."""
+        if not self.base.is_integer():
+            return iso(self.base + i)
+        day, second = divmod(int(self.base) + i, 86_400)
+        date = self._days.get(day)
+        if date is None:
+            date = self._days[day] = iso(day * 86_400)[:10]
+        hour, rest = divmod(second, 3600)
+        return f"{date}T{_HOURS[hour]}:{_MINUTES_SECONDS[rest]}.000Z"
 
 
 _VOLUME_TEMPLATE = json.dumps(
@@ -250,3 +262,11 @@ _VOLUME_TEMPLATE = json.dumps(
     },
     separators=(",", ":"),
 )
+# The template cut at its slots, in the order they come: id, meta.lastUpdated, the subject's
+# patient, effectiveDateTime, the value. Joining the pieces costs a fraction of replacing.
+_VOLUME_PIECES = tuple(re.split(r'@RID@|@WHEN@|@PATIENT@|"@VALUE@"', _VOLUME_TEMPLATE))
+assert re.findall(r'@RID@|@WHEN@|@PATIENT@|"@VALUE@"', _VOLUME_TEMPLATE) == [
+    "@RID@", "@WHEN@", "@PATIENT@", "@WHEN@", '"@VALUE@"'
+]  # fmt: skip
+_HOURS = [f"{h:02d}" for h in range(24)]
+_MINUTES_SECONDS = [f"{m:02d}:{s:02d}" for m in range(60) for s in range(60)]
