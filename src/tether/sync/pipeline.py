@@ -428,21 +428,21 @@ def _write_pages(
     runtime: Runtime, claim: Claim, arrivals: list[PageArrived], progress: Progress
 ) -> None:
     """In a database thread: write the pages' rows (those of a type that has failed since
-    they arrived are left out) in one transaction fenced by the grant epoch."""
-    rows: dict[tuple[str, str], PreparedRow] = {}  # one row per resource: two searches of a
-    tally = progress.tally  # type (one per parameter set) may both find it
+    they arrived are left out) in one transaction fenced by the grant epoch. Two searches of
+    a type (one per parameter set) may both find a resource: the upsert keeps its last row."""
+    rows: list[PreparedRow] = []
+    tally = progress.tally
     for arrival in arrivals:
         if arrival.rtype in progress.failed:
             continue
         page = arrival.page
-        for row in page.rows:
-            rows[row[0], row[1]] = row
+        rows.extend(page.rows)
         progress.references.update(page.references)
         tally.foreign += page.foreign
         if page.newest > tally.newest.get(arrival.rtype, ""):
             tally.newest[arrival.rtype] = page.newest
     if rows:
-        _write_rows(runtime, claim, list(rows.values()), progress)
+        _write_rows(runtime, claim, rows, progress)
 
 
 def _write_rows(
