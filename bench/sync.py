@@ -67,8 +67,10 @@ from tether.heap import GC_YOUNG_THRESHOLD, WORKER_YOUNG_THRESHOLD, freeze_start
 from tether.runtime import Runtime
 from tether.store.models import Connection, DataSource, FhirResource
 from tether.sync.checks import prepare_page
+from tether.sync.context import uses_store_process
 from tether.sync.fenced_writes import upsert_resources
 from tether.sync.run import run_sync
+from tether.sync.store_process import StoreProcess
 
 TARGET_RATIO = 1.3
 TARGET_RSS_MB = 250.0
@@ -183,21 +185,36 @@ def memory_child() -> None:
     before = peak["rss"]
     done = threading.Event()
 
-    def sample() -> None:
+    store = store_for(runtime, payload["writer"])
+    store_proc = psutil.Process(store.pid()) if store is not None else None  # type: ignore[arg-type]
+    peak["store_rss"] = store_proc.memory_info().rss if store_proc else 0
+    peak["sum"] = peak["rss"] + peak["store_rss"]
+
+    def sample() -> None:  # this process and its store process (their sum at each sample)
         while not done.wait(0.02):
-            peak["rss"] = max(peak["rss"], proc.memory_info().rss)
+            rss = proc.memory_info().rss
+            store_rss = store_proc.memory_info().rss if store_proc else 0
+            peak["rss"] = max(peak["rss"], rss)
+            peak["store_rss"] = max(peak["store_rss"], store_rss)
+            peak["sum"] = max(peak["sum"], rss + store_rss)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     cpu0 = time.process_time()
     start = time.perf_counter()
     report = run_sync(
-        runtime, connection_pk=payload["pk"], epoch=payload["epoch"], page_size=payload["page_size"]
+        runtime,
+        connection_pk=payload["pk"],
+        epoch=payload["epoch"],
+        page_size=payload["page_size"],
+        store=store or False,
     )
     seconds = time.perf_counter() - start
     cpu = time.process_time() - cpu0
     done.set()
     sampler.join()
+    if store is not None:
+        store.close()
     assert report is not None
     print(
         json.dumps(
@@ -209,6 +226,9 @@ def memory_child() -> None:
                 "cpu_seconds": cpu,
                 "rss_before_mb": before / 2**20,
                 "rss_peak_sampled_mb": peak["rss"] / 2**20,
+                # the store process (a worker's on SQLite), and both together
+                "store_rss_peak_mb": peak["store_rss"] / 2**20,
+                "sum_rss_peak_mb": peak["sum"] / 2**20,
                 # inherited from the parent across fork+exec on Linux: an upper bound only
                 "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "vm_hwm_mb": _vm_hwm_kb() / 1024,  # this process's own high-water mark
@@ -217,10 +237,24 @@ def memory_child() -> None:
     )
 
 
+def store_for(runtime: Runtime, writer: str) -> StoreProcess | None:
+    """The store process a worker would write from (``TETHER_SYNC_STORE_PROCESS``: ``auto`` is the
+    worker's choice for the engine), started and ready: a worker keeps one for all its syncs,
+    so its start is not part of any sync."""
+    if writer == "threads" or (writer == "auto" and not uses_store_process(runtime)):
+        return None
+    if not runtime.db.sqlite:
+        raise SystemExit("--writer process: the store process writes to SQLite only")
+    store = StoreProcess(runtime.db.url)
+    store.warm()
+    return store
+
+
 def memory_run(
-    runtime: Runtime, pk: int, epoch: int, page_size: int, gc_young: int
+    runtime: Runtime, pk: int, epoch: int, page_size: int, gc_young: int, writer: str
 ) -> dict[str, Any]:
     payload = {
+        "writer": writer,
         "gc_young": gc_young,
         "settings": settings_payload(runtime.settings),
         "pk": pk,
@@ -261,6 +295,11 @@ def bench_engine(engine: str, args: argparse.Namespace, with_memory: bool) -> di
         # they still took 0.4-0.6 s of a 4.4 s sync (2026-12-05).
         tune_gc(args.gc_young)
         freeze_start_up()
+        import psutil
+
+        store = store_for(runtime, args.writer)
+        result["writer"] = "process" if store else "threads"
+        store_cpu = psutil.Process(store.pid()) if store else None  # type: ignore[arg-type]
         for index, (round_, page_size) in enumerate(plan):
             sync_member, store_member = members[2 * index], members[2 * index + 1]
             sync_pk, sync_epoch = connect_member(
@@ -273,6 +312,7 @@ def bench_engine(engine: str, args: argparse.Namespace, with_memory: bool) -> di
             where = f"[{engine}] round {round_ + 1} page {page_size}"
             print(f"{where}: fetch {fetch_s:.1f} s", flush=True)
             cpu0 = time.process_time()
+            store0 = sum(store_cpu.cpu_times()[:2]) if store_cpu else 0.0
             start = time.perf_counter()
             report = run_sync(
                 runtime,
@@ -280,9 +320,11 @@ def bench_engine(engine: str, args: argparse.Namespace, with_memory: bool) -> di
                 epoch=sync_epoch,
                 page_size=page_size,
                 processes=args.processes,
+                store=store or False,
             )
             sync_s = time.perf_counter() - start
             sync_cpu = time.process_time() - cpu0
+            store_process_cpu = sum(store_cpu.cpu_times()[:2]) - store0 if store_cpu else 0.0
             assert report is not None
             print(f"{where}: sync {sync_s:.1f} s", flush=True)
             store_s, stored = store_baseline(runtime, store_member, store_pk, store_epoch, pages)
@@ -298,6 +340,7 @@ def bench_engine(engine: str, args: argparse.Namespace, with_memory: bool) -> di
                     "stored_rows": stored_count(runtime, sync_pk),
                     "sync_seconds": sync_s,
                     "sync_cpu_seconds": sync_cpu,
+                    "store_process_cpu_seconds": store_process_cpu,
                     "sync_rate": report.written / sync_s,
                     "fetch_seconds": fetch_s,
                     "fetch_rate": fetched / fetch_s,
@@ -306,11 +349,15 @@ def bench_engine(engine: str, args: argparse.Namespace, with_memory: bool) -> di
                     "ratio": sync_s / max(fetch_s, store_s),
                 }
             )
+        if store is not None:
+            store.close()
         if with_memory:
             member = members[-1]
             pk, epoch = connect_member(runtime, url, member, MEMORY_SOURCE, MEMORY_PATIENT)
             print(f"[{engine}] memory run: {args.memory_resources:,} resources …", flush=True)
-            result["memory"] = memory_run(runtime, pk, epoch, args.memory_page_size, args.gc_young)
+            result["memory"] = memory_run(
+                runtime, pk, epoch, args.memory_page_size, args.gc_young, args.writer
+            )
             result["memory"]["page_size"] = args.memory_page_size
             result["memory"]["stored_rows"] = stored_count(runtime, pk)
     result["runs"] = runs
@@ -338,7 +385,8 @@ def report(result: dict[str, Any]) -> str:
         ]
         for r in result["runs"]
     ]
-    text = f"{result['engine']} ({result['server']})\n" + table(
+    writer = result.get("writer", "threads")
+    text = f"{result['engine']} ({result['server']}), pages written from {writer}\n" + table(
         [
             "round",
             "page",
@@ -361,11 +409,14 @@ def report(result: dict[str, Any]) -> str:
     if "memory" in result:
         m = result["memory"]
         # ru_maxrss carries the parent's high-water mark across fork+exec: not used here
-        peak = max(m["rss_peak_sampled_mb"], m.get("vm_hwm_mb", 0.0))
+        own = max(m["rss_peak_sampled_mb"], m.get("vm_hwm_mb", 0.0))
+        store = m.get("store_rss_peak_mb", 0.0)
+        peak = own + store  # each one's peak: at least what the two held at once
         text += (
             f"\nmemory: {m['written']:,} resources in {m['seconds']:.1f} s "
-            f"({m['rate']:,.0f}/s), RSS {m['rss_before_mb']:.0f} MB before, peak {peak:.0f} MB "
-            f"({'ok' if peak <= TARGET_RSS_MB else 'OVER'} ≤ {TARGET_RSS_MB:.0f} MB)"
+            f"({m['rate']:,.0f}/s), RSS {m['rss_before_mb']:.0f} MB before, peak {own:.0f} MB"
+            + (f" + {store:.0f} MB (store process)" if store else "")
+            + f" ({'ok' if peak <= TARGET_RSS_MB else 'OVER'} ≤ {TARGET_RSS_MB:.0f} MB)"
         )
     return text
 
@@ -404,6 +455,13 @@ def main(argv: list[str]) -> int:
         help="raise the collector's young threshold to this (tether.heap.tune_gc, which "
         f"never lowers it: 700 or less keeps CPython's 700); default tether worker's "
         f"{WORKER_YOUNG_THRESHOLD:,}, {GC_YOUNG_THRESHOLD:,} is tether serve's",
+    )
+    parser.add_argument(
+        "--writer",
+        choices=["auto", "process", "threads"],
+        default="auto",
+        help="where the sync writes its pages: auto is the worker's (TETHER_SYNC_STORE_PROCESS: "
+        "the store process on SQLite, database threads on PostgreSQL); process is SQLite's only",
     )
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], action="append")
     args = parser.parse_args(argv)

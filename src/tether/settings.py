@@ -131,6 +131,12 @@ class Settings(BaseSettings):
         "beside the process doing the I/O (0: in its database threads; worth it only with cores "
         "to spare: docs/benchmarks.md)",
     )
+    sync_store_process: bool = Field(
+        default=True,
+        description="on SQLite, a worker writes its syncs' pages from a store process of its own, "
+        "off the interpreter lock of the process doing the I/O (docs/benchmarks.md, Sync); false: "
+        "from its database threads. On PostgreSQL they always do: it writes many syncs at once",
+    )
     worker_nice: int = Field(
         default=10,
         ge=0,

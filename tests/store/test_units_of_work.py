@@ -9,8 +9,9 @@ from sqlalchemy import func, select, text, update
 
 from tests.sync.helpers import wait_for
 from tether.runtime import Runtime
-from tether.store.db import WAL_AUTOCHECKPOINT_BACKSTOP, Database, ReadOnlySession, quiet
+from tether.store.db import Database, ReadOnlySession, quiet
 from tether.store.models import Tenant
+from tether.store.sqlite import WAL_AUTOCHECKPOINT_BACKSTOP
 
 
 def _tenants(runtime: Runtime) -> int:

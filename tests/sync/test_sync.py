@@ -479,6 +479,10 @@ def test_a_batch_is_a_few_statements_whatever_its_size(
         event.listen(runtime.db.engine, "before_cursor_execute", count)
         try:
             with runtime.db.write() as session:
+                # SQLite's statements go to the driver's connection, under SQLAlchemy's events
+                driver = session.connection().connection.driver_connection
+                if runtime.db.sqlite:
+                    driver.set_trace_callback(statements.append)
                 written = upsert_resources(
                     session,
                     member_id=member.member_id,
@@ -487,6 +491,8 @@ def test_a_batch_is_a_few_statements_whatever_its_size(
                     rows=rows,
                     now=runtime.clock(),
                 )
+                if runtime.db.sqlite:
+                    driver.set_trace_callback(None)
         finally:
             event.remove(runtime.db.engine, "before_cursor_execute", count)
         return written.total(), list(statements)

@@ -27,13 +27,11 @@ from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from tether import tracing
 from tether.logging import get_logger
+from tether.store import sqlite as sqlite_settings
+from tether.store.sqlite import SQLITE_BUSY_TIMEOUT_MS
 
 log = get_logger("tether.store")
 
-SQLITE_BUSY_TIMEOUT_MS = 15000
-# Pages in the WAL past which a committing writer checkpoints itself (SQLite's default is
-# 1,000): only when the background checkpointer has fallen behind. See WalCheckpointer.
-WAL_AUTOCHECKPOINT_BACKSTOP = 10_000
 CHECKPOINT_EVERY = 1.0  # seconds between the background checkpointer's passes
 
 
@@ -135,16 +133,7 @@ def _ping_only_when_in_doubt(engine: Engine) -> None:
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Take transaction control away from the driver; we emit BEGIN ourselves.
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        # Checkpoints run off the commit path (WalCheckpointer); this is only the backstop.
-        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_BACKSTOP}")
-        cursor.close()
+        sqlite_settings.configure(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -161,7 +150,8 @@ class WalCheckpointer:
     million-member fleet's writes (a due-syncs claim at 300,000 members: p99 5.8 ms with it,
     2.7 ms without; ``python -m bench scale``). The pass is ``PASSIVE``: it never waits for,
     nor blocks, readers or writers. Commits still checkpoint past
-    :data:`WAL_AUTOCHECKPOINT_BACKSTOP` pages, should this thread fall behind or be gone.
+    :data:`~tether.store.sqlite.WAL_AUTOCHECKPOINT_BACKSTOP` pages, should this thread fall
+    behind or be gone.
 
     Holds no reference to its :class:`Database`: it stops with ``dispose()``, or when the
     database object is collected."""
@@ -221,7 +211,9 @@ def _read_only_statement(state: ORMExecuteState) -> None:
 class Database:
     """The engine plus two kinds of unit of work: ``write()`` and ``read()``."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, *, checkpoint: bool = True, **engine_kwargs: Any) -> None:
+        """``checkpoint``: run the SQLite WAL's :class:`WalCheckpointer` (one per database
+        file is enough: a process that opens it beside the one that does passes False)."""
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sqlite = self.engine.dialect.name == "sqlite"
@@ -243,7 +235,7 @@ class Database:
         database = self.engine.url.database
         self.checkpointer = (
             WalCheckpointer(database)
-            if self.sqlite and database and database != ":memory:"
+            if checkpoint and self.sqlite and database and database != ":memory:"
             else None
         )
         if self.checkpointer is not None:

@@ -9,7 +9,9 @@ Every FHIR request of every sync goes through the context's one connection pool
 Blocking work (the database, token refreshes, which use the synchronous HTTP client) runs in a
 bounded thread pool, in the caller's ``contextvars`` context so logs and traces stay attached
 to the sync; pages are parsed, checked and serialised in the worker's page processes
-(:func:`~tether.sync.checks.prepare_page`), or in those threads when there are none.
+(:func:`~tether.sync.checks.prepare_page`), or in those threads when there are none; pages are
+written by the store process (:mod:`tether.sync.store_process`, a worker's default on SQLite),
+or in those threads.
 """
 
 from __future__ import annotations
@@ -17,18 +19,21 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import multiprocessing
 import os
-import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import ParamSpec, TypeVar
 
 from tether.runtime import Runtime
+from tether.store.models import utcnow
+from tether.sync import store_process
 from tether.sync.budgets import Budget, Budgets, make_budgets
-from tether.sync.checks import PreparedPage, prepare_page
+from tether.sync.checks import PreparedPage, PreparedRow, prepare_page
+from tether.sync.children import exit_with_parent, spawning
+from tether.sync.claim import Claim
+from tether.sync.fenced_writes import write_rows
 from tether.sync.source_http import SourceHttp, SourceRequests
 
 P = ParamSpec("P")
@@ -51,6 +56,7 @@ class LoopContext:
         budgets: Budgets | None = None,
         max_connections: int = HTTP_POOL,
         pages: Executor | None = None,
+        store: store_process.StoreProcess | None = None,
     ) -> None:
         self.runtime = runtime
         self.budgets = budgets or make_budgets(
@@ -59,6 +65,11 @@ class LoopContext:
         )
         self._executor = executor
         self._pages = pages or executor  # where pages are prepared: a process pool, or threads
+        self._store = store  # where pages are written: the store process, or (None) threads
+        # Writes a sync may have queued at once. In threads one: two would race for the
+        # connection's row, and the later batch could commit first. The store process writes
+        # in the order it is sent.
+        self.write_depth = store_process.DEPTH if store is not None else 1
         self.http = SourceHttp(connections=max_connections, timeout=runtime.outbound_timeout)
         # Requests beyond the pool's connections wait here, inside their source's budget
         # slot's queue, not inside the pool: a request let through always finds a connection.
@@ -72,6 +83,29 @@ class LoopContext:
     def blocking(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
         return asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def write(self, claim: Claim, rows: Sequence[PreparedRow]) -> Awaitable[Counter[str]]:
+        runtime = self.runtime
+        if self._store is None:
+            return self.blocking(
+                write_rows,
+                runtime.db,
+                connection_pk=claim.pk,
+                epoch=claim.epoch,
+                member_id=claim.member_id,
+                rows=rows,
+                clock=runtime.clock,
+            )
+        offset = None if runtime.clock is utcnow else (runtime.clock() - utcnow()).total_seconds()
+        return asyncio.wrap_future(
+            self._store.submit(
+                connection_pk=claim.pk,
+                epoch=claim.epoch,
+                member_id=claim.member_id,
+                rows=rows,
+                clock_offset=offset,
+            )
+        )
 
     def prepare(
         self, body: bytes, *, rtype: str, patient_id: str, source: str
@@ -87,6 +121,17 @@ class LoopContext:
         await self.budgets.aclose()
 
 
+def uses_store_process(runtime: Runtime) -> bool:
+    """Whether a worker writes pages from a store process (``TETHER_SYNC_STORE_PROCESS``, on
+    a SQLite file)."""
+    database = runtime.db.engine.url.database
+    return (
+        runtime.settings.sync_store_process
+        and runtime.db.sqlite
+        and database not in (None, "", ":memory:")
+    )
+
+
 def page_processes(count: int) -> ProcessPoolExecutor | None:
     """``count`` processes to prepare pages in (None for none). Spawned, never forked (the
     worker has threads), and each exits when the process that started it is gone."""
@@ -94,51 +139,53 @@ def page_processes(count: int) -> ProcessPoolExecutor | None:
         return None
     return ProcessPoolExecutor(
         max_workers=count,
-        mp_context=multiprocessing.get_context("spawn"),
+        mp_context=spawning(),
         initializer=exit_with_parent,
         initargs=(os.getpid(),),
     )
 
 
-def exit_with_parent(parent: int) -> None:
-    """In a page process: exit as soon as the process that started it is gone (one killed
-    with SIGKILL cannot stop its pool, and the pool's queues never see end-of-file)."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
 @asynccontextmanager
 async def loop_context(
-    runtime: Runtime, *, db_threads: int, processes: int
+    runtime: Runtime,
+    *,
+    db_threads: int,
+    processes: int,
+    store: bool | store_process.StoreProcess = False,
 ) -> AsyncIterator[LoopContext]:
-    """A :class:`LoopContext` on the running loop with its database threads and page
-    processes, all closed when the block ends."""
+    """A :class:`LoopContext` on the running loop with its database threads, page processes
+    and store process (``store``: True for one of its own, or one the caller keeps), all
+    closed when the block ends (but the caller's)."""
     pages = page_processes(processes)
     executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="sync-db")
-    ctx = LoopContext(runtime, executor=executor, pages=pages)
+    own = store is True
+    writer = store_process.StoreProcess(runtime.db.url) if store is True else store or None
+    ctx = LoopContext(runtime, executor=executor, pages=pages, store=writer)
     try:
         yield ctx
     finally:
         await ctx.aclose()
+        if own and writer is not None:
+            await asyncio.to_thread(writer.close)
         executor.shutdown(wait=True, cancel_futures=True)
         if pages is not None:
             pages.shutdown(wait=True, cancel_futures=True)
 
 
 def run_alone(
-    runtime: Runtime, work: Callable[[LoopContext], Awaitable[T]], *, processes: int = 0
+    runtime: Runtime,
+    work: Callable[[LoopContext], Awaitable[T]],
+    *,
+    processes: int = 0,
+    store: bool | store_process.StoreProcess = False,
 ) -> T:
     """Run ``work`` to the end on an event loop of its own, in a thread of its own (so the
     caller's thread may already run a loop), in the caller's context; its result or error.
-    ``processes``: page processes to start for it (none: pages are prepared in threads)."""
+    ``processes``: page processes to start for it (none: pages are prepared in threads);
+    ``store``: write pages from a store process (True: one started for it; else threads)."""
 
     async def main() -> T:
-        async with loop_context(runtime, db_threads=2, processes=processes) as ctx:
+        async with loop_context(runtime, db_threads=2, processes=processes, store=store) as ctx:
             return await work(ctx)
 
     context = contextvars.copy_context()

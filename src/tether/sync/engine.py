@@ -37,7 +37,7 @@ from tether.heap import tune_gc
 from tether.logging import get_logger
 from tether.runtime import Runtime
 from tether.store.models import Connection
-from tether.sync.context import LoopContext, loop_context
+from tether.sync.context import LoopContext, loop_context, uses_store_process
 from tether.sync.run import sync_connection
 
 log = get_logger("tether.sync")
@@ -134,6 +134,7 @@ class SyncEngine:
         self.reserve = max(1, self.concurrency // 10)  # extra slots only "Sync now" may use
         self.db_threads = db_threads or settings.sync_db_threads
         self.processes = settings.sync_processes if processes is None else processes
+        self.store = uses_store_process(runtime)
         self.stop_timeout = stop_timeout
         self._queue = FairQueue()
         self._lock = threading.Condition()
@@ -234,7 +235,7 @@ class SyncEngine:
         self._wake = asyncio.Event()
         try:
             async with loop_context(
-                self.runtime, db_threads=self.db_threads, processes=self.processes
+                self.runtime, db_threads=self.db_threads, processes=self.processes, store=self.store
             ) as ctx:
                 heartbeat = asyncio.create_task(self._heartbeats(ctx))
                 self._ready.set()

@@ -10,8 +10,10 @@ page process: the per-resource work never runs on the event loop). At most ``QUE
 pages wait between fetchers and store loop, so memory stays bounded by a few pages per sync
 whatever the size of the record. The store loop gathers pages (up to ``WRITE_BATCH``
 resources or ``HELD_PAGES`` pages, or whatever there is when the fetchers are done) and writes
-them from a database thread in one transaction fenced by the grant epoch
-(:mod:`tether.sync.fenced_writes`). What happened is gathered in a :class:`Progress`.
+them in one transaction fenced by the grant epoch (:mod:`tether.sync.fenced_writes`), from a
+database thread or from the worker's store process (:mod:`tether.sync.store_process`, where the
+next batch already waits while one is written). What happened is gathered in a
+:class:`Progress`.
 
 A 401 gets one token refresh per sync, whichever type meets it first (the others retry with
 the new token); a second 401, a refresh that finds the grant dead, or Basic credentials that
@@ -22,8 +24,8 @@ fetcher (the other types would fail the same way); another page error fails its 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass, field
 from typing import ParamSpec, Protocol, TypeAlias, TypeVar
@@ -42,7 +44,6 @@ from tether.runtime import Runtime
 from tether.sync.budgets import Budget, Budgets
 from tether.sync.checks import PreparedPage, PreparedRow, Tally
 from tether.sync.claim import Claim
-from tether.sync.fenced_writes import fence, upsert_resources
 from tether.sync.references import ReferenceTally, fetch_references
 
 log = get_logger("tether.sync")
@@ -121,6 +122,7 @@ class SyncContext(Protocol):
 
     runtime: Runtime
     budgets: Budgets
+    write_depth: int  # writes a sync may have queued at once (they are applied in order)
 
     def request_slot(
         self, source: str, budget: Budget
@@ -138,6 +140,12 @@ class SyncContext(Protocol):
     ) -> Awaitable[PreparedPage]:
         """:func:`~tether.sync.checks.prepare_page`, off the event loop (in another process
         when the worker keeps one for it)."""
+        ...
+
+    def write(self, claim: Claim, rows: Sequence[PreparedRow]) -> Awaitable[Counter[str]]:
+        """:func:`~tether.sync.fenced_writes.write_rows` for the claimed connection, off the
+        event loop (in the store process when the worker keeps one); what was stored per
+        type, or :class:`~tether.errors.Fenced`."""
         ...
 
 
@@ -204,7 +212,7 @@ async def _references(
     (:mod:`tether.sync.references`), written like a page's rows."""
 
     async def write(rows: list[PreparedRow]) -> None:
-        await ctx.blocking(_write_rows, ctx.runtime, claim, rows, progress)
+        _written(progress, await ctx.write(claim, rows))
 
     progress.referenced = await fetch_references(
         runtime=ctx.runtime,
@@ -388,48 +396,58 @@ async def _store_all(
     ctx: SyncContext, claim: Claim, pages: asyncio.Queue[Message], progress: Progress
 ) -> None:
     """Write what the fetchers have queued: pages are held until ``WRITE_BATCH`` resources
-    or ``HELD_PAGES`` pages have arrived (or the fetchers are done), then go to one database
-    thread call and one fenced transaction, so small pages or a slow database cost fewer
-    round trips while memory stays bounded by a few pages."""
+    or ``HELD_PAGES`` pages have arrived (or the fetchers are done), then go to one write, one
+    fenced transaction, so small pages or a slow database cost fewer round trips while memory
+    stays bounded by a few pages. Up to ``ctx.write_depth`` writes are queued at once: with
+    two, the next batch waits in the store process while one is written."""
     ended = False
     held: list[PageArrived] = []  # pages waiting to be written together
     resources = 0
-    while not ended:
-        batch = [await pages.get()]
-        while not isinstance(batch[-1], FetchEnded):
-            try:
-                batch.append(pages.get_nowait())
-            except asyncio.QueueEmpty:
-                break
-        for message in batch:
-            match message:
-                case FetchEnded():
-                    ended = True
-                case TypeDone(rtype):
-                    progress.done.add(rtype)
-                case TypeFailed(rtype, error):
-                    progress.failed[rtype] = error
-                    if error.retry_after:
-                        progress.retry_after = max(progress.retry_after or 0, error.retry_after)
-                case AuthorizationLost():
-                    progress.expired = True
-                case PageArrived(rtype) if rtype not in progress.failed:
-                    progress.pages += 1
-                    held.append(message)
-                    resources += _size(message)
-        # Write when enough has gathered (or the fetchers are done): a small record is one
-        # transaction, a large one WRITE_BATCH resources or HELD_PAGES pages at a time.
-        if held and (ended or resources >= WRITE_BATCH or len(held) >= HELD_PAGES):
-            await ctx.blocking(_write_pages, ctx.runtime, claim, held, progress)
-            held, resources = [], 0
+    writes: deque[asyncio.Future[Counter[str]]] = deque()  # queued, in order
+    try:
+        while not ended:
+            batch = [await pages.get()]
+            while not isinstance(batch[-1], FetchEnded):
+                try:
+                    batch.append(pages.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            for message in batch:
+                match message:
+                    case FetchEnded():
+                        ended = True
+                    case TypeDone(rtype):
+                        progress.done.add(rtype)
+                    case TypeFailed(rtype, error):
+                        progress.failed[rtype] = error
+                        if error.retry_after:
+                            progress.retry_after = max(progress.retry_after or 0, error.retry_after)
+                    case AuthorizationLost():
+                        progress.expired = True
+                    case PageArrived(rtype) if rtype not in progress.failed:
+                        progress.pages += 1
+                        held.append(message)
+                        resources += _size(message)
+            # Write when enough has gathered (or the fetchers are done): a small record is
+            # one transaction, a large one WRITE_BATCH resources or HELD_PAGES pages at a time.
+            if held and (ended or resources >= WRITE_BATCH or len(held) >= HELD_PAGES):
+                rows = _rows(held, progress)
+                held, resources = [], 0
+                if rows:
+                    while len(writes) >= ctx.write_depth:
+                        _written(progress, await writes.popleft())
+                    writes.append(asyncio.ensure_future(ctx.write(claim, rows)))
+        while writes:
+            _written(progress, await writes.popleft())
+    finally:
+        for write in writes:  # the sync ended early: nobody waits for these any more
+            write.add_done_callback(_ignore)
 
 
-def _write_pages(
-    runtime: Runtime, claim: Claim, arrivals: list[PageArrived], progress: Progress
-) -> None:
-    """In a database thread: write the pages' rows (those of a type that has failed since
-    they arrived are left out) in one transaction fenced by the grant epoch. Two searches of
-    a type (one per parameter set) may both find a resource: the upsert keeps its last row."""
+def _rows(arrivals: list[PageArrived], progress: Progress) -> list[PreparedRow]:
+    """The rows of the pages to write together (those of a type that has failed since they
+    arrived are left out), and what the pages say for the sync's progress. Two searches of a
+    type (one per parameter set) may both find a resource: the upsert keeps its last row."""
     rows: list[PreparedRow] = []
     tally = progress.tally
     for arrival in arrivals:
@@ -441,24 +459,14 @@ def _write_pages(
         tally.foreign += page.foreign
         if page.newest > tally.newest.get(arrival.rtype, ""):
             tally.newest[arrival.rtype] = page.newest
-    if rows:
-        _write_rows(runtime, claim, rows, progress)
+    return rows
 
 
-def _write_rows(
-    runtime: Runtime, claim: Claim, rows: list[PreparedRow], progress: Progress
-) -> None:
-    """In a database thread: one fenced transaction that writes ``rows``."""
-    with runtime.db.write() as session:
-        now = runtime.clock()
-        fence(session, claim.pk, claim.epoch, now)
-        written = upsert_resources(
-            session,
-            member_id=claim.member_id,
-            connection_pk=claim.pk,
-            epoch=claim.epoch,
-            rows=rows,
-            now=now,
-        )
+def _written(progress: Progress, written: Counter[str]) -> None:
     progress.written_by_type.update(written)
     progress.written += written.total()
+
+
+def _ignore(future: asyncio.Future[Counter[str]]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: no "never retrieved" warning

@@ -23,6 +23,7 @@ from tether.sync.claim import Claim, claim_sync
 from tether.sync.context import run_alone
 from tether.sync.outcome import SyncReport, finish_sync
 from tether.sync.pipeline import SOURCE_DOWN, WHOLE_SYNC, Progress, SyncContext, pull
+from tether.sync.store_process import StoreProcess
 
 __all__ = ["SyncReport", "run_sync", "sync_connection"]
 
@@ -38,12 +39,15 @@ def run_sync(
     page_size: int = DEFAULT_PAGE_SIZE,
     max_pages: int = DEFAULT_MAX_PAGES,
     processes: int = 0,
+    store: bool | StoreProcess = False,
     requested: float | None = None,
 ) -> SyncReport | None:
     """Sync one connection for grant ``epoch`` and wait for the outcome, from blocking code
     (on an event loop of its own, in a thread of its own, so it works whatever the caller's
     thread is already running). None when there was nothing to do. ``processes``: page
-    processes to start for this run (a worker keeps its own: ``TETHER_SYNC_PROCESSES``)."""
+    processes to start for this run, ``store``: write from a store process, one started for
+    this run (True) or the caller's (a worker keeps its own: ``TETHER_SYNC_PROCESSES``,
+    ``TETHER_SYNC_STORE_PROCESS``)."""
     return run_alone(
         runtime,
         lambda ctx: sync_connection(
@@ -56,6 +60,7 @@ def run_sync(
             requested=requested,
         ),
         processes=processes,
+        store=store,
     )
 
 
