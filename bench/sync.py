@@ -12,7 +12,8 @@ connects members through the real consent flow, then, per page size:
   ``_count``, same bearer token, same ``runtime.http_client()``) read page by page following
   ``next``, each page parsed with ``orjson.loads`` as the sync does, nothing stored;
 - **sync**: ``run_sync(runtime, connection_pk=…, epoch=…, page_size=…)`` on a freshly connected
-  member;
+  member, writing as a worker does (``--writer auto``: from a store process on SQLite, started
+  before the clock as a worker keeps one, and from database threads on PostgreSQL);
 - **store-only** baseline: the pages fetched by the first baseline (kept as bytes, parsed and
   turned into rows outside the clock) upserted with ``upsert_resources``, one page per
   ``runtime.db.write()`` transaction, into another freshly connected member's connection.
@@ -22,7 +23,7 @@ overlaps fetching and storing, so it should take about as long as the slower of 
 With ``--rounds N`` every page size runs N times, on fresh members, and the median ratio is
 reported too: one run's ratio moves by about 0.3 with this machine's speed.
 Memory: ``run_sync`` of a 1,000,000-resource patient (``lab-volume``) in a fresh child process,
-peak RSS sampled every 20 ms with psutil and ``ru_maxrss``; target ≤ 250 MB.
+peak RSS sampled every 20 ms with psutil and ``VmHWM``, the store process's added; target ≤ 250 MB.
 """
 
 from __future__ import annotations

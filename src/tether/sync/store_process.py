@@ -191,15 +191,20 @@ class _Link:
                 if future.set_running_or_notify_cancel():
                     future.set_exception(StoreFailed("the store process has stopped"))
             self._back.close()
+            self._reap()
             if waiting:
                 log.error("store process stopped", pid=self.process.pid, lost=len(waiting))
 
-    def close(self) -> None:
-        self._outbox.put(None)
-        self._sender.join(CLOSE_TIMEOUT)
+    def _reap(self) -> None:
+        """Wait for the process (no zombie is left behind), killing it if it will not end."""
         try:
             self.process.wait(CLOSE_TIMEOUT)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def close(self) -> None:
+        self._outbox.put(None)
+        self._sender.join(CLOSE_TIMEOUT)
+        self._reap()
         self._reader.join(CLOSE_TIMEOUT)
