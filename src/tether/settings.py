@@ -135,7 +135,8 @@ class Settings(BaseSettings):
         default=True,
         description="on SQLite, a worker writes its syncs' pages from a store process of its own, "
         "off the interpreter lock of the process doing the I/O (docs/benchmarks.md, Sync); false: "
-        "from its database threads. On PostgreSQL they always do: it writes many syncs at once",
+        "from its database threads. On PostgreSQL the threads always write: it takes many syncs' "
+        "writes at once",
     )
     worker_nice: int = Field(
         default=10,

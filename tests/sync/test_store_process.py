@@ -19,6 +19,7 @@ from tests.sync.helpers import codes, connected, reload, stored, wait_for
 from tether.errors import Fenced
 from tether.runtime import Runtime
 from tether.store.models import FhirResource, FhirSearchValue
+from tether.sync import store_process
 from tether.sync.checks import stamped
 from tether.sync.context import uses_store_process
 from tether.sync.run import run_sync
@@ -93,7 +94,7 @@ def test_a_sync_written_from_the_store_process_stores_what_threads_store(
 
 
 def test_the_store_process_is_fenced_and_restarted_after_it_dies(
-    client, member: MemberCtx, runtime: Runtime
+    client, member: MemberCtx, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conn = connected(client, member, runtime, CLINIC, "clinic-1")
     store = StoreProcess(runtime.db.url)
@@ -135,6 +136,9 @@ def test_the_store_process_is_fenced_and_restarted_after_it_dies(
         with pytest.raises(StoreFailed):
             lost.result(timeout=60)
         wait_for(lambda: store.pid() is None)
+        with pytest.raises(StoreFailed, match="keeps stopping"):  # it just started: not again
+            write("c", 2, conn.grant_epoch)
+        monkeypatch.setattr(store_process, "RESTART_AFTER", 0.0)  # as 5 s later
         assert write("c", 2, conn.grant_epoch) == Counter({"Observation": 2})  # a new process
         assert store.pid() not in (None, first)
         assert stored(runtime, conn.id) == {"Observation": 5}
@@ -144,7 +148,7 @@ def test_the_store_process_is_fenced_and_restarted_after_it_dies(
 
 
 def test_a_sync_whose_store_process_dies_fails_as_tethers_own_failure(
-    client, member: MemberCtx, runtime: Runtime
+    client, member: MemberCtx, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The sync ends in ERROR (PATIENT_RETRIEVAL_ERROR: retried soon), not RETRIEVED, and keeps
     what was committed; the next sync, from a new store process, completes."""
@@ -169,6 +173,7 @@ def test_a_sync_whose_store_process_dies_fails_as_tethers_own_failure(
             report = running.result(timeout=120)
         assert report is not None and report.status == "ERROR"
         assert codes(reload(runtime, conn.id)) == ["PATIENT_RETRIEVAL_ERROR"]
+        monkeypatch.setattr(store_process, "RESTART_AFTER", 0.0)  # as a few seconds later
         after = run_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch, store=store)
         assert after is not None and after.status == "RETRIEVED", after.errors
         assert reload(runtime, conn.id).resource_counts == stored(runtime, conn.id)

@@ -211,9 +211,7 @@ def _read_only_statement(state: ORMExecuteState) -> None:
 class Database:
     """The engine plus two kinds of unit of work: ``write()`` and ``read()``."""
 
-    def __init__(self, url: str, *, checkpoint: bool = True, **engine_kwargs: Any) -> None:
-        """``checkpoint``: run the SQLite WAL's :class:`WalCheckpointer` (one per database
-        file is enough: a process that opens it beside the one that does passes False)."""
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sqlite = self.engine.dialect.name == "sqlite"
@@ -235,7 +233,7 @@ class Database:
         database = self.engine.url.database
         self.checkpointer = (
             WalCheckpointer(database)
-            if checkpoint and self.sqlite and database and database != ":memory:"
+            if self.sqlite and database and database != ":memory:"
             else None
         )
         if self.checkpointer is not None:

@@ -9,6 +9,7 @@ driver, so that process stays small.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
@@ -32,9 +33,26 @@ def configure(dbapi_conn: Any) -> None:
 
 
 def connect(path: str) -> sqlite3.Connection:
-    """A connection to the database file at ``path`` (which must exist), configured."""
+    """A connection to the database file at ``path``, configured; ``OperationalError`` when
+    there is no such file (``mode=rw``: never an empty database in its place)."""
     conn = sqlite3.connect(
-        path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        Path(path).resolve().as_uri() + "?mode=rw",
+        uri=True,
+        timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+        check_same_thread=False,
     )
     configure(conn)
     return conn
+
+
+def database_file(url: str) -> str | None:
+    """The file a SQLAlchemy URL's SQLite database lives in; None for another engine or an
+    in-memory database."""
+    from sqlalchemy.engine import make_url  # here: the store process never calls this
+
+    parsed = make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return None
+    return path

@@ -28,6 +28,7 @@ from typing import ParamSpec, TypeVar
 
 from tether.runtime import Runtime
 from tether.store.models import utcnow
+from tether.store.sqlite import database_file
 from tether.sync import store_process
 from tether.sync.budgets import Budget, Budgets, make_budgets
 from tether.sync.checks import PreparedPage, PreparedRow, prepare_page
@@ -124,12 +125,7 @@ class LoopContext:
 def uses_store_process(runtime: Runtime) -> bool:
     """Whether a worker writes pages from a store process (``TETHER_SYNC_STORE_PROCESS``, on
     a SQLite file)."""
-    database = runtime.db.engine.url.database
-    return (
-        runtime.settings.sync_store_process
-        and runtime.db.sqlite
-        and database not in (None, "", ":memory:")
-    )
+    return runtime.settings.sync_store_process and database_file(runtime.db.url) is not None
 
 
 def page_processes(count: int) -> ProcessPoolExecutor | None:
@@ -156,16 +152,17 @@ async def loop_context(
     """A :class:`LoopContext` on the running loop with its database threads, page processes
     and store process (``store``: True for one of its own, or one the caller keeps), all
     closed when the block ends (but the caller's)."""
+    writer = store_process.StoreProcess(runtime.db.url) if store is True else store or None
     pages = page_processes(processes)
     executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="sync-db")
-    own = store is True
-    writer = store_process.StoreProcess(runtime.db.url) if store is True else store or None
-    ctx = LoopContext(runtime, executor=executor, pages=pages, store=writer)
     try:
-        yield ctx
+        ctx = LoopContext(runtime, executor=executor, pages=pages, store=writer)
+        try:
+            yield ctx
+        finally:
+            await ctx.aclose()
     finally:
-        await ctx.aclose()
-        if own and writer is not None:
+        if store is True and writer is not None:
             await asyncio.to_thread(writer.close)
         executor.shutdown(wait=True, cancel_futures=True)
         if pages is not None:

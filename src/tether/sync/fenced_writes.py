@@ -5,7 +5,8 @@ id=… AND grant_epoch=… AND status='CONNECTED'``. When it touches no row, the
 deleted or re-authorized since the sync started, and the page is not written. The update holds
 the connection row's lock until commit, so a disconnect that commits first is always seen, and
 one that comes later waits for this page's transaction to finish. :func:`write_rows` is that
-transaction (in a database thread, or in :mod:`tether.sync.store_process`); :func:`upsert_resources`
+transaction in a database thread (the store process runs its twin,
+:func:`~tether.sync.sqlite_writes.write_sqlite`); :func:`upsert_resources`
 writes the new versions among a batch of pages' rows, with their search values, in a few
 driver-level statements whatever the batch's size; :func:`resource_counts` counts what the
 connection has stored.
@@ -95,7 +96,8 @@ def write_rows(
     from ``clock`` inside the transaction, so it is never older than the transaction by more
     than its own statements (Bulk ``transactionTime`` allows for that: ``WRITE_GRACE``)."""
     with db.write() as session:
-        now = clock()
+        session.connection()  # the transaction begins (SQLite: the write lock is taken) ...
+        now = clock()  # ... before the stamp is read
         fence(session, connection_pk, epoch, now)
         return upsert_resources(
             session,

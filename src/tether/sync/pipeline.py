@@ -437,11 +437,20 @@ async def _store_all(
                     while len(writes) >= ctx.write_depth:
                         _written(progress, await writes.popleft())
                     writes.append(asyncio.ensure_future(ctx.write(claim, rows)))
+                    del rows  # the write holds them now
         while writes:
             _written(progress, await writes.popleft())
-    finally:
-        for write in writes:  # the sync ended early: nobody waits for these any more
+    except asyncio.CancelledError:
+        for write in writes:  # nobody waits for these any more
             write.add_done_callback(_ignore)
+        raise
+    except BaseException:
+        # A write failed: the ones queued behind it end (written or refused) before the sync's
+        # outcome is written, so that nothing lands after it.
+        for result in await asyncio.gather(*writes, return_exceptions=True):
+            if isinstance(result, Counter):
+                _written(progress, result)
+        raise
 
 
 def _rows(arrivals: list[PageArrived], progress: Progress) -> list[PreparedRow]:

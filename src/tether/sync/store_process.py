@@ -28,23 +28,25 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from multiprocessing.connection import Connection as Pipe
 
 import orjson
-from sqlalchemy.engine import make_url
 
 from tether.errors import Fenced
 from tether.logging import get_logger
+from tether.store.sqlite import database_file
 from tether.sync import store_child
 from tether.sync.checks import PreparedRow
 
 log = get_logger("tether.sync")
 
 DEPTH = 2  # batches a sync keeps in the store process: the one being written and the next
-CLOSE_TIMEOUT = 30.0  # seconds the process gets to finish the writes it has taken, on close
+CLOSE_TIMEOUT = 10.0  # seconds each step of a close may wait (the process, then its threads)
+RESTART_AFTER = 5.0  # seconds between two starts: a process that cannot stay up fails fast
 
 
 class StoreFailed(Exception):
@@ -55,12 +57,14 @@ class StoreProcess:
     """The worker's side of the store process; :meth:`submit` may be called from any thread."""
 
     def __init__(self, database_url: str) -> None:
-        path = make_url(database_url).database
-        if make_url(database_url).get_backend_name() != "sqlite" or not path or path == ":memory:":
+        path = database_file(database_url)
+        if path is None:
             raise ValueError("the store process writes to a SQLite file")
         self.path = path
         self._lock = threading.Lock()
         self._current: _Link | None = None
+        self._started = -RESTART_AFTER  # monotonic time of the last start
+        self._closed = False
 
     def submit(
         self,
@@ -86,8 +90,17 @@ class StoreProcess:
         future.result()
 
     def _send(self, document: bytes, future: Future[Counter[str]]) -> None:
+        future.set_running_or_notify_cancel()  # once sent it will be written: no cancelling
         with self._lock:
+            if self._closed:
+                future.set_exception(StoreFailed("the store process is closed"))
+                return
             if self._current is None or self._current.dead:
+                now = time.monotonic()
+                if now - self._started < RESTART_AFTER:  # it died at once: not again so soon
+                    future.set_exception(StoreFailed("the store process keeps stopping"))
+                    return
+                self._started = now
                 self._current = _Link.start(self.path)
             self._current.send(document, future)
 
@@ -102,9 +115,9 @@ class StoreProcess:
         return link.process.pid if link is not None and not link.dead else None
 
     def close(self) -> None:
-        """Let the process finish the writes it has taken, then stop it."""
+        """Let the process finish the writes it has taken, then stop it (none starts after)."""
         with self._lock:
-            link, self._current = self._current, None
+            link, self._current, self._closed = self._current, None, True
         if link is not None:
             link.close()
 
@@ -120,6 +133,7 @@ class _Link:
         self._waiting: deque[Future[Counter[str]]] = deque()
         self._lock = threading.Lock()
         self.dead = False
+        self._closing = False
         self._sender = threading.Thread(target=self._send_all, name="store-send", daemon=True)
         self._reader = threading.Thread(target=self._read_all, name="store-read", daemon=True)
         self._sender.start()
@@ -129,15 +143,20 @@ class _Link:
     def start(cls, path: str) -> _Link:
         # A plain ``python -m``, not multiprocessing's spawn: that would run the worker's own
         # main script first (the ``tether`` command imports the whole application).
+        # -P: the worker's working directory is not on the child's import path.
         requests_in, requests_out = os.pipe()
         answers_in, answers_out = os.pipe()
         try:
             process = subprocess.Popen(  # noqa: S603 (our interpreter, our module)
-                [sys.executable, "-m", store_child.__name__, path]
+                [sys.executable, "-P", "-m", store_child.__name__, path]
                 + [str(fd) for fd in (requests_in, answers_out, os.getpid())],
                 pass_fds=(requests_in, answers_out),
                 stdin=subprocess.DEVNULL,
             )
+        except BaseException:
+            os.close(requests_out)
+            os.close(answers_in)
+            raise
         finally:
             os.close(requests_in)  # the child's ends: the parent keeps only its own
             os.close(answers_out)
@@ -171,8 +190,6 @@ class _Link:
                 answer = orjson.loads(self._back.recv_bytes())
                 with self._lock:
                     future = self._waiting.popleft()
-                if not future.set_running_or_notify_cancel():
-                    continue
                 if "written" in answer:
                     future.set_result(Counter(answer["written"]))
                 elif answer.get("fenced"):
@@ -180,18 +197,23 @@ class _Link:
                 else:
                     future.set_exception(StoreFailed(answer.get("error", "unknown")))
         except (EOFError, OSError):
-            pass
+            pass  # the process has ended (or been closed)
+        except Exception:  # an answer that cannot be read: stop the process, fail what waits
+            log.exception("store process answered something unreadable", pid=self.process.pid)
         finally:
+            # The process is gone (killed if not) before anything waiting fails, and before a
+            # new one may start: no batch of a failed write is written behind its back.
+            self._outbox.put(None)
+            self._back.close()
+            if self.process.poll() is None and not self._closing:
+                self.process.kill()
+            self._reap()
             with self._lock:
                 self.dead = True
                 waiting = list(self._waiting)
                 self._waiting.clear()
-            self._outbox.put(None)
             for future in waiting:
-                if future.set_running_or_notify_cancel():
-                    future.set_exception(StoreFailed("the store process has stopped"))
-            self._back.close()
-            self._reap()
+                future.set_exception(StoreFailed("the store process has stopped"))
             if waiting:
                 log.error("store process stopped", pid=self.process.pid, lost=len(waiting))
 
@@ -204,6 +226,7 @@ class _Link:
             self.process.wait()
 
     def close(self) -> None:
+        self._closing = True
         self._outbox.put(None)
         self._sender.join(CLOSE_TIMEOUT)
         self._reap()
