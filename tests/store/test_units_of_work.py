@@ -119,3 +119,15 @@ def test_a_pooled_connection_the_server_ended_is_replaced_without_an_error(
     finally:
         db.dispose()
         other.dispose()
+
+
+def test_the_drivers_own_sqlite_errors_count_as_the_database_unavailable() -> None:
+    """The sync's SQLite page writes run on the driver itself: its "database is locked" or
+    "disk I/O error" is the database being unavailable, as SQLAlchemy's wrapping of it is."""
+    import sqlite3
+
+    from tether.store.db import database_unavailable
+
+    assert database_unavailable(sqlite3.OperationalError("database is locked"))
+    assert not database_unavailable(sqlite3.IntegrityError("UNIQUE constraint failed"))
+    assert not database_unavailable(ValueError("a bug"))

@@ -43,7 +43,10 @@ def database_unavailable(exc: BaseException) -> bool:
         return exc.connection_invalidated or isinstance(
             exc, sa_exc.OperationalError | sa_exc.InterfaceError
         )
-    return isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError)
+    # The sync's SQLite page writes run on the driver itself (tether.sync.sqlite_writes).
+    return isinstance(
+        exc, sa_exc.TimeoutError | sa_exc.DisconnectionError | sqlite3.OperationalError
+    )
 
 
 def upsert_insert(session: Session, table: Any) -> Any:
