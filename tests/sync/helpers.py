@@ -11,6 +11,7 @@ from sqlalchemy.orm import joinedload
 from tests.conftest import MemberCtx
 from tether.runtime import Runtime
 from tether.store.models import Connection, FhirResource
+from tether.sync.checks import PreparedRow, stamped
 from tether.testing.flow import connect
 
 
@@ -53,3 +54,18 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def observations(prefix: str, count: int) -> list[PreparedRow]:
+    """``count`` Observations (ids ``prefix-0``…), each with a code and a date, as rows."""
+    return [
+        stamped(
+            "Observation",
+            {
+                "id": f"{prefix}-{i}",
+                "code": {"coding": [{"system": "http://loinc.org", "code": f"{i}-1"}]},
+                "effectiveDateTime": "2024-01-01T10:00:00Z",
+            },
+        )
+        for i in range(count)
+    ]

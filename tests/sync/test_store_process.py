@@ -15,12 +15,11 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import MemberCtx, make_member
-from tests.sync.helpers import codes, connected, reload, stored, wait_for
+from tests.sync.helpers import codes, connected, observations, reload, stored, wait_for
 from tether.errors import Fenced
 from tether.runtime import Runtime
 from tether.store.models import FhirResource, FhirSearchValue
 from tether.sync import store_process
-from tether.sync.checks import stamped
 from tether.sync.context import uses_store_process
 from tether.sync.run import run_sync
 from tether.sync.store_process import StoreFailed, StoreProcess
@@ -34,20 +33,6 @@ def db_url(tmp_path: Path, sqlite_template: Path) -> str:
     target = tmp_path / "tether.db"
     shutil.copy(sqlite_template, target)
     return f"sqlite:///{target}"
-
-
-def _rows(prefix: str, count: int) -> list[tuple]:  # type: ignore[type-arg]
-    return [
-        stamped(
-            "Observation",
-            {
-                "id": f"{prefix}-{i}",
-                "code": {"coding": [{"system": "http://loinc.org", "code": f"{i}-1"}]},
-                "effectiveDateTime": "2024-01-01T10:00:00Z",
-            },
-        )
-        for i in range(count)
-    ]
 
 
 def _data(runtime: Runtime, pk: int) -> dict[tuple[str, str], str]:
@@ -105,7 +90,7 @@ def test_the_store_process_is_fenced_and_restarted_after_it_dies(
                 connection_pk=conn.id,
                 epoch=epoch,
                 member_id=member.member_id,
-                rows=_rows(prefix, count),
+                rows=observations(prefix, count),
             ).result(timeout=60)
 
         assert write("a", 3, conn.grant_epoch) == Counter({"Observation": 3})
@@ -129,7 +114,7 @@ def test_the_store_process_is_fenced_and_restarted_after_it_dies(
             connection_pk=conn.id,
             epoch=conn.grant_epoch,
             member_id=member.member_id,
-            rows=_rows("lost", 2),
+            rows=observations("lost", 2),
         )
         wait_for(lambda: store.waiting() == 1)
         os.kill(first, signal.SIGKILL)  # ...and dies with it

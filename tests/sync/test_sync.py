@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import MemberCtx, make_member
-from tests.sync.helpers import codes, connected, reload, stored
+from tests.sync.helpers import codes, connected, observations, reload, stored
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
 from tether.store.models import AuditEvent, Connection, FhirResource
@@ -454,7 +454,6 @@ def test_a_batch_is_a_few_statements_whatever_its_size(
     row's step, and a store that steps per row crawls beside a thread preparing pages."""
     from sqlalchemy import event
 
-    from tether.sync.checks import stamped
     from tether.sync.fenced_writes import upsert_resources
 
     conn = connected(client, member, runtime, CLINIC, PATIENT)
@@ -464,17 +463,7 @@ def test_a_batch_is_a_few_statements_whatever_its_size(
         statements.append(statement)
 
     def write(prefix: str, size: int, *, epoch: int) -> tuple[int, list[str]]:
-        rows = [
-            stamped(
-                "Observation",
-                {
-                    "id": f"{prefix}-{i}",
-                    "code": {"coding": [{"system": "http://loinc.org", "code": f"{i}-1"}]},
-                    "effectiveDateTime": "2024-01-01T10:00:00Z",
-                },
-            )
-            for i in range(size)
-        ]
+        rows = observations(prefix, size)
         statements.clear()
         event.listen(runtime.db.engine, "before_cursor_execute", count)
         try:
