@@ -5,8 +5,8 @@ id=… AND grant_epoch=… AND status='CONNECTED'``. When it touches no row, the
 deleted or re-authorized since the sync started, and the page is not written. The update holds
 the connection row's lock until commit, so a disconnect that commits first is always seen, and
 one that comes later waits for this page's transaction to finish. :func:`write_rows` is that
-transaction in a database thread (the store process runs its twin,
-:func:`~tether.sync.sqlite_writes.write_sqlite`); :func:`upsert_resources`
+transaction in a database thread (on SQLite it is :func:`~tether.sync.sqlite_writes.
+write_sqlite`, which the store process runs too); :func:`upsert_resources`
 writes the new versions among a batch of pages' rows, with their search values, in a few
 driver-level statements whatever the batch's size; :func:`resource_counts` counts what the
 connection has stored.
@@ -25,12 +25,13 @@ from sqlalchemy import Connection as Connection_
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
+from tether import tracing
 from tether.domain import Status
 from tether.errors import Fenced
 from tether.store.db import Database
 from tether.store.models import Connection, FhirResource
 from tether.sync.checks import PreparedRow
-from tether.sync.sqlite_writes import Batch, upsert_sqlite
+from tether.sync.sqlite_writes import Batch, upsert_sqlite, write_sqlite
 
 _CONNECTIONS = cast(Table, Connection.__table__)
 
@@ -94,9 +95,25 @@ def write_rows(
     """A sync's page write: one transaction, fenced by the grant epoch, that stores the rows'
     new versions (:func:`upsert_resources`); returns how many per type. The stamp is read
     from ``clock`` inside the transaction, so it is never older than the transaction by more
-    than its own statements (Bulk ``transactionTime`` allows for that: ``WRITE_GRACE``)."""
+    than its own statements (Bulk ``transactionTime`` allows for that: ``WRITE_GRACE``).
+    On SQLite it is the store process's own transaction
+    (:func:`~tether.sync.sqlite_writes.write_sqlite`), on one of the pool's connections."""
+    if db.sqlite:
+        with (
+            tracing.span("db.write", attributes={"db.system": "sqlite"}),
+            db.engine.connect() as connection,  # no transaction: write_sqlite begins its own
+        ):
+            driver = cast(sqlite3.Connection, connection.connection.driver_connection)
+            return write_sqlite(
+                driver,
+                connection_pk=connection_pk,
+                epoch=epoch,
+                member_id=member_id,
+                rows=rows,
+                clock=clock,
+            )
     with db.write() as session:
-        session.connection()  # the transaction begins (SQLite: the write lock is taken) ...
+        session.connection()  # the transaction begins ...
         now = clock()  # ... before the stamp is read
         fence(session, connection_pk, epoch, now)
         return upsert_resources(

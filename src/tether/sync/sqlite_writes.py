@@ -1,10 +1,12 @@
 """The sync's page writes on SQLite, at the driver: what a write sends, and nothing heavier.
 
+:func:`write_sqlite` is a sync's whole fenced page write on SQLite: from a database thread
+(:func:`~tether.sync.fenced_writes.write_rows`, on a pooled connection) and from the store
+process (:mod:`tether.sync.store_child`, on a connection of its own);
 :func:`~tether.sync.fenced_writes.upsert_resources` runs :func:`upsert_sqlite` inside a
-:class:`~tether.store.db.Database` write on SQLite; the store process
-(:mod:`tether.sync.store_child`) runs :func:`write_sqlite`, the whole fenced transaction, on a
-connection of its own. This module imports the driver, orjson and the sync's row types only,
-so that process stays small (about 20 MB; 56 MB with SQLAlchemy and tether's models).
+:class:`~tether.store.db.Database` write. This module imports the driver, orjson and the
+sync's row types only, so that process stays small (about 20 MB; 56 MB with SQLAlchemy and
+tether's models).
 """
 
 from __future__ import annotations
@@ -78,9 +80,10 @@ def write_sqlite(
     rows: Sequence[PreparedRow],
     clock: Callable[[], datetime],
 ) -> Counter[str]:
-    """:func:`~tether.sync.fenced_writes.write_rows` on a driver connection of tether's
-    settings (:func:`tether.store.sqlite.connect`): one ``BEGIN IMMEDIATE`` transaction,
-    fenced, stamped inside it; raises :class:`~tether.errors.Fenced` (nothing written)."""
+    """SQLite's :func:`~tether.sync.fenced_writes.write_rows` (from a database thread or the
+    store process), on a driver connection of tether's settings (:func:`tether.store.sqlite.
+    configure`) outside any transaction: one ``BEGIN IMMEDIATE`` transaction, fenced, stamped
+    inside it; raises :class:`~tether.errors.Fenced` (nothing written)."""
     connection.execute("BEGIN IMMEDIATE")
     try:
         now = clock()
