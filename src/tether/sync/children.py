@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 import time
-from multiprocessing.context import SpawnContext
-
-
-def spawning() -> SpawnContext:
-    """Children are spawned, never forked: the worker has threads (a fork copies their locks
-    in whatever state they are)."""
-    return multiprocessing.get_context("spawn")
 
 
 def exit_with_parent(parent: int) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import multiprocessing
 import os
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -32,7 +33,7 @@ from tether.store.sqlite import database_file
 from tether.sync import store_process
 from tether.sync.budgets import Budget, Budgets, make_budgets
 from tether.sync.checks import PreparedPage, PreparedRow, prepare_page
-from tether.sync.children import exit_with_parent, spawning
+from tether.sync.children import exit_with_parent
 from tether.sync.claim import Claim
 from tether.sync.fenced_writes import write_rows
 from tether.sync.source_http import SourceHttp, SourceRequests
@@ -135,7 +136,7 @@ def page_processes(count: int) -> ProcessPoolExecutor | None:
         return None
     return ProcessPoolExecutor(
         max_workers=count,
-        mp_context=spawning(),
+        mp_context=multiprocessing.get_context("spawn"),
         initializer=exit_with_parent,
         initargs=(os.getpid(),),
     )
