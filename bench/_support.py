@@ -157,6 +157,15 @@ class Stopwatch:
 
 
 # ---------------------------------------------------------------------------- machine, output
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """The high-water mark of a process's resident memory (``VmHWM``: reset by exec, unlike
+    ``ru_maxrss``, which Linux carries over from the parent); 0 when it says none."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     try:

@@ -49,6 +49,7 @@ from bench._support import (
     connect_member,
     free_port,
     make_members,
+    peak_rss_mb,
     run_per_engine,
     server_version,
     table,
@@ -125,7 +126,7 @@ class Worker:
             self.peak_rss_mb = peak_rss_mb(self.proc.pid) + self.children_peak_rss_mb
             self.cpu_seconds = cpu_seconds(self.proc.pid) + self.children_cpu_seconds
             self.autogroup = Path(f"/proc/{self.proc.pid}/autogroup").read_text().strip()
-        except (OSError, StopIteration, psutil.Error):
+        except (OSError, psutil.Error):
             pass
         self.proc.terminate()
         try:
@@ -133,12 +134,6 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The high-water mark of process ``pid``'s resident memory (``VmHWM``)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    return next(int(line.split()[1]) for line in status.splitlines() if "VmHWM" in line) / 1024
 
 
 def cpu_seconds(pid: int) -> float:

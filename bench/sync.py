@@ -36,7 +36,6 @@ import statistics
 import subprocess
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -52,6 +51,7 @@ from bench._support import (
     free_port,
     machine,
     make_members,
+    peak_rss_mb,
     quiet_logging,
     runtime_from_payload,
     server_version,
@@ -164,14 +164,6 @@ def stored_count(runtime: Runtime, pk: int) -> int:
 
 
 # ---------------------------------------------------------------------------- memory child
-def _vm_hwm_kb() -> int:
-    """Peak RSS of this process image (``VmHWM``; reset by exec, unlike ``ru_maxrss``)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
-
-
 def memory_child() -> None:
     """In a fresh process: run_sync one connection, sampling RSS; print JSON to stdout."""
     import psutil
@@ -232,7 +224,7 @@ def memory_child() -> None:
                 "sum_rss_peak_mb": peak["sum"] / 2**20,
                 # inherited from the parent across fork+exec on Linux: an upper bound only
                 "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "vm_hwm_mb": _vm_hwm_kb() / 1024,  # this process's own high-water mark
+                "vm_hwm_mb": peak_rss_mb(),  # this process's own high-water mark
             }
         )
     )
