@@ -60,7 +60,10 @@ PARTS: dict[str, tuple[int, int]] = {
     "webhooks": (SERVICES, 4),
     "http": (HTTP, 0),
     **{name: (ADAPTERS, 0) for name in ("api", "graphql", "web", "cli", "tasks")},
-    **{name: (TOP, 0) for name in ("bootstrap", "demo", "testing", "__main__", "__init__")},
+    **{
+        name: (TOP, 0)
+        for name in ("bootstrap", "command", "demo", "testing", "__main__", "__init__")
+    },
 }
 # Products of their own: they may import only themselves.
 SEALED_OFF = ("client", "sandbox")

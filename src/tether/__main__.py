@@ -1,5 +1,5 @@
 """``python -m tether`` runs the CLI."""
 
-from tether.bootstrap import main
+from tether.command import main
 
 main()

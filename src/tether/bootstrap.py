@@ -34,7 +34,6 @@ from tether.cli.app import build_cli
 from tether.connections import fleet
 from tether.connections.retirement import import_directory
 from tether.directory.schema import BUNDLED_DIRECTORY
-from tether.errors import ConfigurationError, ProblemError
 from tether.heap import freeze_start_up
 from tether.http import openapi, rfc9457
 from tether.http.middleware import RequestContextMiddleware
@@ -234,19 +233,3 @@ class Assembly:
 def cli() -> typer.Typer:
     """The ``tether`` command line, wired to this composition root."""
     return build_cli(Assembly())
-
-
-def main() -> None:
-    """``tether`` and ``python -m tether``."""
-    try:
-        cli()()
-    except ConfigurationError as exc:
-        from tether.cli.app import err_console
-
-        err_console.print(f"[red]configuration error:[/red] {exc}")
-        raise SystemExit(2) from None
-    except ProblemError as exc:
-        from tether.cli.app import err_console
-
-        err_console.print(f"[red]{exc.title}:[/red] {exc.detail}")
-        raise SystemExit(1) from None

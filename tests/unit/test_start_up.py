@@ -41,7 +41,7 @@ def started(self):
     os.kill(os.getpid(), signal.SIGTERM)  # then stop as an operator would
 SyncEngine.start = started
 sys.argv = ["tether", "worker", "--sweep-interval", "0"]
-from tether.bootstrap import main
+from tether.command import main
 main()
 """
 

@@ -1,1 +1,1 @@
-"""The ``tether`` command line (Typer + Rich); :func:`tether.bootstrap.main` runs it."""
+"""The ``tether`` command line (Typer + Rich); :func:`tether.command.main` runs it."""

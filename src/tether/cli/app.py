@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import typer
 from rich.console import Console
 
-from tether.runtime import Runtime, Service
 from tether.settings import KEYS_FILE, Settings, load_settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the commands import the application only when they run
     from tether.jobs import Jobs
+    from tether.runtime import Runtime, Service
 
 console = Console()
 err_console = Console(stderr=True)
