@@ -3,6 +3,7 @@
 Every command takes ``--json``. A refused input (a return URL RFC 8252 does not allow, an
 unknown tenant) exits with status 1: with ``--json`` the RFC 9457 problem document is printed
 on stdout (its ``field`` names the input), otherwise its title and detail on stderr.
+Each command imports its service when it runs (``tether --help`` does not import them).
 """
 
 from __future__ import annotations
@@ -11,17 +12,16 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from tether.accounts import members as accounts
-from tether.accounts import tenants as tenant_admin
 from tether.cli.app import console, emit, err_console, options, runtime_from
 from tether.errors import ProblemError
-from tether.identity import api_keys
-from tether.identity.member_tokens import mint_member_token
+
+if TYPE_CHECKING:
+    from tether.accounts.tenants import TenantView
 
 tenants = typer.Typer(help="Tenants (the health apps using this tether).", no_args_is_help=True)
 keys = typer.Typer(help="Tenant API keys and the token vault's keys.", no_args_is_help=True)
@@ -67,7 +67,7 @@ def problems(as_json: bool) -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def tenant_data(view: tenant_admin.TenantView) -> dict[str, Any]:
+def tenant_data(view: TenantView) -> dict[str, Any]:
     return {
         "id": view.id,
         "name": view.name,
@@ -88,6 +88,8 @@ def create_tenant(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a tenant and its first API key (shown once)."""
+    from tether.identity import api_keys
+
     runtime = runtime_from(ctx)
     with problems(as_json):
         key = api_keys.register_tenant(
@@ -99,6 +101,8 @@ def create_tenant(
 @tenants.command("list")
 def list_tenants(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Every tenant, oldest first."""
+    from tether.accounts import tenants as tenant_admin
+
     found = tenant_admin.list_tenants(runtime_from(ctx))
     if as_json:
         sys.stdout.write(json.dumps([tenant_data(t) for t in found], default=str) + "\n")
@@ -119,6 +123,8 @@ def list_tenants(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @tenants.command("show")
 def show_tenant(ctx: typer.Context, tenant_id: str, as_json: JsonOpt = False) -> None:
     """One tenant's settings."""
+    from tether.accounts import tenants as tenant_admin
+
     with problems(as_json):
         view = tenant_admin.tenant(runtime_from(ctx), tenant_id=tenant_id)
     emit(tenant_data(view), as_json)
@@ -141,6 +147,8 @@ def update_tenant(
 ) -> None:
     """Change a tenant's name, return URLs or browser origins (each list replaces the old
     one; what is not given stays). Audited; all or nothing."""
+    from tether.accounts import tenants as tenant_admin
+
     with problems(as_json):
         view = tenant_admin.update_tenant(
             runtime_from(ctx),
@@ -157,6 +165,8 @@ def update_tenant(
 def disable_tenant(ctx: typer.Context, tenant_id: str, as_json: JsonOpt = False) -> None:
     """Disable a tenant: its API keys, member tokens, SDK tokens, app links and page sessions
     stop at once, and its members' connections stop syncing. Data stays."""
+    from tether.accounts import tenants as tenant_admin
+
     with problems(as_json):
         view = tenant_admin.set_disabled(
             runtime_from(ctx), tenant_id=tenant_id, actor=OPERATOR, disabled=True
@@ -167,6 +177,8 @@ def disable_tenant(ctx: typer.Context, tenant_id: str, as_json: JsonOpt = False)
 @tenants.command("enable")
 def enable_tenant(ctx: typer.Context, tenant_id: str, as_json: JsonOpt = False) -> None:
     """Enable a disabled tenant again (credentials that have not expired work again)."""
+    from tether.accounts import tenants as tenant_admin
+
     with problems(as_json):
         view = tenant_admin.set_disabled(
             runtime_from(ctx), tenant_id=tenant_id, actor=OPERATOR, disabled=False
@@ -177,6 +189,8 @@ def enable_tenant(ctx: typer.Context, tenant_id: str, as_json: JsonOpt = False) 
 @keys.command("list")
 def list_keys(ctx: typer.Context, tenant_id: str, as_json: JsonOpt = False) -> None:
     """A tenant's API keys (never their secrets), revoked ones too."""
+    from tether.identity import api_keys
+
     with problems(as_json):
         found = api_keys.list_api_keys(runtime_from(ctx), tenant_id=tenant_id)
     rows = [
@@ -197,6 +211,8 @@ def create_key(
     ctx: typer.Context, tenant_id: str, name: str = "", as_json: JsonOpt = False
 ) -> None:
     """Create another API key for a tenant (shown once)."""
+    from tether.identity import api_keys
+
     key = api_keys.issue_api_key(runtime_from(ctx), tenant_id=tenant_id, name=name)
     emit({"key_id": key.key_id, "api_key": key.plaintext}, as_json)
 
@@ -204,6 +220,8 @@ def create_key(
 @keys.command("revoke")
 def revoke_key(ctx: typer.Context, key_id: str, as_json: JsonOpt = False) -> None:
     """Revoke an API key: it stops working at once."""
+    from tether.identity import api_keys
+
     revoked_at = api_keys.revoke(runtime_from(ctx), key_id=key_id)
     emit({"key_id": key_id, "revoked_at": revoked_at}, as_json)
 
@@ -213,6 +231,8 @@ def create_member(
     ctx: typer.Context, tenant_id: str, external_id: str, as_json: JsonOpt = False
 ) -> None:
     """Create a member (idempotent on the external id)."""
+    from tether.accounts import members as accounts
+
     member, created = accounts.create_member(
         runtime_from(ctx), tenant_id=tenant_id, external_id=external_id
     )
@@ -224,6 +244,8 @@ def member_token(
     ctx: typer.Context, tenant_id: str, member_id: str, as_json: JsonOpt = False
 ) -> None:
     """Issue a short-lived member token."""
+    from tether.identity.member_tokens import mint_member_token
+
     # The operator's token: no minting API key, so no ``kid``.
     issued = mint_member_token(runtime_from(ctx), tenant_id=tenant_id, member_id=member_id)
     emit({"token": issued.token, "expires_at": issued.expires_at}, as_json)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from tether import signing as service
 from tether.cli.accounts import JsonOpt, keys, problems
 from tether.cli.app import console, err_console, runtime_from
+
+if TYPE_CHECKING:
+    from tether.signing import SigningKeyView
 
 signing = typer.Typer(
     help="tether's signing keys for private_key_jwt client authentication (its JWKS).",
@@ -29,7 +31,7 @@ def register(app: typer.Typer) -> None:
     keys.add_typer(signing, name="signing")
 
 
-def _row(view: service.SigningKeyView) -> dict[str, Any]:
+def _row(view: SigningKeyView) -> dict[str, Any]:
     return {
         "kid": view.kid,
         "alg": view.alg,
@@ -40,7 +42,7 @@ def _row(view: service.SigningKeyView) -> dict[str, Any]:
     }
 
 
-def _print(views: list[service.SigningKeyView], as_json: bool, title: str) -> None:
+def _print(views: list[SigningKeyView], as_json: bool, title: str) -> None:
     if as_json:
         sys.stdout.write(json.dumps([_row(v) for v in views]) + "\n")
         return
@@ -64,6 +66,8 @@ def create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create the first signing key of an algorithm; it is published and used at once."""
+    from tether import signing as service
+
     runtime = runtime_from(ctx)
     with problems(as_json):
         view = service.create_key(runtime, alg=alg.value)
@@ -80,6 +84,8 @@ def rotate(
 ) -> None:
     """A new key per algorithm: published now, signing after TETHER_SIGNING_KEY_ACTIVATION_DELAY;
     the old key keeps signing until then and stays published for the grace period after."""
+    from tether import signing as service
+
     runtime = runtime_from(ctx)
     with problems(as_json):
         views = service.rotate_keys(runtime, alg=alg.value if alg else None)
@@ -89,5 +95,7 @@ def rotate(
 @signing.command("list")
 def list_keys(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Every signing key with its state (never a private key)."""
+    from tether import signing as service
+
     views = service.list_keys(runtime_from(ctx))
     _print(views, as_json, f"{len(views)} signing keys")
