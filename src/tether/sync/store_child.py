@@ -6,9 +6,10 @@ process is about 20 MB before its first batch (with SQLAlchemy and tether's mode
 56 MB).
 
 A request is an orjson document ``[connection pk, grant epoch, member id, clock offset,
-rows]`` (``[]`` only asks for an answer: the process is up); an answer is ``{"written":
-{type: count}}``, ``{"fenced": true}`` or ``{"error": "what went wrong"}`` (the error's kind
-and the driver's message, never the statement's parameters: they carry health data).
+rows]`` (``[]`` only asks for an answer: the process is up), each row as :func:`wire_rows`
+makes it; an answer is ``{"written": {type: count}}``, ``{"fenced": true}`` or ``{"error":
+"what went wrong"}`` (the error's kind and the driver's message, never the statement's
+parameters: they carry health data).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import signal
 import sqlite3
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection as Pipe
-from typing import cast
+from typing import Any, cast
 
 import orjson
 
@@ -63,11 +65,28 @@ def serve(path: str, requests: Pipe, answers: Pipe, parent: int) -> None:
         connection.close()
 
 
+def wire_rows(rows: Sequence[PreparedRow]) -> list[tuple[Any, ...]]:
+    """The rows as a request carries them: each one's search values as their JSON text (an
+    empty string for none). The process hands that text to SQLite as it is
+    (:func:`~tether.sync.sqlite_writes.upsert_sqlite` sends the values as one JSON document):
+    parsed into lists they would only be serialised again, and the parse is the process's
+    (measured 2026-12-06, 100,000 rows in batches of 2,000, CPU: the process's part
+    0.11-0.15 s against 0.21-0.38 s, the worker's 0.22 against 0.16 s)."""
+    return [
+        (rtype, rid, updated, head, digest, orjson.dumps(values).decode() if values else "")
+        for rtype, rid, updated, head, digest, values in rows
+    ]
+
+
 def write(connection: sqlite3.Connection, document: bytes) -> bytes:
     """One request's answer (see above)."""
     if document == b"[]":
         return b'{"written":{}}'
-    connection_pk, epoch, member_id, offset, rows = orjson.loads(document)
+    connection_pk, epoch, member_id, offset, wired = orjson.loads(document)
+    rows = [
+        (rtype, rid, updated, head, digest, orjson.Fragment(values) if values else [])
+        for rtype, rid, updated, head, digest, values in wired
+    ]
     shift = timedelta(seconds=offset or 0)
 
     def clock() -> datetime:
@@ -79,7 +98,9 @@ def write(connection: sqlite3.Connection, document: bytes) -> bytes:
             connection_pk=connection_pk,
             epoch=epoch,
             member_id=member_id,
-            rows=cast(list[PreparedRow], rows),  # lists where tuples were: read alike
+            # lists where tuples were, read alike; the search values as JSON text that
+            # upsert_sqlite's document takes in as it is
+            rows=cast(list[PreparedRow], rows),
             clock=clock,
         )
     except Fenced:

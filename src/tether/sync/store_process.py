@@ -78,7 +78,9 @@ class StoreProcess:
         """Queue one fenced write of ``rows``; the future gives what was stored per type, or
         raises :class:`~tether.errors.Fenced` or :class:`StoreFailed`. ``clock_offset``:
         seconds the worker's clock is ahead of the system's (None: the system's clock)."""
-        document = orjson.dumps([connection_pk, epoch, member_id, clock_offset, rows])
+        document = orjson.dumps(
+            [connection_pk, epoch, member_id, clock_offset, store_child.wire_rows(rows)]
+        )
         future: Future[Counter[str]] = Future()
         self._send(document, future)
         return future
