@@ -85,3 +85,28 @@ def test_a_worker_runs_every_thread_at_its_niceness(
     expected = max(expected, os.getpriority(os.PRIO_PROCESS, 0))  # never lowered
     assert (low, high) == (expected, expected)
     assert threads >= 2  # the main thread and those the runtime started (SQLite's checkpoints)
+
+
+HELP = """
+import sys
+sys.argv = ["tether", "--help"]
+from tether.command import main
+try:
+    main()
+except SystemExit as exit:
+    assert not exit.code, exit.code
+heavy = ("tether.bootstrap", "tether.api", "tether.graphql", "fastapi", "strawberry")
+print("imported", sorted(m for m in heavy if m in sys.modules))
+"""
+
+
+def test_the_command_line_helps_without_importing_the_application() -> None:
+    """``tether --help`` (and a page process spawned under the ``tether`` script, which runs
+    the script's imports again) does not import the composition root: the API, GraphQL and
+    the store load when a command first needs them (:mod:`tether.command`)."""
+    out = subprocess.run(
+        [sys.executable, "-c", HELP], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Connection manager for consumer health data" in out.stdout
+    assert out.stdout.rstrip().splitlines()[-1] == "imported []"
