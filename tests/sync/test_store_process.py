@@ -164,3 +164,39 @@ def test_a_sync_whose_store_process_dies_fails_as_tethers_own_failure(
         assert reload(runtime, conn.id).resource_counts == stored(runtime, conn.id)
     finally:
         store.close()
+
+
+def test_the_store_process_keeps_search_values_whatever_they_hold(
+    client, member: MemberCtx, runtime: Runtime
+) -> None:
+    """A request carries each row's search values as their JSON text (JSON inside JSON) and
+    the process hands that text to SQLite as it is: quotes, backslashes, control characters
+    and non-ASCII text come back as they were, and a row with none stores none."""
+    from tether.sync.checks import stamped
+
+    conn = connected(client, member, runtime, CLINIC, "clinic-1")
+    awkward = ['say "hi"', "back\\slash", "café 日本 🩺", "tab\tand\nnewline"]
+    system = 'urn:x"y\\z'
+    rows = [
+        stamped(
+            "Observation",
+            {"id": f"aw-{i}", "code": {"coding": [{"system": system, "code": code}]}},
+        )
+        for i, code in enumerate(awkward)
+    ]
+    rows.append(stamped("Observation", {"id": "aw-none", "status": "final"}))
+    store = StoreProcess(runtime.db.url)
+    try:
+        written = store.submit(
+            connection_pk=conn.id, epoch=conn.grant_epoch, member_id=member.member_id, rows=rows
+        ).result(timeout=60)
+    finally:
+        store.close()
+    assert written == Counter({"Observation": 5})
+    with runtime.db.read() as session:
+        found = session.execute(
+            select(FhirSearchValue.name, FhirSearchValue.system, FhirSearchValue.code).where(
+                FhirSearchValue.member_id == member.member_id
+            )
+        ).all()
+    assert sorted(found) == sorted(("code", system, code) for code in awkward)
