@@ -468,7 +468,7 @@ def test_a_batch_is_a_few_statements_whatever_its_size(
         event.listen(runtime.db.engine, "before_cursor_execute", count)
         try:
             with runtime.db.write() as session:
-                # SQLite's statements go to the driver's connection, under SQLAlchemy's events
+                # SQLite's statements go to the driver's connection: SQLAlchemy's events miss them
                 driver = session.connection().connection.driver_connection
                 if runtime.db.sqlite:
                     driver.set_trace_callback(statements.append)
