@@ -157,6 +157,12 @@ class Stopwatch:
 
 
 # ---------------------------------------------------------------------------- machine, output
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int | str = "self") -> float:
     """The high-water mark of a process's resident memory (``VmHWM``: reset by exec, unlike
     ``ru_maxrss``, which Linux carries over from the parent); 0 when it says none."""

@@ -47,6 +47,7 @@ from bench._support import (
     Summary,
     bench_runtime,
     connect_member,
+    cpu_seconds,
     free_port,
     make_members,
     peak_rss_mb,
@@ -134,12 +135,6 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy_seconds() -> float:

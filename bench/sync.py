@@ -48,6 +48,7 @@ from bench._support import (
     bench_python,
     bench_runtime,
     connect_member,
+    cpu_seconds,
     free_port,
     machine,
     make_members,
@@ -288,11 +289,9 @@ def bench_engine(engine: str, args: argparse.Namespace, with_memory: bool) -> di
         # they still took 0.4-0.6 s of a 4.4 s sync (2026-12-05).
         tune_gc(args.gc_young)
         freeze_start_up()
-        import psutil
-
         store = store_for(runtime, args.writer)
         result["writer"] = "process" if store else "threads"
-        store_cpu = psutil.Process(store.pid()) if store else None  # type: ignore[arg-type]
+        store_pid = store.pid() if store else None
         for index, (round_, page_size) in enumerate(plan):
             sync_member, store_member = members[2 * index], members[2 * index + 1]
             sync_pk, sync_epoch = connect_member(
@@ -305,7 +304,7 @@ def bench_engine(engine: str, args: argparse.Namespace, with_memory: bool) -> di
             where = f"[{engine}] round {round_ + 1} page {page_size}"
             print(f"{where}: fetch {fetch_s:.1f} s", flush=True)
             cpu0 = time.process_time()
-            store0 = sum(store_cpu.cpu_times()[:2]) if store_cpu else 0.0
+            store0 = cpu_seconds(store_pid) if store_pid else 0.0
             start = time.perf_counter()
             report = run_sync(
                 runtime,
@@ -317,7 +316,7 @@ def bench_engine(engine: str, args: argparse.Namespace, with_memory: bool) -> di
             )
             sync_s = time.perf_counter() - start
             sync_cpu = time.process_time() - cpu0
-            store_process_cpu = sum(store_cpu.cpu_times()[:2]) - store0 if store_cpu else 0.0
+            store_process_cpu = cpu_seconds(store_pid) - store0 if store_pid else 0.0
             assert report is not None
             print(f"{where}: sync {sync_s:.1f} s", flush=True)
             store_s, stored = store_baseline(runtime, store_member, store_pk, store_epoch, pages)
