@@ -89,24 +89,38 @@ def test_a_worker_runs_every_thread_at_its_niceness(
 
 HELP = """
 import sys
-sys.argv = ["tether", "--help"]
+sys.argv = ["tether", *sys.argv[1:]]
 from tether.command import main
 try:
     main()
 except SystemExit as exit:
     assert not exit.code, exit.code
-heavy = ("tether.bootstrap", "tether.api", "tether.graphql", "fastapi", "strawberry")
+heavy = (
+    "tether.bootstrap", "tether.api", "tether.graphql", "fastapi", "strawberry",
+    "tether.jobs.binding", "tether.store.models", "tether.sync",
+)
 print("imported", sorted(m for m in heavy if m in sys.modules))
 """
 
 
-def test_the_command_line_helps_without_importing_the_application() -> None:
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--help"], "Connection manager for consumer health data"),
+        (["worker", "--help"], "--sweep-interval"),
+    ],
+)
+def test_the_command_line_helps_without_importing_the_application(
+    argv: list[str], says: str
+) -> None:
     """``tether --help`` (and a page process spawned under the ``tether`` script, which runs
     the script's imports again) does not import the composition root: the API, GraphQL and
-    the store load when a command first needs them (:mod:`tether.command`)."""
+    the store load when a command first needs them (:mod:`tether.command`). ``tether worker
+    --help`` reads its defaults from :mod:`tether.jobs` without the job binding, the store
+    or the sync engine (the package's names load on first use)."""
     out = subprocess.run(
-        [sys.executable, "-c", HELP], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", HELP, *argv], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
-    assert "Connection manager for consumer health data" in out.stdout
+    assert says in out.stdout
     assert out.stdout.rstrip().splitlines()[-1] == "imported []"

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from huey.consumer import Consumer
 
-from tether.jobs.binding import Jobs
 from tether.logging import get_logger
+
+if TYPE_CHECKING:
+    from tether.jobs.binding import Jobs
 
 log = get_logger("tether.jobs")
 
