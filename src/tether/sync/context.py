@@ -36,6 +36,7 @@ from tether.sync.checks import PreparedPage, PreparedRow, prepare_page
 from tether.sync.children import exit_with_parent
 from tether.sync.claim import Claim
 from tether.sync.fenced_writes import write_rows
+from tether.sync.pipeline import WRITE_BATCH
 from tether.sync.source_http import SourceHttp, SourceRequests
 
 P = ParamSpec("P")
@@ -72,6 +73,7 @@ class LoopContext:
         # connection's row, and the later batch could commit first. The store process writes
         # in the order it is sent.
         self.write_depth = store_process.DEPTH if store is not None else 1
+        self.write_batch = store_process.BATCH if store is not None else WRITE_BATCH
         self.http = SourceHttp(connections=max_connections, timeout=runtime.outbound_timeout)
         # Requests beyond the pool's connections wait here, inside their source's budget
         # slot's queue, not inside the pool: a request let through always finds a connection.

@@ -8,7 +8,7 @@ store loop what happened with the typed messages below. Each page is parsed, che
 serialised as it arrives (:func:`tether.sync.checks.prepare_page`, in a database thread or a
 page process: the per-resource work never runs on the event loop). At most ``QUEUE_DEPTH``
 pages wait between fetchers and store loop, so memory stays bounded by a few pages per sync
-whatever the size of the record. The store loop gathers pages (up to ``WRITE_BATCH``
+whatever the size of the record. The store loop gathers pages (up to ``ctx.write_batch``
 resources or ``HELD_PAGES`` pages, or whatever there is when the fetchers are done) and writes
 them in one transaction fenced by the grant epoch (:mod:`tether.sync.fenced_writes`), from a
 database thread or from the worker's store process (:mod:`tether.sync.store_process`, where the
@@ -50,7 +50,7 @@ log = get_logger("tether.sync")
 
 QUEUE_DEPTH = 4  # pages waiting to be written: the memory bound is a few pages
 TYPE_CONCURRENCY = 4  # a sync's resource types searched at once
-WRITE_BATCH = 2000  # resources that make a write transaction (pages already arrived)
+WRITE_BATCH = 2000  # resources that make a write from database threads (pages already arrived)
 HELD_PAGES = 4  # pages that make a write transaction, whatever their size
 SOURCE_DOWN = frozenset({"SOURCE_UNAVAILABLE", "RATE_LIMITED"})
 WHOLE_SYNC = "*"  # the "type" of a failure that is not one resource type's
@@ -123,6 +123,7 @@ class SyncContext(Protocol):
     runtime: Runtime
     budgets: Budgets
     write_depth: int  # writes a sync may have queued at once (they are applied in order)
+    write_batch: int  # resources that make a write (WRITE_BATCH, or the store process's)
 
     def request_slot(
         self, source: str, budget: Budget
@@ -395,7 +396,7 @@ def _size(message: Message) -> int:
 async def _store_all(
     ctx: SyncContext, claim: Claim, pages: asyncio.Queue[Message], progress: Progress
 ) -> None:
-    """Write what the fetchers have queued: pages are held until ``WRITE_BATCH`` resources
+    """Write what the fetchers have queued: pages are held until ``ctx.write_batch`` resources
     or ``HELD_PAGES`` pages have arrived (or the fetchers are done), then go to one write, one
     fenced transaction, so small pages or a slow database cost fewer round trips while memory
     stays bounded by a few pages. Up to ``ctx.write_depth`` writes are queued at once: with
@@ -429,8 +430,8 @@ async def _store_all(
                         held.append(message)
                         resources += _size(message)
             # Write when enough has gathered (or the fetchers are done): a small record is
-            # one transaction, a large one WRITE_BATCH resources or HELD_PAGES pages at a time.
-            if held and (ended or resources >= WRITE_BATCH or len(held) >= HELD_PAGES):
+            # one transaction, a large one write_batch resources or HELD_PAGES pages at a time.
+            if held and (ended or resources >= ctx.write_batch or len(held) >= HELD_PAGES):
                 rows = _rows(held, progress)
                 held, resources = [], 0
                 if rows:
