@@ -498,6 +498,51 @@ def test_a_batch_is_a_few_statements_whatever_its_size(
         assert not any("RETURNING" in sql.upper() for sql in small_sql + large_sql)
 
 
+def test_a_syncs_claim_and_outcome_write_the_connections_row_once_each(
+    client, member: MemberCtx, runtime: Runtime
+) -> None:
+    """The claim checks the member and tenant in one query, and the outcome's reads come
+    before the row changes, so each writes the connection's row with one UPDATE (every extra
+    one is a round trip and a dead row version, a thousand times a minute on a busy worker)."""
+    from sqlalchemy import event
+
+    from tether.sync.claim import claim_sync
+    from tether.sync.outcome import finish_sync
+    from tether.sync.pipeline import Progress
+
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()).lower())
+
+    def traced(fn):  # type: ignore[no-untyped-def]
+        statements.clear()
+        event.listen(runtime.db.engine, "before_cursor_execute", count)
+        try:
+            return fn()
+        finally:
+            event.remove(runtime.db.engine, "before_cursor_execute", count)
+
+    claim = traced(lambda: claim_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch))
+    assert claim is not None
+    assert sum(s.startswith("update connections") for s in statements) == 1
+    assert not any(s.startswith("select members") for s in statements)
+    progress = Progress(done=set(claim.types), written=0)
+    report = traced(lambda: finish_sync(runtime, claim=claim, progress=progress, trigger="manual"))
+    assert report is not None and report.status.value == "RETRIEVED"
+    assert sum(s.startswith("update connections") for s in statements) == 1
+    assert sum(s.startswith("select members") for s in statements) == 1
+    after = reload(runtime, conn.id)
+    assert (after.sync_status, after.sync_heartbeat_at) == ("RETRIEVED", None)
+    assert after.last_synced_at is not None and after.schedule is not None
+    with runtime.db.read() as session:
+        audited = session.scalars(
+            select(AuditEvent.action).where(AuditEvent.member_id == member.member_id)
+        ).all()
+    assert "sync.retrieved" in audited
+
+
 def test_stored_text_is_the_resource_exactly_whatever_it_holds(
     client, member: MemberCtx, runtime: Runtime
 ) -> None:

@@ -177,9 +177,10 @@ def set_sync_status(
     conn.sync_status = to.value
     if stamp:
         conn.status_updated_at = now
+    external_id = None  # the member's, once the audit has loaded it
     if action is not None and previous != to.value:
         status = Status(conn.status) if stamp else None
-        audit(
+        member = audit(
             session,
             conn=conn,
             action=action,
@@ -189,5 +190,8 @@ def set_sync_status(
             to=status,
             detail=detail,
         )
+        external_id = member.external_id
     if event is not None:
-        events.record_for_connection(session, conn, event, now=now, extra=event_data)
+        events.record_for_connection(
+            session, conn, event, now=now, extra=event_data, external_id=external_id
+        )

@@ -21,7 +21,7 @@ from tether.connections.sources import SourceProfile, fhir_base_url, shared_type
 from tether.domain import Status, SyncStatus
 from tether.identity.liveness import is_live
 from tether.runtime import Runtime
-from tether.store.models import Connection, DataSource, Member, SyncRun
+from tether.store.models import Connection, DataSource, SyncRun
 from tether.sync.budgets import Budget
 
 HEARTBEAT_STALE_SECONDS = 120
@@ -65,8 +65,8 @@ def claim_sync(
         live = live_until(conn.sync_status, conn.sync_heartbeat_at)
         if live is not None and now < live:
             return None  # a live sync is already running
-        member = session.get(Member, conn.member_id)
-        if member is None or not is_live(session, tenant_id=member.tenant_id, member_id=member.id):
+        # One query: the member exists, is the tenant's, and neither is disabled.
+        if not is_live(session, tenant_id=conn.tenant_id, member_id=conn.member_id):
             return None  # a disabled member or tenant: no sync until enabled again
         source = session.get(DataSource, conn.data_source_id)
         if source is None or not conn.patient_id:

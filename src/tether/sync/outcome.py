@@ -24,7 +24,7 @@ from tether.connections.tokens import EXPIRED_CODE
 from tether.domain import Status, SyncStatus
 from tether.logging import get_logger
 from tether.runtime import Runtime
-from tether.store.models import Connection
+from tether.store.models import Connection, Member
 from tether.sync import history
 from tether.sync.claim import Claim
 from tether.sync.fenced_writes import resource_counts
@@ -90,18 +90,11 @@ def finish_sync(
         conn = session.get(Connection, claim.pk, with_for_update=True)
         if conn is None or conn.grant_epoch != claim.epoch:
             return None  # disconnected, deleted or re-authorized meanwhile
-        cursor = dict(conn.sync_cursor or {})
-        newest = progress.tally.newest
-        for rtype in ok:
-            if rtype in newest:
-                cursor[rtype] = max(cursor.get(rtype, ""), newest[rtype])
-        conn.sync_cursor = cursor
-        conn.resource_counts = resource_counts(session, claim.pk)
-        conn.sync_heartbeat_at = None
-        if ok:
-            conn.last_synced_at = now
-        if hold:
-            status = SyncStatus.RETRIEVED if conn.last_synced_at else SyncStatus.PENDING
+        # What this transaction reads and writes elsewhere comes before the connection's row
+        # changes, and the member stays loaded for the audit row and the event: the row is
+        # then written by one UPDATE, not one for each query that would flush it.
+        counts = resource_counts(session, claim.pk)
+        _member = session.get(Member, conn.member_id)  # held: the identity map keeps it weakly
         if conn.status == Status.CONNECTED:  # (one that left CONNECTED lost its schedule)
             schedule.set_due(
                 session,
@@ -113,28 +106,24 @@ def finish_sync(
                     soon=transient or cut_short,
                 ),
             )
+        cursor = dict(conn.sync_cursor or {})
+        newest = progress.tally.newest
+        for rtype in ok:
+            if rtype in newest:
+                cursor[rtype] = max(cursor.get(rtype, ""), newest[rtype])
+        conn.sync_cursor = cursor
+        conn.resource_counts = counts
+        conn.sync_heartbeat_at = None
+        if ok:
+            conn.last_synced_at = now
+        if hold:
+            status = SyncStatus.RETRIEVED if conn.last_synced_at else SyncStatus.PENDING
         # Keep an expiry error that the token layer recorded during this run.
         if conn.status == Status.EXPIRED and not progress.expired:
             errors = [sync_error(EXPIRED_CODE), *errors]
             status = SyncStatus.ERROR
         conn.sync_errors = errors
-        counts = dict(conn.resource_counts)
         changes = history.added_and_updated(claim.counts, counts, progress.written_by_type)
-        reader = progress.reader
-        history.record_run(
-            session,
-            conn,
-            trigger=trigger,
-            started=claim.started,
-            finished=now,
-            outcome=status.value,
-            counts=changes,
-            pages=progress.pages,
-            requests=reader.requests if reader else 0,
-            retries=reader.retries if reader else 0,
-            throttled_seconds=reader.throttled_seconds if reader else 0.0,
-            errors=errors,
-        )
         # sync.completed / sync.failed; a sync held back because its source is down for
         # everyone is neither (its connection keeps its data's status).
         event = {
@@ -155,6 +144,21 @@ def finish_sync(
             },
             event=None if hold else event,
             event_data={"trigger": trigger, "resources": changes},
+        )
+        reader = progress.reader
+        history.record_run(
+            session,
+            conn,
+            trigger=trigger,
+            started=claim.started,
+            finished=now,
+            outcome=status.value,
+            counts=changes,
+            pages=progress.pages,
+            requests=reader.requests if reader else 0,
+            retries=reader.retries if reader else 0,
+            throttled_seconds=reader.throttled_seconds if reader else 0.0,
+            errors=errors,
         )
     log.info(
         "sync finished",
