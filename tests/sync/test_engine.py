@@ -281,6 +281,52 @@ def test_the_engine_takes_runs_by_slot_reserve_share_and_never_twice(runtime: Ru
     assert sorted(r.connection_pk for r in iter(engine._queue.pop, None)) == [1, 4, 6]
 
 
+def test_a_busy_writer_holds_new_runs_back_but_sync_now(runtime: Runtime) -> None:
+    """While ``WRITE_BACKLOG`` page writes wait for the writer, no run starts but "Sync now"
+    (a run started then would only hold its pages in memory); the rest start once it drains."""
+    engine = SyncEngine(runtime, concurrency=10)
+    engine._queue.push(Run(1, 1, "scheduled", tenant="t", source="a"))
+    engine._queue.push(Run(2, 1, "initial", tenant="u", source="a"))
+    engine._queue.push(Run(3, 1, "manual", tenant="v", source="b"))
+    assert [r.connection_pk for r in engine._take_runs(writer_busy=True)] == [3]
+    assert [r.connection_pk for r in engine._take_runs(writer_busy=True)] == []
+    assert [r.connection_pk for r in engine._take_runs()] == [2, 1]
+
+
+def test_the_writers_backlog_counts_each_write_until_it_ends(
+    client, member: MemberCtx, runtime: Runtime, sandbox: Sandbox
+) -> None:
+    """What the gate reads: a page write counts from its hand-over to the writer until it has
+    ended, written or refused (a fenced write too)."""
+    import asyncio
+    import dataclasses
+
+    from tether.errors import Fenced
+    from tether.sync.checks import stamped
+    from tether.sync.claim import claim_sync
+    from tether.sync.context import loop_context
+
+    conn = connected(client, member, runtime, CLINIC, "clinic-1")
+    claim = claim_sync(runtime, connection_pk=conn.id, epoch=conn.grant_epoch)
+    assert claim is not None
+    rows = [stamped("Observation", {"id": f"backlog-{i}", "status": "final"}) for i in range(3)]
+    stale = dataclasses.replace(claim, epoch=claim.epoch + 1)  # fenced at its write
+
+    async def main() -> list[int]:
+        async with loop_context(runtime, db_threads=1, processes=0, store=runtime.db.sqlite) as ctx:
+            seen = [ctx.writes_waiting]
+            first, second = ctx.write(claim, rows), ctx.write(stale, rows)
+            seen.append(ctx.writes_waiting)
+            assert (await first).total() == 3
+            with pytest.raises(Fenced):
+                await second
+            await asyncio.sleep(0)  # the done callbacks run on the loop
+            seen.append(ctx.writes_waiting)
+            return seen
+
+    assert asyncio.run(main()) == [0, 2, 0]
+
+
 @pytest.mark.parametrize(
     ("before", "after"),
     [

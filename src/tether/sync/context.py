@@ -74,6 +74,7 @@ class LoopContext:
         # in the order it is sent.
         self.write_depth = store_process.DEPTH if store is not None else 1
         self.write_batch = store_process.BATCH if store is not None else WRITE_BATCH
+        self.writes_waiting = 0  # handed to the writer and not yet written (this loop's)
         self.http = SourceHttp(connections=max_connections, timeout=runtime.outbound_timeout)
         # Requests beyond the pool's connections wait here, inside their source's budget
         # slot's queue, not inside the pool: a request let through always finds a connection.
@@ -89,16 +90,27 @@ class LoopContext:
         return asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     def write(self, claim: Claim, rows: Sequence[PreparedRow]) -> Awaitable[Counter[str]]:
+        future = self._write(claim, rows)
+        self.writes_waiting += 1
+        future.add_done_callback(self._written)
+        return future
+
+    def _written(self, _: asyncio.Future[Counter[str]]) -> None:
+        self.writes_waiting -= 1
+
+    def _write(self, claim: Claim, rows: Sequence[PreparedRow]) -> asyncio.Future[Counter[str]]:
         runtime = self.runtime
         if self._store is None:
-            return self.blocking(
-                write_rows,
-                runtime.db,
-                connection_pk=claim.pk,
-                epoch=claim.epoch,
-                member_id=claim.member_id,
-                rows=rows,
-                clock=runtime.clock,
+            return asyncio.ensure_future(
+                self.blocking(
+                    write_rows,
+                    runtime.db,
+                    connection_pk=claim.pk,
+                    epoch=claim.epoch,
+                    member_id=claim.member_id,
+                    rows=rows,
+                    clock=runtime.clock,
+                )
             )
         offset = None if runtime.clock is utcnow else (runtime.clock() - utcnow()).total_seconds()
         return asyncio.wrap_future(

@@ -45,6 +45,13 @@ log = get_logger("tether.sync")
 HEARTBEAT_EVERY = 30.0  # seconds; well inside tether.sync.claim.HEARTBEAT_STALE_SECONDS
 SOURCE_SHARE = 0.75  # of the slots, at most, for one data source while others wait
 BACKLOG_PER_SLOT = 100  # runs waiting per slot before submit() makes the queue thread wait
+# Page writes waiting for the writer (the store process, or the database threads) beyond which
+# no new run starts but "Sync now": when the writer, not the sources, is what syncs wait for,
+# a run started now would only hold its pages in memory until the writes before it are done.
+# High enough that the writer never runs dry while new runs fetch their first pages (at 1,000
+# syncs a minute about 70 writes a second, a new run's first write a second after it starts).
+WRITE_BACKLOG = 100
+GATED_RECHECK = 0.25  # seconds between looks at the writer's backlog while it holds runs back
 PRIORITY = {"manual": 0, "initial": 1, "re-established": 1}  # anything else: 2 (scheduled)
 LOWEST = 2
 
@@ -256,14 +263,19 @@ class SyncEngine:
                 if self._stopping:
                     return
                 started = self._start_runs(ctx)
+                gated = bool(self._queue) and ctx.writes_waiting >= WRITE_BACKLOG
             if started:
                 await asyncio.sleep(0)  # let them start before looking again
+                continue
+            if gated:  # runs wait for the writer's backlog, not for a slot: look again soon
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), GATED_RECHECK)
                 continue
             await self._wake.wait()
 
     def _start_runs(self, ctx: LoopContext) -> int:
         """Start what :meth:`_take_runs` picks (called with the lock held)."""
-        runs = self._take_runs()
+        runs = self._take_runs(writer_busy=ctx.writes_waiting >= WRITE_BACKLOG)
         for run in runs:
             task = asyncio.create_task(self._run(ctx, run), name=f"sync-{run.connection_pk}")
             self._in_flight[run.connection_pk] = (run, task)
@@ -272,10 +284,11 @@ class SyncEngine:
             self._lock.notify_all()  # submit() may be waiting for room in the backlog
         return len(runs)
 
-    def _take_runs(self) -> list[Run]:
+    def _take_runs(self, *, writer_busy: bool = False) -> list[Run]:
         """The waiting runs to start now, while there are slots (called with the lock held):
-        the reserve only for "Sync now", no source past its share, and never a second run of
-        a connection whose run is in flight (that one waits for it)."""
+        the reserve only for "Sync now", no source past its share, never a second run of a
+        connection whose run is in flight (that one waits for it), and only "Sync now" while
+        the writer is ``writer_busy`` (``WRITE_BACKLOG``)."""
         taken: list[Run] = []
         later: list[Run] = []
         by_source = Counter(run.source for run, _ in self._in_flight.values())
@@ -291,8 +304,8 @@ class SyncEngine:
             if run.connection_pk in self._in_flight:
                 later.append(run)
                 continue
-            if busy >= self.concurrency and run.priority > 0:
-                self._queue.push(run)  # only "Sync now" may use the reserve
+            if (busy >= self.concurrency or writer_busy) and run.priority > 0:
+                self._queue.push(run)  # only "Sync now" may use the reserve, or pass the gate
                 break
             taken.append(run)
             by_source[run.source] += 1
