@@ -24,7 +24,7 @@ from tether.connections.tokens import EXPIRED_CODE
 from tether.domain import Status, SyncStatus
 from tether.logging import get_logger
 from tether.runtime import Runtime
-from tether.store.models import Connection, Member
+from tether.store.models import Connection
 from tether.sync import history
 from tether.sync.claim import Claim
 from tether.sync.fenced_writes import resource_counts
@@ -91,10 +91,9 @@ def finish_sync(
         if conn is None or conn.grant_epoch != claim.epoch:
             return None  # disconnected, deleted or re-authorized meanwhile
         # What this transaction reads and writes elsewhere comes before the connection's row
-        # changes, and the member stays loaded for the audit row and the event: the row is
-        # then written by one UPDATE, not one for each query that would flush it.
+        # changes (the audit's read of the member, which flushes them, comes after the last):
+        # the row is then written by one UPDATE, not one for each query that would flush it.
         counts = resource_counts(session, claim.pk)
-        _member = session.get(Member, conn.member_id)  # held: the identity map keeps it weakly
         if conn.status == Status.CONNECTED:  # (one that left CONNECTED lost its schedule)
             schedule.set_due(
                 session,
