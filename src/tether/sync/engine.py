@@ -262,8 +262,9 @@ class SyncEngine:
             with self._lock:
                 if self._stopping:
                     return
-                started = self._start_runs(ctx)
-                gated = bool(self._queue) and ctx.writes_waiting >= WRITE_BACKLOG
+                writer_busy = ctx.writes_waiting >= WRITE_BACKLOG
+                started = self._start_runs(ctx, writer_busy=writer_busy)
+                gated = writer_busy and bool(self._queue)
             if started:
                 await asyncio.sleep(0)  # let them start before looking again
                 continue
@@ -273,9 +274,9 @@ class SyncEngine:
                 continue
             await self._wake.wait()
 
-    def _start_runs(self, ctx: LoopContext) -> int:
+    def _start_runs(self, ctx: LoopContext, *, writer_busy: bool) -> int:
         """Start what :meth:`_take_runs` picks (called with the lock held)."""
-        runs = self._take_runs(writer_busy=ctx.writes_waiting >= WRITE_BACKLOG)
+        runs = self._take_runs(writer_busy=writer_busy)
         for run in runs:
             task = asyncio.create_task(self._run(ctx, run), name=f"sync-{run.connection_pk}")
             self._in_flight[run.connection_pk] = (run, task)
