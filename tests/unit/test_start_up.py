@@ -124,3 +124,16 @@ def test_the_command_line_helps_without_importing_the_application(
     assert out.returncode == 0, out.stderr
     assert says in out.stdout
     assert out.stdout.rstrip().splitlines()[-1] == "imported []"
+
+
+def test_every_name_the_jobs_package_exports_loads() -> None:
+    """``tether.jobs`` names each export three times (for type checkers, in ``__all__`` and
+    where it lives, for the first use): a name missing from one of them fails here, not in
+    a worker."""
+    import tether.jobs as jobs
+
+    assert sorted(jobs.__all__) == sorted(jobs._WHERE)
+    for name in jobs.__all__:
+        assert getattr(jobs, name) is not None, name
+    with pytest.raises(AttributeError):
+        jobs.NotAJobsName  # noqa: B018
