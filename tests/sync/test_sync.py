@@ -533,6 +533,8 @@ def test_a_syncs_claim_and_outcome_write_the_connections_row_once_each(
     assert report is not None and report.status.value == "RETRIEVED"
     assert sum(s.startswith("update connections") for s in statements) == 1
     assert sum(s.startswith("select members") for s in statements) == 1
+    # The history: the run's insert, and its prune to the newest hundred as one statement.
+    assert [s.split()[0] for s in statements if "sync_runs" in s] == ["insert", "delete"]
     after = reload(runtime, conn.id)
     assert (after.sync_status, after.sync_heartbeat_at) == ("RETRIEVED", None)
     assert after.last_synced_at is not None and after.schedule is not None

@@ -72,18 +72,21 @@ def record_run(
             errors=errors,
         )
     )
-    session.flush()
-    oldest_kept = session.scalar(
+    session.flush()  # the new run counts among the newest
+    # One statement, not a read and a delete: this runs at the end of every sync. While the
+    # connection has no more than KEEP runs the subquery is empty, ``id < NULL`` matches
+    # nothing, and the statement only reads the newest KEEP ids of the connection's index.
+    oldest_kept = (
         select(SyncRun.id)
         .where(SyncRun.connection_id == conn.id)
         .order_by(SyncRun.id.desc())
         .offset(KEEP - 1)
         .limit(1)
+        .scalar_subquery()
     )
-    if oldest_kept is not None:
-        session.execute(
-            delete(SyncRun).where(SyncRun.connection_id == conn.id, SyncRun.id < oldest_kept)
-        )
+    session.execute(
+        delete(SyncRun).where(SyncRun.connection_id == conn.id, SyncRun.id < oldest_kept)
+    )
 
 
 @dataclass(frozen=True)
