@@ -161,16 +161,35 @@ def test_429_with_retry_after_is_honoured(client, member, runtime, sandbox) -> N
     assert FAULTS[-1] > 0  # the sandbox did throttle
 
 
+def test_429_with_retry_after_as_an_http_date_is_honoured(client, member, runtime, sandbox) -> None:
+    """RFC 9110 lets Retry-After be an HTTP-date: the sync waits until then and goes on."""
+    from tether.sync.history import runs_of
+
+    conn = connected(client, member, runtime, CLINIC, PATIENT)
+    knobs = {"rate_429": 0.1, "retry_after": 2, "retry_after_date": True}
+    report = _sync_with(runtime, sandbox, conn, knobs, page_size=50)
+    assert report is not None and report.status == "RETRIEVED", report.errors
+    assert FAULTS[-1] > 0
+    with runtime.db.read() as session:
+        (run,) = runs_of(session, conn.id)
+    # A date in whole seconds, two ahead: each throttled request waited between one and two.
+    assert FAULTS[-1] <= run.throttled_seconds <= 2 * FAULTS[-1]
+    assert run.retries >= FAULTS[-1]
+
+
+@pytest.mark.parametrize("as_date", [False, True], ids=["seconds", "http-date"])
 def test_long_retry_after_ends_in_rate_limited_and_reschedules(
-    client, member, runtime, sandbox
+    client, member, runtime, sandbox, as_date: bool
 ) -> None:
     conn = connected(client, member, runtime, CLINIC, PATIENT)
-    report = _sync_with(runtime, sandbox, conn, {"rate_429": 1.0, "retry_after": 600})
+    knobs = {"rate_429": 1.0, "retry_after": 600, "retry_after_date": as_date}
+    report = _sync_with(runtime, sandbox, conn, knobs)
     assert report is not None and report.status == "ERROR"
     after = reload(runtime, conn.id)
     assert "RATE_LIMITED" in codes(after)
     assert after.next_sync_at is not None
-    assert (after.next_sync_at - runtime.clock()).total_seconds() > 500
+    # When the source said, not a backoff of tether's own (a date is in whole seconds).
+    assert 590 < (after.next_sync_at - runtime.clock()).total_seconds() <= 601
 
 
 def test_5xx_are_retried_then_reported(client, member, runtime, sandbox) -> None:

@@ -10,6 +10,8 @@ and ``endless_next`` are applied by the FHIR search/read handlers.
 from __future__ import annotations
 
 import asyncio
+import time
+from email.utils import formatdate
 
 from starlette.responses import Response
 
@@ -42,9 +44,16 @@ def status_fault(
         if not dice.roll(scope, getattr(knobs, knob), knobs.fault_seed):
             continue
         counters.bump("faults")
-        headers = {"Retry-After": str(knobs.retry_after)} if status in (429, 503) else {}
+        headers = {"Retry-After": _retry_after(knobs)} if status in (429, 503) else {}
         if token_endpoint:
             body = b'{"error":"temporarily_unavailable"}'
             return Response(body, status, headers=headers, media_type="application/json")
         return operation_outcome(status, code, text, headers=headers)
     return None
+
+
+def _retry_after(knobs: Knobs) -> str:
+    """``Retry-After`` as delay-seconds, or as the HTTP-date that many seconds from now."""
+    if knobs.retry_after_date:
+        return formatdate(time.time() + knobs.retry_after, usegmt=True)
+    return str(knobs.retry_after)

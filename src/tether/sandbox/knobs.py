@@ -28,6 +28,8 @@ class Knobs:
     - ``access_token_lifetime``: seconds an access token issued from now on lives.
     - ``rate_429`` / ``rate_500`` / ``rate_503``: fraction (0..1) of FHIR requests
       answered with that status; 429 and 503 carry ``Retry-After: retry_after``.
+    - ``retry_after_date``: that ``Retry-After`` is an HTTP-date ``retry_after`` seconds from
+      now (RFC 9110 §10.2.3 allows either form; some gateways send dates).
     - ``token_endpoint_faults``: also apply ``rate_429``/``rate_503`` to the token endpoint.
     - ``latency_ms``: added to every FHIR response.
     - ``stall_seconds``: every FHIR request waits this long before answering.
@@ -46,6 +48,7 @@ class Knobs:
     rate_500: float = 0.0
     rate_503: float = 0.0
     retry_after: int = 1
+    retry_after_date: bool = False
     token_endpoint_faults: bool = False
     latency_ms: int = 0
     stall_seconds: float = 0.0
