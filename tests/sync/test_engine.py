@@ -20,6 +20,7 @@ from tether.jobs import EmbeddedWorker, Jobs, make_huey
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
 from tether.store.models import Connection, DataSource, SyncRun
+from tether.sync.context import HTTP_POOL, SOURCE_SHARE
 from tether.sync.engine import FairQueue, Run, SyncEngine
 
 CLINIC = "sandbox-clinic"
@@ -125,24 +126,33 @@ def test_many_syncs_are_in_flight_at_once_within_the_source_budget(
     assert len({tuple(sorted(stored(runtime, c.id).items())) for c in conns}) == 1
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_a_stalled_source_holds_only_its_own_syncs(
     client, member: MemberCtx, runtime: Runtime, sandbox: Sandbox, engine
 ) -> None:
+    """A hundred syncs in flight on a source that stalls every request, its budget large
+    enough for all their requests: another source's sync on the same worker still starts
+    and ends within the stall (the stalled source holds neither all the run slots nor all
+    the connections), and once the source answers again every stalled sync ends whole."""
     runtime.jobs = None
-    stuck = connect_many(client, member, runtime, CLINIC, "clinic-1", 10)
+    stuck = connect_many(client, member, runtime, CLINIC, "clinic-1", 110)
     lab = connected(client, member, runtime, LAB, "lab-1")
+    set_budget(runtime, CLINIC, max_concurrent_requests=400, max_requests_per_minute=60_000)
     sandbox.set_knobs(CLINIC, {"stall_seconds": 6})
-    running = engine(concurrency=8)  # at most 6 of them for one source
+    sandbox.counters(CLINIC).reset()
+    running = engine(concurrency=134)  # at most 100 of them for one source
     for conn in stuck:
         running.submit(conn.id, conn.grant_epoch, "scheduled", tenant="t", source=CLINIC)
-    wait_for(lambda: running.in_flight() == 6)
-    assert running.waiting() == 4  # the stalled source's share is full
+    wait_for(lambda: running.in_flight() == 100)
+    assert running.waiting() == 10  # the stalled source's share of the slots is full
+    wait_for(lambda: sandbox.counters(CLINIC).fhir_max_in_flight >= HTTP_POOL * SOURCE_SHARE)
     running.submit(lab.id, lab.grant_epoch, "scheduled", tenant="t", source=LAB)
     wait_for(lambda: reload(runtime, lab.id).sync_status == "RETRIEVED", timeout=5.5)
     assert all(s in ("PENDING", "RETRIEVING") for s in statuses(runtime, stuck))
     sandbox.set_knobs(CLINIC, {"stall_seconds": 0})
-    wait_for(lambda: all(s == "RETRIEVED" for s in statuses(runtime, stuck)), timeout=90)
+    wait_for(lambda: all(s == "RETRIEVED" for s in statuses(runtime, stuck)), timeout=150)
+    expected = stored(runtime, stuck[0].id)
+    assert all(stored(runtime, conn.id) == expected for conn in stuck)
 
 
 @pytest.mark.timeout(240)

@@ -43,9 +43,15 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 LEASE_MARGIN = 10.0  # seconds a shared budget slot outlives the longest request
-# Connections to all sources together: 100 at 200 ms a request is 500 requests a second, about
-# 2,500 syncs a minute (sources' own budgets are usually far lower).
-HTTP_POOL = 100
+# Requests in flight from one event loop, all sources together (a connection each): 128 at
+# 200 ms a request is 640 requests a second, about 2,900 syncs of 13 requests a minute
+# (sources' own budgets are usually far lower).
+HTTP_POOL = 128
+# The most of them one data source may hold, whatever its budget: a source that stalls
+# keeps every request it was let send until the timeout, and without this one source with a
+# large budget would hold them all and make every other source's requests wait behind it.
+# The engine keeps the same share of its run slots (tether.sync.engine).
+SOURCE_SHARE = 0.75
 
 
 class LoopContext:
@@ -79,10 +85,17 @@ class LoopContext:
         # Requests beyond the pool's connections wait here, inside their source's budget
         # slot's queue, not inside the pool: a request let through always finds a connection.
         self._requests = asyncio.Semaphore(max_connections)
+        # And before that, beyond their source's share of them (SOURCE_SHARE), holding
+        # nothing: neither a budget slot nor one of the connections.
+        self._source_share = max(1, int(max_connections * SOURCE_SHARE))
+        self._by_source: dict[str, asyncio.Semaphore] = {}
 
     @asynccontextmanager
     async def request_slot(self, source: str, budget: Budget) -> AsyncIterator[SourceRequests]:
-        async with self.budgets.slot(source, budget, self._requests):
+        share = self._by_source.get(source)
+        if share is None:
+            share = self._by_source[source] = asyncio.Semaphore(self._source_share)
+        async with share, self.budgets.slot(source, budget, self._requests):
             yield self.http.source(source)
 
     def blocking(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:

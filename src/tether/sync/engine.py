@@ -17,8 +17,9 @@ and a hand-over lost in a crash is found because the connection is still due.
 Runs wait in a :class:`FairQueue` until a slot is free: "Sync now" first, then first syncs of
 new or re-established connections, then scheduled ones; within each, tenants take turns, so
 one tenant's ten thousand queued syncs do not hold another's one. No data source may hold more
-than ``SOURCE_SHARE`` of the slots while another source's runs wait, so a source that stalls
-slows only its own syncs. ``MANUAL_RESERVE`` extra slots are kept for "Sync now".
+than ``SOURCE_SHARE`` of the slots while another source's runs wait, nor of the event loop's
+connections (:mod:`tether.sync.context`), so a source that stalls slows only its own syncs.
+``MANUAL_RESERVE`` extra slots are kept for "Sync now".
 """
 
 from __future__ import annotations
@@ -37,13 +38,12 @@ from tether.heap import tune_gc
 from tether.logging import get_logger
 from tether.runtime import Runtime
 from tether.store.models import Connection
-from tether.sync.context import LoopContext, loop_context, uses_store_process
+from tether.sync.context import SOURCE_SHARE, LoopContext, loop_context, uses_store_process
 from tether.sync.run import sync_connection
 
 log = get_logger("tether.sync")
 
 HEARTBEAT_EVERY = 30.0  # seconds; well inside tether.sync.claim.HEARTBEAT_STALE_SECONDS
-SOURCE_SHARE = 0.75  # of the slots, at most, for one data source while others wait
 BACKLOG_PER_SLOT = 100  # runs waiting per slot before submit() makes the queue thread wait
 # Page writes waiting for the writer (the store process, or the database threads) beyond which
 # no new run starts but "Sync now": when the writer, not the sources, is what syncs wait for,
