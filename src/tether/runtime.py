@@ -6,6 +6,8 @@ nothing of the layers above it: the job queue is attached as a :class:`JobQueue`
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +26,16 @@ log = get_logger("tether.jobs")
 
 USER_AGENT = "tether/0.1"  # on every outbound request
 OUTBOUND_CONNECT_TIMEOUT = 10.0  # seconds
+
+
+@functools.cache
+def outbound_tls() -> ssl.SSLContext:
+    """The TLS context of every outbound connection, made once per process: httpx's trust
+    store (certifi, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` as set when it is first made).
+    Making one loads the whole CA bundle, about 30 ms of CPU: a transport per OAuth step made
+    a new one each, three a member's connect. A context is safe to share between threads
+    and event loops; the connections it makes are not shared."""
+    return httpx.create_ssl_context()
 
 
 class JobQueue(Protocol):
@@ -119,9 +131,10 @@ class Runtime:
     def outbound_transport(self, source: str | None = None) -> httpx.BaseTransport | None:
         """The transport for requests to data source ``source``: counted and timed under that
         label (:mod:`tether.metrics`); the injected transport, or httpx's own, underneath."""
+        underneath = self.transport or httpx.HTTPTransport(verify=outbound_tls())
         if source is None:
-            return self.transport
-        return MeteredTransport(self.transport or httpx.HTTPTransport(), source=source)
+            return underneath
+        return MeteredTransport(underneath, source=source)
 
     @property
     def outbound_timeout(self) -> httpx.Timeout:
@@ -133,6 +146,7 @@ class Runtime:
         as that data source's."""
         return httpx.Client(
             transport=self.outbound_transport(source),
+            verify=outbound_tls(),  # for the environment's proxies' transports, if any
             timeout=kwargs.pop("timeout", self.outbound_timeout),  # type: ignore[arg-type]
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT},

@@ -348,3 +348,33 @@ def test_the_callback_stores_only_protocol_error_codes(
     with runtime.db.read() as session:
         attempt = session.scalars(select(OAuthAttempt)).one()
     assert attempt.outcome == "authorization_error"
+
+
+def test_a_connect_loads_no_trust_store_of_its_own(
+    client, member: MemberCtx, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every outbound request shares the process's TLS context (tether.runtime.outbound_tls):
+    making one loads the whole CA bundle, about 30 ms of CPU, and the launch and the callback
+    each made one or two per member before."""
+    import httpx._transports.default as transports
+
+    from tether.runtime import outbound_tls
+
+    shared = outbound_tls()
+    made: list[object] = []
+    real = transports.create_ssl_context
+
+    def counted(*args: object, **kwargs: object) -> object:
+        context = real(*args, **kwargs)  # type: ignore[arg-type]
+        if context is not shared:  # given the shared one, httpx hands it back
+            made.append(context)
+        return context
+
+    monkeypatch.setattr(transports, "create_ssl_context", counted)
+    result = connect(client, member.headers, CLINIC, patient="clinic-1")
+    assert result.status_code == "success"
+    assert made == []
+    with runtime.http_client(source=CLINIC) as http, runtime.http_client() as plain:
+        assert made == []
+        del http, plain
+    assert outbound_tls() is shared

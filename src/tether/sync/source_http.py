@@ -18,7 +18,7 @@ in flight     httpx 0.28 / httpcore 1.0  aiohttp 3.14
 At about thirteen requests a sync, that was a third of a fleet worker's CPU.
 
 The session keeps httpx's conventions for the source: the same trust store
-(``httpx.create_ssl_context``: certifi, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), proxies from
+(:func:`tether.runtime.outbound_tls`: certifi, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), proxies from
 the environment (:func:`proxy_for`), no redirects followed, no cookies kept (a source's
 connections carry every member's syncs: a cookie one member's answer set must not go out
 with another's), tether's User-Agent, ``TETHER_HTTP_TIMEOUT`` for each read and 10 s to
@@ -38,7 +38,7 @@ from yarl import URL
 
 from tether.fhir.paging import Answer, NoAnswer
 from tether.metrics import SourceMeter
-from tether.runtime import USER_AGENT
+from tether.runtime import USER_AGENT, outbound_tls
 
 
 class SourceHttp:
@@ -59,7 +59,7 @@ class SourceHttp:
                 connector=aiohttp.TCPConnector(
                     limit=self.connections,
                     limit_per_host=0,
-                    ssl=httpx.create_ssl_context(),
+                    ssl=outbound_tls(),
                 ),
                 timeout=self._timeout,
                 headers={"User-Agent": USER_AGENT},

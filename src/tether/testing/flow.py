@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from tether.runtime import outbound_tls
 from tether.sandbox.testing import complete_consent
 
 
@@ -81,7 +82,9 @@ def connect(
 ) -> FlowResult:
     """getOauthUrl, then the browser round trip, in a fresh browser."""
     url = get_redirect_url(api, member_headers, connection_id, return_url)
-    with httpx.Client(timeout=api.timeout) as browser:
+    # A fresh cookie jar each time, but one TLS context per process (loading the CA bundle
+    # costs more than the rest of the round trip on loopback).
+    with httpx.Client(timeout=api.timeout, verify=outbound_tls()) as browser:
         return authorize_in_browser(
             browser, url, patient=patient, approve=approve, withhold=withhold
         )

@@ -20,6 +20,7 @@ import httpcore
 import httpx
 
 from tether.errors import InvalidRequest
+from tether.runtime import outbound_tls
 
 Resolver = Callable[[str, int], list[str]]
 MAX_URL = 2000
@@ -118,4 +119,7 @@ class GuardedTransport(httpx.HTTPTransport):
 
 
 def transport(*, allow_private: bool, resolve: Resolver = system_resolve) -> httpx.BaseTransport:
-    return httpx.HTTPTransport() if allow_private else GuardedTransport(resolve=resolve)
+    tls = outbound_tls()
+    if allow_private:
+        return httpx.HTTPTransport(verify=tls)
+    return GuardedTransport(resolve=resolve, verify=tls)
