@@ -14,11 +14,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import REDIS_URL, MemberCtx, make_member, need_service, process_env
+from tests.conftest import (
+    REDIS_URL,
+    MemberCtx,
+    make_member,
+    make_settings,
+    need_service,
+    process_env,
+)
 from tests.sync.helpers import connected, reload, stored, wait_for
 from tether.jobs import EmbeddedWorker, Jobs, make_huey
 from tether.runtime import Runtime
 from tether.sandbox import Sandbox
+from tether.settings import Settings
 from tether.store.models import Connection, DataSource, SyncRun
 from tether.sync.context import HTTP_POOL, SOURCE_SHARE
 from tether.sync.engine import FairQueue, Run, SyncEngine
@@ -26,6 +34,13 @@ from tether.sync.engine import FairQueue, Run, SyncEngine
 CLINIC = "sandbox-clinic"
 LAB = "sandbox-lab"
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    """Hundreds of members connect here from one address within a minute: the limit on
+    requests without a credential (tests/api/test_rate_limits.py) is off."""
+    return make_settings(db_url, tmp_path, rate_limit_anonymous=0)
 
 
 def set_budget(runtime: Runtime, source: str, **limits: int) -> None:
@@ -225,23 +240,28 @@ def test_two_worker_processes_on_redis_share_one_budget_and_never_overlap(
 def test_a_worker_killed_with_many_syncs_in_flight_is_finished_by_the_sweeper(
     client, member: MemberCtx, runtime: Runtime, sandbox: Sandbox, tmp_path: Path
 ) -> None:
+    """A ``tether worker`` killed (SIGKILL) with 200 syncs in flight and its queue's messages
+    lost: the due-syncs sweep finds every one again, and each ends with its whole record,
+    nothing stored twice."""
     from datetime import timedelta
 
     from tether.store.models import utcnow
 
     runtime_jobs = runtime.jobs
     assert isinstance(runtime_jobs, Jobs)
-    set_budget(runtime, CLINIC, max_concurrent_requests=200)
-    sandbox.set_knobs(CLINIC, {"latency_ms": 300})
-    conns = connect_many(client, member, runtime, CLINIC, "clinic-1", 60)
+    set_budget(runtime, CLINIC, max_concurrent_requests=400, max_requests_per_minute=60_000)
+    conns = connect_many(client, member, runtime, CLINIC, "clinic-1", 200)
+    sandbox.set_knobs(CLINIC, {"latency_ms": 1000})  # slow enough that none ends before all start
     log = (tmp_path / "worker.log").open("wb")
+    # Room for all 200 at once: one source may hold three quarters of the engine's slots.
+    env = {**process_env(runtime.settings), "TETHER_SYNC_CONCURRENCY": "267"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tether", "worker", "--sweep-interval", "3600",
          "--poll-interval", "0.1"],
-        cwd=ROOT, env=process_env(runtime.settings), stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        wait_for(lambda: statuses(runtime, conns).count("RETRIEVING") >= 40, timeout=90)
+        wait_for(lambda: statuses(runtime, conns).count("RETRIEVING") == 200, timeout=90)
         proc.kill()
         proc.wait(30)
     finally:
@@ -250,7 +270,7 @@ def test_a_worker_killed_with_many_syncs_in_flight_is_finished_by_the_sweeper(
         log.close()
     sandbox.set_knobs(CLINIC, {"latency_ms": 0})
     left = statuses(runtime, conns)
-    assert left.count("RETRIEVING") >= 40  # what the crash left behind
+    assert left.count("RETRIEVING") >= 190  # what the crash left behind
     runtime_jobs.huey.flush()  # and the queue lost its messages too
     runtime.clock = lambda: utcnow() + timedelta(minutes=10)
     assert runtime_jobs.run_sweeps()["due-syncs"] == len(conns) - left.count("RETRIEVED")
