@@ -33,7 +33,7 @@ def outbound_tls() -> ssl.SSLContext:
     """The TLS context of every outbound connection, made once per process: httpx's trust
     store (certifi, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` as set when it is first made).
     Making one loads the whole CA bundle, about 30 ms of CPU: a transport per OAuth step made
-    a new one each, three a member's connect. A context is safe to share between threads
+    a new one each, several a member's connect. A context is safe to share between threads
     and event loops; the connections it makes are not shared."""
     return httpx.create_ssl_context()
 
@@ -128,7 +128,7 @@ class Runtime:
         for service in reversed(self.services):
             service.stop()
 
-    def outbound_transport(self, source: str | None = None) -> httpx.BaseTransport | None:
+    def outbound_transport(self, source: str | None = None) -> httpx.BaseTransport:
         """The transport for requests to data source ``source``: counted and timed under that
         label (:mod:`tether.metrics`); the injected transport, or httpx's own, underneath."""
         underneath = self.transport or httpx.HTTPTransport(verify=outbound_tls())
