@@ -73,6 +73,32 @@ def test_concurrency_never_exceeds_the_budget(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["local", "redis"])
+def test_a_process_cap_holds_below_a_larger_budget(kind: str) -> None:
+    """The sync engine caps one source's share of its connections whatever the budget: a
+    process sends at most ``process_cap`` requests to a source at once."""
+    source = f"src-{uuid.uuid4().hex[:8]}"
+    budget = Budget(max_concurrent=10, per_window=10_000)
+
+    async def main() -> Probe:
+        if kind == "redis":
+            holder: Budgets = RedisBudgets(
+                need_service(REDIS_URL, "Redis"), lease=30, process_cap=3
+            )
+        else:
+            holder = LocalBudgets(process_cap=3)
+        probe = Probe()
+        try:
+            await asyncio.gather(*(probe.request(holder, source, budget, 0.05) for _ in range(12)))
+        finally:
+            await holder.aclose()
+        return probe
+
+    probe = run_async(main())
+    assert len(probe.sent) == 12
+    assert probe.peak == 3
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
 def test_requests_per_window_never_exceed_the_budget(kind: str) -> None:
     """A moving window: whatever window the source counts in, it never sees more."""
     budget = Budget(max_concurrent=50, per_window=5, window=1)

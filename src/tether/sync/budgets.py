@@ -79,17 +79,25 @@ class Budgets(Protocol):
 
 class _Limits:
     """What both kinds share: this process's cap on its own requests to a source (so waiters
-    queue on a semaphore instead of polling a shared store) and the minute's moving window."""
+    queue on a semaphore instead of polling a shared store) and the minute's moving window.
 
-    def __init__(self, limiter: MovingWindowRateLimiter) -> None:
+    ``process_cap``: the most requests this process has in flight to any one source, whatever
+    its budget allows (the sync engine's share of its connections, so that a source that
+    stalls cannot hold them all; :mod:`tether.sync.context`)."""
+
+    def __init__(self, limiter: MovingWindowRateLimiter, *, process_cap: int | None) -> None:
         self._limiter = limiter
+        self._process_cap = process_cap
         self._local: dict[tuple[str, int], asyncio.Semaphore] = {}
 
     def _semaphore(self, source: str, budget: Budget) -> asyncio.Semaphore:
         key = (source, budget.max_concurrent)
         semaphore = self._local.get(key)
         if semaphore is None:
-            semaphore = self._local[key] = asyncio.Semaphore(budget.max_concurrent)
+            cap = budget.max_concurrent
+            if self._process_cap is not None:
+                cap = min(cap, self._process_cap)
+            semaphore = self._local[key] = asyncio.Semaphore(cap)
         return semaphore
 
     def concurrent(self, source: str, budget: Budget) -> AbstractAsyncContextManager[None]:
@@ -126,8 +134,8 @@ class _Limits:
 class LocalBudgets(_Limits):
     """Budgets held within this process (and this event loop)."""
 
-    def __init__(self) -> None:
-        super().__init__(MovingWindowRateLimiter(MemoryStorage()))
+    def __init__(self, *, process_cap: int | None = None) -> None:
+        super().__init__(MovingWindowRateLimiter(MemoryStorage()), process_cap=process_cap)
 
     def concurrent(self, source: str, budget: Budget) -> AbstractAsyncContextManager[None]:
         return self._semaphore(source, budget)
@@ -154,11 +162,12 @@ return 0
 class RedisBudgets(_Limits):
     """Budgets every process sharing ``url`` (a Redis) holds together."""
 
-    def __init__(self, url: str, *, lease: float) -> None:
+    def __init__(self, url: str, *, lease: float, process_cap: int | None = None) -> None:
         import redis.asyncio as redis_asyncio
 
         super().__init__(
-            MovingWindowRateLimiter(RedisStorage(f"async+{url}", implementation="redispy"))
+            MovingWindowRateLimiter(RedisStorage(f"async+{url}", implementation="redispy")),
+            process_cap=process_cap,
         )
         self._redis = redis_asyncio.Redis.from_url(url)
         self._acquire = self._redis.register_script(_ACQUIRE)
@@ -203,9 +212,12 @@ class RedisBudgets(_Limits):
         await self._redis.aclose()
 
 
-def make_budgets(shared_url: str | None, *, lease: float) -> Budgets:
+def make_budgets(
+    shared_url: str | None, *, lease: float, process_cap: int | None = None
+) -> Budgets:
     """Shared budgets on ``shared_url`` (Redis), else this process's own. ``lease`` is how
-    long a slot outlives a worker that died holding it (longer than any request)."""
+    long a slot outlives a worker that died holding it (longer than any request);
+    ``process_cap`` as :class:`_Limits` says."""
     if shared_url:
-        return RedisBudgets(shared_url, lease=lease)
-    return LocalBudgets()
+        return RedisBudgets(shared_url, lease=lease, process_cap=process_cap)
+    return LocalBudgets(process_cap=process_cap)

@@ -71,6 +71,7 @@ class LoopContext:
         self.budgets = budgets or make_budgets(
             runtime.settings.shared_state_url,
             lease=runtime.settings.http_timeout + LEASE_MARGIN,
+            process_cap=max(1, int(max_connections * SOURCE_SHARE)),
         )
         self._executor = executor
         self._pages = pages or executor  # where pages are prepared: a process pool, or threads
@@ -84,18 +85,14 @@ class LoopContext:
         self.http = SourceHttp(connections=max_connections, timeout=runtime.outbound_timeout)
         # Requests beyond the pool's connections wait here, inside their source's budget
         # slot's queue, not inside the pool: a request let through always finds a connection.
+        # And before that, beyond their source's share of them (SOURCE_SHARE, the budgets'
+        # cap on this process's requests to one source), holding neither a shared budget
+        # slot nor one of the connections.
         self._requests = asyncio.Semaphore(max_connections)
-        # And before that, beyond their source's share of them (SOURCE_SHARE), holding
-        # nothing: neither a budget slot nor one of the connections.
-        self._source_share = max(1, int(max_connections * SOURCE_SHARE))
-        self._by_source: dict[str, asyncio.Semaphore] = {}
 
     @asynccontextmanager
     async def request_slot(self, source: str, budget: Budget) -> AsyncIterator[SourceRequests]:
-        share = self._by_source.get(source)
-        if share is None:
-            share = self._by_source[source] = asyncio.Semaphore(self._source_share)
-        async with share, self.budgets.slot(source, budget, self._requests):
+        async with self.budgets.slot(source, budget, self._requests):
             yield self.http.source(source)
 
     def blocking(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
