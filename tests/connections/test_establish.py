@@ -374,7 +374,6 @@ def test_a_connect_loads_no_trust_store_of_its_own(
     result = connect(client, member.headers, CLINIC, patient="clinic-1")
     assert result.status_code == "success"
     assert made == []
-    with runtime.http_client(source=CLINIC) as http, runtime.http_client() as plain:
+    with runtime.http_client(source=CLINIC), runtime.http_client():
         assert made == []
-        del http, plain
     assert outbound_tls() is shared

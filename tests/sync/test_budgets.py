@@ -35,22 +35,24 @@ class Probe:
         return max(sum(1 for t in sent[i:] if t < start + window) for i, start in enumerate(sent))
 
 
-def budgets_of(kind: str) -> list[Budgets]:
+def budgets_of(kind: str, process_cap: int | None = None) -> list[Budgets]:
     """Two budget holders sharing what they should: two processes' worth on Redis, or
     (in-process) the same holder twice."""
     if kind == "redis":
         url = need_service(REDIS_URL, "Redis")
-        return [RedisBudgets(url, lease=30), RedisBudgets(url, lease=30)]
-    local = LocalBudgets()
+        return [RedisBudgets(url, lease=30, process_cap=process_cap) for _ in range(2)]
+    local = LocalBudgets(process_cap=process_cap)
     return [local, local]
 
 
-def probe_requests(kind: str, budget: Budget, *, requests: int, hold: float) -> Probe:
+def probe_requests(
+    kind: str, budget: Budget, *, requests: int, hold: float, process_cap: int | None = None
+) -> Probe:
     """``requests`` requests to one fresh source at once, alternating between the holders."""
     source = f"src-{uuid.uuid4().hex[:8]}"
 
     async def main() -> Probe:
-        holders = budgets_of(kind)
+        holders = budgets_of(kind, process_cap)
         probe = Probe()
         try:
             await asyncio.gather(
@@ -74,28 +76,13 @@ def test_concurrency_never_exceeds_the_budget(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", ["local", "redis"])
 def test_a_process_cap_holds_below_a_larger_budget(kind: str) -> None:
-    """The sync engine caps one source's share of its connections whatever the budget: a
+    """The sync engine caps one source's share of its connections whatever the budget: each
     process sends at most ``process_cap`` requests to a source at once."""
-    source = f"src-{uuid.uuid4().hex[:8]}"
     budget = Budget(max_concurrent=10, per_window=10_000)
-
-    async def main() -> Probe:
-        if kind == "redis":
-            holder: Budgets = RedisBudgets(
-                need_service(REDIS_URL, "Redis"), lease=30, process_cap=3
-            )
-        else:
-            holder = LocalBudgets(process_cap=3)
-        probe = Probe()
-        try:
-            await asyncio.gather(*(probe.request(holder, source, budget, 0.05) for _ in range(12)))
-        finally:
-            await holder.aclose()
-        return probe
-
-    probe = run_async(main())
-    assert len(probe.sent) == 12
-    assert probe.peak == 3
+    probe = probe_requests(kind, budget, requests=24, hold=0.05, process_cap=3)
+    assert len(probe.sent) == 24
+    processes = 2 if kind == "redis" else 1  # two holders on Redis; one, twice, in-process
+    assert probe.peak == 3 * processes
 
 
 @pytest.mark.parametrize("kind", ["local", "redis"])
